@@ -1,0 +1,245 @@
+"""Devices, array modules, dtypes and random generators.
+
+minigrad computes with NumPy on "cpu" and with CuPy on "cuda" / "cuda:N". Every op asks
+`get_array_module(array)` for the module that owns its arrays (Chainer's and DeZero's switch),
+so one piece of code serves both. CuPy is imported the first time a CUDA device is used, so
+minigrad imports and runs on machines that have neither a GPU nor CuPy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from types import ModuleType
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# dtypes: minigrad's dtypes are NumPy's (CuPy uses the same ones).
+bool_ = np.dtype(np.bool_)
+uint8 = np.dtype(np.uint8)
+int8 = np.dtype(np.int8)
+int16 = np.dtype(np.int16)
+int32 = np.dtype(np.int32)
+int64 = np.dtype(np.int64)
+float16 = np.dtype(np.float16)
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+
+_default_dtype = float32
+
+
+def get_default_dtype() -> np.dtype:
+    """The floating dtype that Python floats and new random tensors get (float32)."""
+    return _default_dtype
+
+
+def set_default_dtype(dtype) -> None:
+    """Change the default floating dtype, as `torch.set_default_dtype` does."""
+    global _default_dtype
+    dtype = as_dtype(dtype)
+    if not is_floating(dtype):
+        raise TypeError(f"set_default_dtype: expected a floating dtype, got {dtype}")
+    _default_dtype = dtype
+
+
+def as_dtype(dtype) -> np.dtype:
+    """`dtype` as a NumPy dtype; a clear error for something that is not one."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"expected a dtype such as minigrad.float32, got {dtype!r}") from None
+
+
+def is_floating(dtype) -> bool:
+    return np.dtype(dtype).kind == "f"
+
+
+def promote_types(a: np.dtype, b: np.dtype) -> np.dtype:
+    """The dtype of a binary op's result, as PyTorch chooses it.
+
+    Two floats give the wider one; a float with an integer or bool gives the float (NumPy would
+    give float64 for int32 with float32, PyTorch keeps float32); integers follow NumPy.
+    """
+    if a == b:
+        return a
+    a_float, b_float = is_floating(a), is_floating(b)
+    if a_float and not b_float:
+        return a
+    if b_float and not a_float:
+        return b
+    return np.promote_types(a, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# devices
+
+
+class Device:
+    """A device: `Device("cpu")`, `Device("cuda")` (= "cuda:0") or `Device("cuda:1")`.
+
+    Compares equal to its string form, so `x.device == "cpu"` reads as in PyTorch.
+    """
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec: str | Device = "cpu", index: int | None = None):
+        if isinstance(spec, Device):
+            spec, index = spec.type, spec.index if index is None else index
+        if not isinstance(spec, str):
+            raise TypeError(f"device: expected a string such as 'cpu' or 'cuda:0', got {spec!r}")
+        kind, colon, number = spec.partition(":")
+        if kind not in ("cpu", "cuda") or (colon and not number.isdigit()):
+            raise ValueError(f"device: unknown device {spec!r}; expected 'cpu', 'cuda' or 'cuda:N'")
+        if number:
+            if index is not None and index != int(number):
+                raise ValueError(f"device: {spec!r} and index={index} disagree")
+            index = int(number)
+        if kind == "cpu" and index not in (None, 0):
+            raise ValueError(f"device: 'cpu' takes no index, got {index}")
+        self.type = kind
+        self.index = None if kind == "cpu" else (index or 0)
+
+    def __str__(self) -> str:
+        return "cpu" if self.type == "cpu" else f"cuda:{self.index}"
+
+    def __repr__(self) -> str:
+        return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            try:
+                other = Device(other)
+            except (TypeError, ValueError):
+                return False
+        if not isinstance(other, Device):
+            return NotImplemented
+        return self.type == other.type and self.index == other.index
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index))
+
+
+CPU = Device("cpu")
+
+_cupy: ModuleType | None = None
+
+
+def cupy_module() -> ModuleType:
+    """CuPy, imported on first use, with an error that says how to get it when it is missing."""
+    global _cupy
+    if _cupy is None:
+        try:
+            import cupy
+        except ImportError as error:
+            raise RuntimeError(
+                "minigrad: the 'cuda' device needs CuPy, which is not installed here; "
+                "install it with: pip install 'minigrad[gpu]' (on a machine with an NVIDIA GPU)"
+            ) from error
+        _cupy = cupy
+    return _cupy
+
+
+def array_module(device: str | Device) -> ModuleType:
+    """The array module that computes on `device`: numpy for cpu, cupy for cuda."""
+    return np if Device(device).type == "cpu" else cupy_module()
+
+
+def get_array_module(array) -> ModuleType:
+    """The array module that owns `array` (numpy for NumPy arrays and scalars, else cupy)."""
+    if isinstance(array, (np.ndarray, np.generic)):
+        return np
+    return cupy_module()
+
+
+def device_of(array) -> Device:
+    """The device an array lives on."""
+    if isinstance(array, (np.ndarray, np.generic)):
+        return CPU
+    return Device("cuda", array.device.id)
+
+
+def device_context(device: Device):
+    """A context in which CuPy allocates and computes on `device`; nothing to do for cpu."""
+    if device.type == "cpu":
+        return contextlib.nullcontext()
+    return cupy_module().cuda.Device(device.index)
+
+
+def to_device(array, device: Device):
+    """`array` on `device`: the same array if it is already there, else a copy."""
+    source = device_of(array)
+    if source == device:
+        return array
+    if device.type == "cpu":
+        return array.get()
+    with device_context(device):
+        return cupy_module().asarray(array)
+
+
+def is_array(obj) -> bool:
+    """Whether `obj` is a NumPy array or (when CuPy is loaded) a CuPy array."""
+    if isinstance(obj, np.ndarray):
+        return True
+    return _cupy is not None and isinstance(obj, _cupy.ndarray)
+
+
+def scatter_add(target, index, values) -> None:
+    """target[index] += values, adding repeated indices once per occurrence (in place).
+
+    Used by the gradient of integer-array indexing, where an index may repeat; it is not on
+    any hot path of a network (convolution and pooling never call it).
+    """
+    if isinstance(target, np.ndarray):
+        np.add.at(target, index, values)
+    else:
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+
+
+# ---------------------------------------------------------------------------------------------
+# cuda
+
+
+def cuda_is_available() -> bool:
+    """True when CuPy is installed and finds at least one CUDA GPU."""
+    return cuda_device_count() > 0
+
+
+def cuda_device_count() -> int:
+    try:
+        return int(cupy_module().cuda.runtime.getDeviceCount())
+    except Exception:  # no CuPy, no driver, or no GPU: all mean "no CUDA device here"
+        return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# random generators: one per device, all seeded by manual_seed
+
+_seed: int | None = None
+_generators: dict[Device, object] = {}
+
+
+def manual_seed(seed: int) -> None:
+    """Seed every random generator minigrad uses, on the CPU and on every GPU."""
+    global _seed
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"manual_seed: expected an integer seed, got {seed!r}")
+    _seed = int(seed)
+    _generators.clear()
+
+
+def generator(device: str | Device = "cpu"):
+    """The random generator of `device` (a numpy or cupy `Generator`).
+
+    Each device's generator starts from the seed given to `manual_seed` (or from fresh
+    entropy where none was given), so a seeded run draws the same numbers every time.
+    """
+    device = Device(device)
+    rng = _generators.get(device)
+    if rng is None:
+        xp = array_module(device)
+        with device_context(device):
+            rng = xp.random.default_rng(_seed)
+        _generators[device] = rng
+    return rng
