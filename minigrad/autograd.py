@@ -1,0 +1,337 @@
+"""Reverse-mode automatic differentiation.
+
+A `Function` is one differentiable operation: `forward(ctx, *arrays)` computes its output from
+backend arrays and saves what the gradient needs in `ctx`; `backward(ctx, grad)` returns one
+gradient per input. `Function.apply` runs the forward on Tensors and, when a gradient is
+wanted, records the node in the graph: the output Tensor's `grad_fn` is the `Context`, which
+knows the Function and its input Tensors.
+
+`backward` walks that graph from the output to the leaves in reverse topological order,
+without recursion, so a chain of any length works; it sums the gradients of a tensor used
+twice, stores the leaves' gradients in `.grad`, and frees each node's saved arrays once its
+gradient has passed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+from minigrad.backend import device_context, device_of, get_array_module
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops record the graph (False inside `no_grad`)."""
+    return _grad_enabled
+
+
+class set_grad_enabled:
+    """Turn gradient recording on or off: a call, a context manager and a decorator."""
+
+    def __init__(self, mode: bool):
+        global _grad_enabled
+        self.previous = _grad_enabled
+        self.mode = bool(mode)
+        _grad_enabled = self.mode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        global _grad_enabled
+        _grad_enabled = self.previous
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__(self.mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class _GradMode:
+    """Base of no_grad / enable_grad: sets the mode on entry, restores it on exit."""
+
+    mode = True
+
+    def __enter__(self):
+        global _grad_enabled
+        self.previous = _grad_enabled
+        _grad_enabled = self.mode
+
+    def __exit__(self, *exc_info):
+        global _grad_enabled
+        _grad_enabled = self.previous
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Ops inside record no graph: `with mg.no_grad(): ...` or `@mg.no_grad()`."""
+
+    mode = False
+
+
+class enable_grad(_GradMode):
+    """Record the graph again inside a `no_grad` block."""
+
+    mode = True
+
+
+class Context:
+    """A node of the graph: what a Function's forward leaves for its backward.
+
+    `needs_input_grad[i]` says whether input i wants a gradient (a backward skips the others);
+    `save_for_backward(*arrays)` keeps arrays until the gradient has passed this node.
+    Small facts (shapes, axes) are stored as plain attributes: `ctx.axis = axis`.
+    """
+
+    def __init__(self, function: type[Function], inputs: tuple, needs_input_grad: tuple):
+        self.function = function
+        self.inputs = inputs
+        self.needs_input_grad = needs_input_grad
+        self._saved: tuple | None = ()
+        self._released = False
+
+    def save_for_backward(self, *arrays) -> None:
+        self._saved = arrays
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self._released:
+            raise RuntimeError(
+                f"{self.function.__name__}.backward: its saved arrays were freed after the first "
+                "backward; call backward(retain_graph=True) the first time to go through the "
+                "graph twice"
+            )
+        return self._saved
+
+    def release(self) -> None:
+        """Free the saved arrays and the links to the inputs once the gradient has passed."""
+        self._saved = None
+        self.inputs = ()
+        self._released = True
+
+    def __repr__(self) -> str:
+        return f"<{self.function.__name__}Backward>"
+
+
+class Function:
+    """One differentiable operation. Subclasses write `forward` and `backward` side by side:
+
+        class Exp(Function):
+            @staticmethod
+            def forward(ctx, x):
+                out = xp.exp(x); ctx.save_for_backward(out); return out
+            @staticmethod
+            def backward(ctx, grad):
+                (out,) = ctx.saved_tensors; return grad * out
+
+    Both work on backend arrays (numpy or cupy), never on Tensors. Inputs are the positional
+    Tensors of `apply`; keyword arguments are passed to `forward` as plain settings.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, *arrays, **settings):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, grad):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **settings):
+        from minigrad.tensor import Tensor
+
+        device = _common_device(cls, inputs)
+        if _grad_enabled:
+            needs_input_grad = tuple(t.requires_grad for t in inputs)
+            record = any(needs_input_grad)
+        else:
+            needs_input_grad, record = (False,) * len(inputs), False
+        ctx = Context(cls, inputs if record else (), needs_input_grad)
+        if device.type == "cpu":
+            out = cls.forward(ctx, *[t.data for t in inputs], **settings)
+        else:
+            with device_context(device):
+                out = cls.forward(ctx, *[t.data for t in inputs], **settings)
+        result = Tensor(out)
+        if record:
+            result.requires_grad = True
+            result.grad_fn = ctx
+        return result
+
+
+def _common_device(function: type[Function], inputs: tuple):
+    """The device of all inputs, or an error naming the op and the devices that differ."""
+    device = device_of(inputs[0].data)
+    for t in inputs[1:]:
+        other = device_of(t.data)
+        if other != device:
+            raise RuntimeError(
+                f"{function.__name__.lower()}: expected all tensors on one device, but found "
+                f"tensors on {device} and {other}; move them with .to(device) first"
+            )
+    return device
+
+
+def _topological_order(roots: Sequence) -> list:
+    """Tensors reachable from `roots` through the graph, each after all of its inputs.
+
+    An iterative depth-first search (a stack of (tensor, inputs_done) pairs), so a graph of any
+    depth is sorted without Python's recursion limit.
+    """
+    order, visited = [], set()
+    stack = [(root, False) for root in roots]
+    while stack:
+        tensor, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        node = tensor.grad_fn
+        if node is not None:
+            if node._released:
+                raise RuntimeError(
+                    "backward: trying to go through the graph a second time, but its saved "
+                    "arrays were freed by the first backward; pass retain_graph=True to the "
+                    "first call if you need to"
+                )
+            for parent in node.inputs:
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def backward(tensors, grad_tensors=None, retain_graph: bool = False) -> None:
+    """Compute the gradients of `tensors` with respect to the graph's leaves.
+
+    `grad_tensors` gives the gradient of each output (it may be omitted for a single-element
+    output, where it is 1). Leaves accumulate into `.grad`, as in PyTorch.
+    """
+    from minigrad.tensor import Tensor
+
+    tensors = (tensors,) if isinstance(tensors, Tensor) else tuple(tensors)
+    if grad_tensors is None or isinstance(grad_tensors, Tensor) or hasattr(grad_tensors, "shape"):
+        grad_tensors = (grad_tensors,) * len(tensors) if grad_tensors is None else (grad_tensors,)
+    if len(grad_tensors) != len(tensors):
+        raise ValueError(
+            f"backward: got {len(tensors)} tensors but {len(grad_tensors)} gradients for them"
+        )
+    grads = {}
+    for tensor, gradient in zip(tensors, grad_tensors):
+        seed = _seed_gradient(tensor, gradient)
+        grads[id(tensor)] = grads[id(tensor)] + seed if id(tensor) in grads else seed
+    seeds = {id(g if g.base is None else g.base) for g in grads.values()}
+
+    order = _topological_order(tensors)
+    for position in range(len(order) - 1, -1, -1):
+        tensor = order[position]
+        order[position] = None  # let the activation go as soon as its gradient has passed
+        grad = grads.pop(id(tensor), None)
+        if grad is None:
+            continue
+        node = tensor.grad_fn
+        if node is None or tensor._retains_grad:
+            _accumulate_into_grad(tensor, grad, seeds)
+        if node is None:
+            continue
+        device = device_of(grad)
+        if device.type == "cpu":
+            input_grads = node.function.backward(node, grad)
+        else:
+            with device_context(device):
+                input_grads = node.function.backward(node, grad)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        if len(input_grads) != len(node.inputs):
+            raise RuntimeError(
+                f"{node.function.__name__}.backward returned {len(input_grads)} gradients for "
+                f"{len(node.inputs)} inputs"
+            )
+        for parent, parent_grad, needed in zip(node.inputs, input_grads, node.needs_input_grad):
+            if not needed or parent_grad is None:
+                continue
+            parent_grad = _checked_gradient(node, parent, parent_grad)
+            key = id(parent)
+            grads[key] = grads[key] + parent_grad if key in grads else parent_grad
+        if not retain_graph:
+            node.release()
+
+
+def _seed_gradient(tensor, gradient):
+    """The array that starts the backward pass at `tensor`, checked against its shape."""
+    from minigrad.tensor import Tensor
+
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            "backward: this tensor does not require grad and has no grad_fn; set "
+            "requires_grad=True on the leaves you want gradients for"
+        )
+    if gradient is None:
+        if tensor.data.size != 1:
+            raise RuntimeError(
+                f"backward: a gradient can be created implicitly only for a single-element "
+                f"output, but this tensor has shape {tensor.shape}; pass "
+                f"backward(gradient=...) of that shape"
+            )
+        return get_array_module(tensor.data).ones_like(tensor.data)
+    if not isinstance(gradient, Tensor):
+        raise TypeError(f"backward: gradient must be a Tensor, got {type(gradient).__name__}")
+    if gradient.shape != tensor.shape or gradient.dtype != tensor.dtype:
+        raise RuntimeError(
+            f"backward: gradient has shape {gradient.shape} and dtype {gradient.dtype}, but the "
+            f"tensor has shape {tensor.shape} and dtype {tensor.dtype}; they must match"
+        )
+    if gradient.device != tensor.device:
+        raise RuntimeError(
+            f"backward: gradient is on {gradient.device} but the tensor is on {tensor.device}"
+        )
+    return gradient.data
+
+
+def _checked_gradient(node: Context, parent, grad):
+    """A gradient from `node`'s backward, checked to have its input's shape and dtype.
+
+    A mismatch is a bug in that op's backward; catching it here stops it from being broadcast
+    or promoted silently further down the graph.
+    """
+    if not hasattr(grad, "shape") or not hasattr(grad, "ndim") or grad.ndim == 0:
+        grad = get_array_module(grad).asarray(grad)  # NumPy turns 0-d results into scalars
+    if grad.shape != parent.data.shape or grad.dtype != parent.data.dtype:
+        raise RuntimeError(
+            f"{node.function.__name__}.backward returned a gradient of shape {grad.shape} and "
+            f"dtype {grad.dtype} for an input of shape {parent.data.shape} and dtype "
+            f"{parent.data.dtype}"
+        )
+    return grad
+
+
+def _accumulate_into_grad(tensor, grad, seeds: set) -> None:
+    """Add `grad` to `tensor.grad`, copying it first where it may be shared with another.
+
+    A backward may hand the same array to two inputs (the gradient of `a + b`) or pass the
+    caller's seed gradient through unchanged; a leaf's `.grad` must own its memory.
+    """
+    from minigrad.tensor import Tensor
+
+    if tensor.grad is None:
+        base = id(grad if grad.base is None else grad.base)
+        if base in seeds:
+            grad = grad.copy()
+        seeds.add(id(grad if grad.base is None else grad.base))
+        tensor.grad = Tensor(grad)
+    else:
+        tensor.grad.data = tensor.grad.data + grad

@@ -1,0 +1,365 @@
+"""The Tensor: one array of the backend (numpy or cupy), plus what autograd needs.
+
+A Tensor holds `.data` (the array), `.requires_grad`, `.grad` (a Tensor once backward has run)
+and `.grad_fn` (the graph node that made it, None for a leaf). Its arithmetic operators and
+math methods (`x + y`, `x.sum()`, `x.relu()`) are ops from `minigrad.ops`, bound to the class
+at the end of `minigrad/ops/__init__.py`. This file holds the rest: construction, conversion,
+the factory functions (`tensor`, `zeros`, `randn`, ...) and `backward`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from minigrad import autograd, backend
+from minigrad.backend import Device
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it."""
+
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_retains_grad", "__weakref__")
+    __array_ufunc__ = None  # `ndarray + Tensor` defers to Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False):
+        if not isinstance(data, np.ndarray) and not backend.is_array(data):
+            data = _to_array(data, dtype=None)
+        self.data = data
+        self.grad: Tensor | None = None
+        self.grad_fn = None
+        self._retains_grad = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # -- what it is ---------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> Device:
+        return backend.device_of(self.data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    def size(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    __hash__ = object.__hash__  # == is elementwise, yet tensors can be dict keys (by identity)
+
+    # -- autograd -----------------------------------------------------------------------------
+    def backward(self, gradient: Tensor | None = None, retain_graph: bool = False) -> None:
+        """Gradients of this tensor with respect to the leaves, accumulated into their `.grad`.
+
+        `gradient` is d(something)/d(self), needed unless this tensor has a single element.
+        """
+        autograd.backward(self, gradient, retain_graph=retain_graph)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set whether gradients are recorded for this leaf; returns the tensor."""
+        if requires_grad and not backend.is_floating(self.dtype):
+            raise TypeError(
+                f"Tensor: only floating-point tensors can require gradients, but this one has "
+                f"dtype {self.dtype} (shape {self.shape}); convert it with .float() first"
+            )
+        if self.grad_fn is not None and not requires_grad:
+            raise RuntimeError(
+                "requires_grad_: only a leaf's flag can be changed; use .detach() on a result"
+            )
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` for this non-leaf tensor too when backward runs."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad")
+        self._retains_grad = True
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (shares memory, as in PyTorch)."""
+        return Tensor(self.data)
+
+    def zero_(self) -> Tensor:
+        """Fill with zeros in place; refused for a leaf that records gradients."""
+        _check_in_place(self, "zero_")
+        self.data[...] = 0
+        return self
+
+    def __setitem__(self, index, value) -> None:
+        """In-place assignment, for tensors outside the graph (targets, buffers, masks)."""
+        _check_in_place(self, "__setitem__")
+        if isinstance(value, Tensor):
+            if value.device != self.device:
+                raise RuntimeError(
+                    f"__setitem__: value is on {value.device} but the tensor is on {self.device}"
+                )
+            value = value.data
+        if isinstance(index, Tensor):
+            index = index.data
+        self.data[index] = value
+
+    # -- conversion ---------------------------------------------------------------------------
+    def item(self):
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise RuntimeError(
+                f"item: only one-element tensors can be converted to Python scalars, "
+                f"but this tensor has shape {self.shape}"
+            )
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        """A NumPy copy of the data on the host (from any device)."""
+        if self.device.type == "cpu":
+            return self.data.copy()
+        return self.data.get()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        if self.device.type != "cpu":
+            raise TypeError(
+                f"can't convert a {self.device} tensor to NumPy implicitly; use .numpy() or .cpu()"
+            )
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                "use .any() or .all()"
+            )
+        return bool(self.data.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if backend.is_floating(self.dtype) or self.data.size != 1:
+            raise TypeError(f"only one-element integer tensors can be used as an index, got "
+                            f"shape {self.shape} and dtype {self.dtype}")
+        return int(self.item())
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, device: int | str | None = None) -> Tensor:
+        if isinstance(device, int):
+            device = f"cuda:{device}"
+        return self.to(device or "cuda")
+
+    def float(self) -> Tensor:
+        return self.to(backend.float32)
+
+    def double(self) -> Tensor:
+        return self.to(backend.float64)
+
+    def long(self) -> Tensor:
+        return self.to(backend.int64)
+
+    def __repr__(self) -> str:
+        data = self.numpy()
+        body = np.array2string(data, separator=", ", prefix="tensor(", precision=4,
+                               floatmode="maxprec_equal")
+        extras = []
+        if self.device.type != "cpu":
+            extras.append(f"device='{self.device}'")
+        if data.dtype not in (backend.float32, backend.int64, backend.bool_) or data.size == 0:
+            extras.append(f"dtype=minigrad.{data.dtype}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn={self.grad_fn!r}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body, *extras]) + ")"
+
+
+def _check_in_place(tensor: Tensor, op: str) -> None:
+    if tensor.requires_grad and autograd.is_grad_enabled():
+        raise RuntimeError(
+            f"{op}: a tensor that requires grad (shape {tensor.shape}) cannot be changed in "
+            "place while gradients are recorded; do it inside `with minigrad.no_grad():`"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# making tensors
+
+
+def _to_array(data, dtype, device: Device | None = None):
+    """`data` (nested lists, numbers, a NumPy or CuPy array) as an array of the backend.
+
+    Arrays keep their dtype; Python floats become the default dtype (float32), Python ints
+    int64, as in PyTorch. Nothing is moved between devices unless `device` says so.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if backend.is_array(data) or isinstance(data, np.generic):
+        array = data
+    else:
+        array = np.asarray(data)
+        if array.dtype.kind == "f":
+            array = array.astype(backend.get_default_dtype(), copy=False)
+        elif array.dtype.kind in "iu" and array.dtype != backend.uint8:
+            array = array.astype(backend.int64, copy=False)
+        elif array.dtype.kind not in "bu":
+            raise TypeError(
+                f"tensor: cannot make a numeric tensor from {type(data).__name__} "
+                f"(NumPy reads it as dtype {array.dtype})"
+            )
+    if device is not None:
+        array = backend.to_device(array, device)
+    xp = backend.get_array_module(array)
+    if dtype is not None:
+        array = array.astype(backend.as_dtype(dtype), copy=False)
+    return xp.asarray(array)
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new leaf tensor holding a copy of `data` (a number, nested lists or an array)."""
+    device = Device(device) if device is not None else None
+    array = _to_array(data, dtype, device)
+    source = data.data if isinstance(data, Tensor) else data
+    if array is source:
+        array = array.copy()
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def _shape_of(size: tuple) -> tuple:
+    """Accept both `zeros(2, 3)` and `zeros((2, 3))`."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    if not all(isinstance(n, (int, np.integer)) and n >= 0 for n in size):
+        raise ValueError(f"expected a shape of non-negative integers, got {size}")
+    return tuple(int(n) for n in size)
+
+
+def _factory(fill, size, dtype, device, requires_grad) -> Tensor:
+    device = Device(device or "cpu")
+    xp = backend.array_module(device)
+    dtype = backend.as_dtype(dtype) if dtype is not None else backend.get_default_dtype()
+    with backend.device_context(device):
+        array = fill(xp, _shape_of(size), dtype)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _factory(lambda xp, s, d: xp.zeros(s, d), size, dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _factory(lambda xp, s, d: xp.ones(s, d), size, dtype, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _factory(lambda xp, s, d: xp.empty(s, d), size, dtype, device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    if dtype is None and not isinstance(fill_value, float):
+        dtype = backend.bool_ if isinstance(fill_value, bool) else backend.int64
+    return _factory(lambda xp, s, d: xp.full(s, fill_value, d), (size,), dtype, device,
+                    requires_grad)
+
+
+def zeros_like(other: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return zeros(other.shape, dtype=dtype or other.dtype, device=device or other.device,
+                 requires_grad=requires_grad)
+
+
+def ones_like(other: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return ones(other.shape, dtype=dtype or other.dtype, device=device or other.device,
+                requires_grad=requires_grad)
+
+
+def full_like(other: Tensor, fill_value, dtype=None, device=None,
+              requires_grad: bool = False) -> Tensor:
+    return full(other.shape, fill_value, dtype=dtype or other.dtype,
+                device=device or other.device, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None,
+           requires_grad: bool = False) -> Tensor:
+    """Numbers from `start` up to (not including) `end`; int64 for integer arguments."""
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must not be zero")
+    if dtype is None:
+        integral = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+        dtype = backend.int64 if integral else backend.get_default_dtype()
+    count = max(0, math.ceil((end - start) / step))
+    return _factory(lambda xp, s, d: start + step * xp.arange(count).astype(d), (), dtype,
+                    device, requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype=None, device=None,
+        requires_grad: bool = False) -> Tensor:
+    return _factory(lambda xp, s, d: xp.eye(n, m, dtype=d), (), dtype, device, requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Samples of the standard normal distribution, from the device's seeded generator."""
+    return _random(lambda rng, s, d: rng.standard_normal(s, dtype=d), size, dtype, device,
+                   requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Samples of the uniform distribution on [0, 1), from the device's seeded generator."""
+    return _random(lambda rng, s, d: rng.random(s, dtype=d), size, dtype, device, requires_grad)
+
+
+def randint(low: int, high: int | None = None, size: tuple = (), dtype=None,
+            device=None) -> Tensor:
+    """Random integers in [low, high) (or [0, low) when `high` is omitted), int64 by default."""
+    if high is None:
+        low, high = 0, low
+    if low >= high:
+        raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
+    dtype = backend.as_dtype(dtype) if dtype is not None else backend.int64
+    return _random(lambda rng, s, d: rng.integers(low, high, size=s).astype(d), (size,), dtype,
+                   device, False)
+
+
+def _random(draw, size, dtype, device, requires_grad) -> Tensor:
+    device = Device(device or "cpu")
+    dtype = backend.as_dtype(dtype) if dtype is not None else backend.get_default_dtype()
+    with backend.device_context(device):
+        array = draw(backend.generator(device), _shape_of(size), dtype)
+    return Tensor(array, requires_grad=requires_grad)
