@@ -1,0 +1,113 @@
+"""Every differentiable operation of minigrad, one Function subclass each, grouped by family.
+
+The end of this file is the one place where the ops become Tensor methods and operators:
+`Tensor.__add__` is `elementwise.add`, `Tensor.sum` is `reduce.sum`, and so on.
+"""
+
+from minigrad.ops import activation, elementwise, linalg, reduce, shape
+from minigrad.ops.activation import relu, sigmoid, softmax, log_softmax, tanh
+from minigrad.ops.elementwise import (
+    abs,
+    add,
+    cast,
+    clamp,
+    clone,
+    div,
+    eq,
+    exp,
+    ge,
+    gt,
+    le,
+    log,
+    lt,
+    mul,
+    ne,
+    neg,
+    pow,
+    sqrt,
+    sub,
+    to,
+    where,
+)
+from minigrad.ops.linalg import matmul
+from minigrad.ops.reduce import (
+    all,
+    amax,
+    amin,
+    any,
+    argmax,
+    argmin,
+    logsumexp,
+    max,
+    mean,
+    min,
+    std,
+    sum,
+    var,
+)
+from minigrad.ops.shape import (
+    cat,
+    expand,
+    flatten,
+    index,
+    permute,
+    reshape,
+    squeeze,
+    stack,
+    transpose,
+    unsqueeze,
+    view,
+)
+from minigrad.tensor import Tensor
+
+
+def _reflected(op):
+    """`other (op) tensor`: Python calls tensor.__rop__(other)."""
+
+    def reflected(self, other):
+        return op(other, self)
+
+    reflected.__name__ = f"r{op.__name__}"
+    return reflected
+
+
+# ---------------------------------------------------------------------------------------------
+# Tensor's operators and methods, bound here so that tensor.py need not import the ops.
+
+Tensor.__add__, Tensor.__radd__ = add, _reflected(add)
+Tensor.__sub__, Tensor.__rsub__ = sub, _reflected(sub)
+Tensor.__mul__, Tensor.__rmul__ = mul, _reflected(mul)
+Tensor.__truediv__, Tensor.__rtruediv__ = div, _reflected(div)
+Tensor.__pow__, Tensor.__rpow__ = pow, _reflected(pow)
+Tensor.__matmul__, Tensor.__rmatmul__ = matmul, _reflected(matmul)
+Tensor.__neg__ = neg
+Tensor.__abs__ = abs
+Tensor.__getitem__ = index
+Tensor.__eq__, Tensor.__ne__ = eq, ne
+Tensor.__lt__, Tensor.__le__, Tensor.__gt__, Tensor.__ge__ = lt, le, gt, ge
+
+for _name, _op in {
+    # elementwise
+    "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow, "neg": neg, "exp": exp,
+    "log": log, "sqrt": sqrt, "abs": abs, "clamp": clamp, "clone": clone, "to": to,
+    "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge,
+    # activations
+    "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax,
+    "log_softmax": log_softmax,
+    # reductions
+    "sum": sum, "mean": mean, "max": max, "min": min, "amax": amax, "amin": amin,
+    "var": var, "std": std, "logsumexp": logsumexp, "argmax": argmax, "argmin": argmin,
+    "all": all, "any": any,
+    # shape
+    "reshape": reshape, "view": view, "flatten": flatten, "permute": permute,
+    "transpose": transpose, "squeeze": squeeze, "unsqueeze": unsqueeze, "expand": expand,
+    "matmul": matmul,
+}.items():
+    setattr(Tensor, _name, _op)
+Tensor.T = property(shape.T)
+Tensor.contiguous = lambda self: self
+del _name, _op
+
+__all__ = [
+    "activation", "elementwise", "linalg", "reduce", "shape", "cast", "cat", "stack", "where",
+]

@@ -1,0 +1,413 @@
+"""Elementwise arithmetic and math: + - * / **, neg, exp, log, sqrt, abs, clamp, where;
+also the conversions `to(dtype)` and `to(device)`, whose gradients go back the other way.
+
+Binary ops broadcast as NumPy does; the gradient of a broadcast input is summed back to its
+shape by `unbroadcast`. A Python number next to a tensor takes the tensor's dtype, so
+`x * 0.5` stays float32.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from minigrad import backend
+from minigrad.autograd import Function
+from minigrad.backend import get_array_module
+from minigrad.ops.broadcast import broadcast_shape, unbroadcast
+from minigrad.tensor import Tensor
+
+
+def _scalar_dtype(value, like: np.dtype) -> np.dtype:
+    """The dtype a Python number takes next to a tensor of dtype `like` (PyTorch's rule)."""
+    if isinstance(value, (bool, np.bool_)):
+        return like
+    if isinstance(value, numbers.Integral):
+        return like if like.kind != "b" else backend.int64
+    if isinstance(value, numbers.Real):
+        return like if like.kind == "f" else backend.get_default_dtype()
+    raise TypeError(f"expected a tensor or a real number, got {type(value).__name__}")
+
+
+def _as_tensor(value, like: Tensor) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    if backend.is_array(value):
+        return Tensor(value)
+    dtype = _scalar_dtype(value, like.dtype)
+    xp = get_array_module(like.data)
+    return Tensor(xp.asarray(value, dtype=dtype))
+
+
+def promote(*tensors: Tensor) -> tuple:
+    """The tensors cast (differentiably) to their common dtype, chosen as PyTorch does."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = backend.promote_types(dtype, t.dtype)
+    return tuple(t if t.dtype == dtype else cast(t, dtype) for t in tensors)
+
+
+def operands(op: str, *values) -> tuple:
+    """Tensors for the operands of an elementwise op: numbers become tensors beside the
+    others, dtypes are promoted and shapes checked for broadcasting."""
+    like = next(v for v in values if isinstance(v, Tensor))
+    tensors = promote(*[_as_tensor(v, like) for v in values])
+    shapes = [t.shape for t in tensors]
+    if any(s != shapes[0] for s in shapes[1:]):
+        broadcast_shape(op, *shapes)
+    return tensors
+
+
+def as_floating(x: Tensor) -> Tensor:
+    """`x` itself if it is floating, else cast to the default dtype (torch.exp(int) is float)."""
+    return x if backend.is_floating(x.dtype) else cast(x, backend.get_default_dtype())
+
+
+# ---------------------------------------------------------------------------------------------
+# arithmetic
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = a.shape, b.shape
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a_shape, b_shape = ctx.shapes
+        return unbroadcast(grad, a_shape), unbroadcast(grad, b_shape)
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = a.shape, b.shape
+        return a - b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a_shape, b_shape = ctx.shapes
+        grad_b = unbroadcast(-grad, b_shape) if ctx.needs_input_grad[1] else None
+        return unbroadcast(grad, a_shape), grad_b
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        grad_a = unbroadcast(grad * b, a.shape) if ctx.needs_input_grad[0] else None
+        grad_b = unbroadcast(grad * a, b.shape) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        out = a / b
+        ctx.save_for_backward(b, out)
+        ctx.a_shape = a.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        b, out = ctx.saved_tensors
+        grad_a = unbroadcast(grad / b, ctx.a_shape) if ctx.needs_input_grad[0] else None
+        # d(a/b)/db = -a/b^2 = -out/b
+        grad_b = unbroadcast(-grad * out / b, b.shape) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        out = a**b
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, out = ctx.saved_tensors
+        xp = get_array_module(grad)
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = unbroadcast(grad * b * a ** (b - 1), a.shape)
+        if ctx.needs_input_grad[1]:
+            # d(a^b)/db = a^b log a; PyTorch takes it as 0 where a == 0 (and b >= 0)
+            log_a = xp.log(xp.where(a == 0, 1, a))
+            grad_b = unbroadcast(grad * out * log_a, b.shape)
+        return grad_a, grad_b
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+def add(a, b) -> Tensor:
+    return Add.apply(*operands("add", a, b))
+
+
+def sub(a, b) -> Tensor:
+    return Sub.apply(*operands("sub", a, b))
+
+
+def mul(a, b) -> Tensor:
+    return Mul.apply(*operands("mul", a, b))
+
+
+def div(a, b) -> Tensor:
+    """True division; integer tensors are divided as floats of the default dtype."""
+    a, b = operands("div", a, b)
+    if not backend.is_floating(a.dtype):
+        a, b = cast(a, backend.get_default_dtype()), cast(b, backend.get_default_dtype())
+    return Div.apply(a, b)
+
+
+def pow(a, b) -> Tensor:  # noqa: A001 - PyTorch's name
+    return Pow.apply(*operands("pow", a, b))
+
+
+def neg(x: Tensor) -> Tensor:
+    return Neg.apply(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# math
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = get_array_module(x).exp(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * out
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).log(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / x
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = get_array_module(x).sqrt(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad / (2 * out)
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).abs(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * get_array_module(x).sign(x)  # 0 at x == 0, as in PyTorch
+
+
+class Clamp(Function):
+    @staticmethod
+    def forward(ctx, x, min=None, max=None):
+        xp = get_array_module(x)
+        out = xp.clip(x, min, max)
+        if ctx.needs_input_grad[0]:
+            inside = xp.ones(x.shape, dtype=bool)
+            if min is not None:
+                inside &= x >= min
+            if max is not None:
+                inside &= x <= max
+            ctx.save_for_backward(inside)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inside,) = ctx.saved_tensors
+        return grad * inside  # the gradient passes where min <= x <= max, as in PyTorch
+
+
+def exp(x: Tensor) -> Tensor:
+    return Exp.apply(as_floating(x))
+
+
+def log(x: Tensor) -> Tensor:
+    return Log.apply(as_floating(x))
+
+
+def sqrt(x: Tensor) -> Tensor:
+    return Sqrt.apply(as_floating(x))
+
+
+def abs(x: Tensor) -> Tensor:  # noqa: A001 - PyTorch's name
+    return Abs.apply(x)
+
+
+def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+    """Limit every element to [min, max]; either bound may be None."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    for name, bound in (("min", min), ("max", max)):
+        if bound is not None and not isinstance(bound, numbers.Real):
+            raise TypeError(f"clamp: {name} must be a number, got {type(bound).__name__}")
+    return Clamp.apply(x, min=min, max=max)
+
+
+# ---------------------------------------------------------------------------------------------
+# selection
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, condition, x, y):
+        ctx.save_for_backward(condition)
+        ctx.shapes = x.shape, y.shape
+        return get_array_module(x).where(condition, x, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (condition,) = ctx.saved_tensors
+        x_shape, y_shape = ctx.shapes
+        grad_x = grad_y = None
+        if ctx.needs_input_grad[1]:
+            grad_x = unbroadcast(grad * condition, x_shape)
+        if ctx.needs_input_grad[2]:
+            grad_y = unbroadcast(grad * ~condition, y_shape)
+        return None, grad_x, grad_y
+
+
+def where(condition: Tensor, x, y) -> Tensor:
+    """Elements of `x` where `condition` is True, else of `y` (all three broadcast)."""
+    if not isinstance(condition, Tensor) or condition.dtype != backend.bool_:
+        got = condition.dtype if isinstance(condition, Tensor) else type(condition).__name__
+        raise TypeError(f"where: condition must be a bool tensor, got {got}")
+    x, y = operands("where", x, y)
+    broadcast_shape("where", condition.shape, x.shape, y.shape)
+    return Where.apply(condition, x, y)
+
+
+class Clone(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def clone(x: Tensor) -> Tensor:
+    """A copy of `x` with its own memory; the gradient flows through."""
+    return Clone.apply(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# comparisons: results are bool tensors, outside the graph
+
+
+def _compare(name: str, ufunc_name: str):
+    def compare(a, b) -> Tensor:
+        a, b = operands(name, a, b)
+        if a.device != b.device:
+            raise RuntimeError(f"{name}: tensors are on {a.device} and {b.device}")
+        return Tensor(getattr(get_array_module(a.data), ufunc_name)(a.data, b.data))
+
+    compare.__name__ = name
+    return compare
+
+
+eq = _compare("eq", "equal")
+ne = _compare("ne", "not_equal")
+lt = _compare("lt", "less")
+le = _compare("le", "less_equal")
+gt = _compare("gt", "greater")
+ge = _compare("ge", "greater_equal")
+
+
+# ---------------------------------------------------------------------------------------------
+# conversions
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.astype(ctx.dtype)
+
+
+class ToDevice(Function):
+    @staticmethod
+    def forward(ctx, x, device):
+        ctx.device = backend.device_of(x)
+        return backend.to_device(x, device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return backend.to_device(grad, ctx.device)
+
+
+def cast(x: Tensor, dtype) -> Tensor:
+    """`x` as `dtype`; the gradient is cast back to x's dtype."""
+    dtype = backend.as_dtype(dtype)
+    if x.requires_grad and not backend.is_floating(dtype):
+        raise TypeError(f"to: cannot cast a tensor that requires grad to {dtype}; detach it first")
+    return x if x.dtype == dtype else Cast.apply(x, dtype=dtype)
+
+
+def to(x: Tensor, *args, **kwargs) -> Tensor:
+    """`x.to(device)`, `x.to(dtype)`, `x.to(device, dtype)` or `x.to(other_tensor)`.
+
+    Returns `x` itself when nothing changes, as PyTorch does.
+    """
+    device = kwargs.pop("device", None)
+    dtype = kwargs.pop("dtype", None)
+    if kwargs:
+        raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
+    for arg in args:
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, (str, backend.Device)):
+            device = arg
+        else:
+            dtype = arg
+    if dtype is not None:
+        x = cast(x, dtype)
+    if device is not None:
+        device = backend.Device(device)
+        if device != x.device:
+            x = ToDevice.apply(x, device=device)
+    return x

@@ -1,0 +1,58 @@
+"""Matrix products: `a @ b` with NumPy's rules for 1-D operands, batches and broadcasting."""
+
+from __future__ import annotations
+
+from minigrad.autograd import Function
+from minigrad.backend import get_array_module
+from minigrad.ops.broadcast import broadcast_shape, unbroadcast
+from minigrad.ops.elementwise import promote
+from minigrad.tensor import Tensor
+
+
+class MatMul(Function):
+    """out = a @ b over the last two dims; leading (batch) dims broadcast.
+
+    A 1-D `a` is a row (1, K) and a 1-D `b` a column (K, 1), and that dim is dropped from the
+    output; the backward puts it back before the two products
+        grad_a = grad @ b^T        grad_b = a^T @ grad
+    and sums each over the batch dims its input was broadcast along.
+    """
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return get_array_module(a).matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        xp = get_array_module(grad)
+        a2 = a[None, :] if a.ndim == 1 else a  # (..., M, K)
+        b2 = b[:, None] if b.ndim == 1 else b  # (..., K, N)
+        if b.ndim == 1:
+            grad = grad[..., None]
+        if a.ndim == 1:
+            grad = grad[..., None, :]  # grad: (..., M, N)
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = unbroadcast(xp.matmul(grad, xp.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+        if ctx.needs_input_grad[1]:
+            grad_b = unbroadcast(xp.matmul(xp.swapaxes(a2, -1, -2), grad), b2.shape).reshape(b.shape)
+        return grad_a, grad_b
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product, checked: inner dims must agree and batch dims broadcast."""
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError(f"matmul: expected two tensors, got {type(a).__name__} and {type(b).__name__}")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    inner_a = a.shape[-1]
+    inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if inner_a != inner_b:
+        raise ValueError(
+            f"matmul: cannot multiply shapes {a.shape} and {b.shape}: the inner dimensions "
+            f"{inner_a} and {inner_b} differ"
+        )
+    broadcast_shape("matmul (batch dimensions)", a.shape[:-2], b.shape[:-2])
+    return MatMul.apply(*promote(a, b))

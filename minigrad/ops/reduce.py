@@ -1,0 +1,239 @@
+"""Reductions: sum, mean, max/min (amax/amin), var/std, logsumexp, argmax/argmin.
+
+Each takes `dim` (None for all axes, an int or a tuple) and `keepdim`, as in PyTorch. The
+gradient of a reduction is the output's gradient spread back over the axes it reduced.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from minigrad import backend
+from minigrad.autograd import Function
+from minigrad.backend import get_array_module
+from minigrad.ops.dims import normalize_dim, normalize_dims
+from minigrad.tensor import Tensor
+
+values_indices_max = namedtuple("max", ["values", "indices"])
+values_indices_min = namedtuple("min", ["values", "indices"])
+
+
+def _spread(grad, shape: tuple, axes: tuple, keepdim: bool):
+    """The gradient of a reduction over `axes`, broadcast back to the input's `shape`.
+
+    Returns a new array (not a read-only broadcast view), since it may become a `.grad`.
+    """
+    xp = get_array_module(grad)
+    if not keepdim:
+        grad = xp.expand_dims(grad, axes)
+    return xp.broadcast_to(grad, shape).copy()
+
+
+def _check_floating(op: str, x: Tensor) -> None:
+    if not backend.is_floating(x.dtype):
+        raise TypeError(f"{op}: expected a floating-point tensor, got dtype {x.dtype}")
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
+        return x.sum(axis=axes, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _spread(grad, ctx.shape, ctx.axes, ctx.keepdim)
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
+        ctx.count = math.prod(x.shape[a] for a in axes)  # a Python int: keeps float32 float32
+        return x.mean(axis=axes, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _spread(grad / ctx.count, ctx.shape, ctx.axes, ctx.keepdim)
+
+
+class Amax(Function):
+    """The largest (or, with largest=False, smallest) element over `axes`.
+
+    Where several elements tie for it, the gradient is shared evenly among them, as PyTorch's
+    `amax` and full `max()` do.
+    """
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim, largest=True):
+        out = x.max(axis=axes, keepdims=True) if largest else x.min(axis=axes, keepdims=True)
+        ctx.save_for_backward(x, out)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return out if keepdim else out.reshape([n for i, n in enumerate(out.shape) if i not in axes])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        if not ctx.keepdim:
+            grad = grad.reshape(out.shape)
+        winners = x == out
+        count = winners.sum(axis=ctx.axes, keepdims=True)
+        return winners * (grad / count.astype(grad.dtype))
+
+
+class MaxAlongDim(Function):
+    """`x.max(dim)` / `x.min(dim)`: the value at the arg-max index, which gets all the gradient."""
+
+    @staticmethod
+    def forward(ctx, x, dim, keepdim, largest=True):
+        xp = get_array_module(x)
+        index = x.argmax(axis=dim, keepdims=True) if largest else x.argmin(axis=dim, keepdims=True)
+        ctx.save_for_backward(index)
+        ctx.shape, ctx.dim, ctx.keepdim = x.shape, dim, keepdim
+        values = xp.take_along_axis(x, index, axis=dim)
+        return values if keepdim else values.squeeze(dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (index,) = ctx.saved_tensors
+        xp = get_array_module(grad)
+        if not ctx.keepdim:
+            grad = xp.expand_dims(grad, ctx.dim)
+        positions = xp.arange(ctx.shape[ctx.dim]).reshape(
+            [-1 if i == ctx.dim else 1 for i in range(len(ctx.shape))]
+        )
+        return (positions == index) * grad
+
+
+class Var(Function):
+    """Variance over `axes` with Bessel's `correction` (1: unbiased, PyTorch's default)."""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim, correction):
+        centered = x - x.mean(axis=axes, keepdims=True)
+        ctx.divisor = builtins.max(math.prod(x.shape[a] for a in axes) - correction, 0)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        ctx.save_for_backward(centered)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (centered * centered).sum(axis=axes, keepdims=keepdim) / ctx.divisor
+
+    @staticmethod
+    def backward(ctx, grad):
+        (centered,) = ctx.saved_tensors
+        if not ctx.keepdim:
+            grad = get_array_module(grad).expand_dims(grad, ctx.axes)
+        return grad * (2 * centered / ctx.divisor)
+
+
+class LogSumExp(Function):
+    """log(sum(exp(x))) over `axes`, computed as m + log(sum(exp(x - m))) with m the max, so
+    that no exp overflows."""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        xp = get_array_module(x)
+        shift = x.max(axis=axes, keepdims=True)
+        shift = xp.where(xp.isfinite(shift), shift, 0)  # rows of -inf give -inf, not nan
+        out = xp.log(xp.exp(x - shift).sum(axis=axes, keepdims=True)) + shift
+        ctx.save_for_backward(x, out)
+        ctx.keepdim = keepdim
+        return out if keepdim else out.reshape([n for i, n in enumerate(out.shape) if i not in axes])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        if not ctx.keepdim:
+            grad = grad.reshape(out.shape)
+        return grad * get_array_module(x).exp(x - out)  # softmax(x) * grad
+
+
+def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - PyTorch's name
+    axes = normalize_dims("sum", dim, x.ndim)
+    if x.dtype == backend.bool_:
+        x = x.to(backend.int64)
+    return Sum.apply(x, axes=axes, keepdim=keepdim)
+
+
+def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    _check_floating("mean", x)
+    return Mean.apply(x, axes=normalize_dims("mean", dim, x.ndim), keepdim=keepdim)
+
+
+def _extremum(op: str, x: Tensor, dim, keepdim: bool, largest: bool):
+    if x.data.size == 0:
+        raise RuntimeError(f"{op}: the tensor of shape {x.shape} is empty")
+    if dim is None:
+        return Amax.apply(x, axes=tuple(range(x.ndim)), keepdim=False, largest=largest)
+    dim = normalize_dim(op, dim, x.ndim)
+    values = MaxAlongDim.apply(x, dim=dim, keepdim=keepdim, largest=largest)
+    indices = (argmax if largest else argmin)(x, dim, keepdim)
+    return (values_indices_max if largest else values_indices_min)(values, indices)
+
+
+def max(x: Tensor, dim: int | None = None, keepdim: bool = False):  # noqa: A001
+    """The largest element; with `dim`, a (values, indices) pair along that axis."""
+    return _extremum("max", x, dim, keepdim, largest=True)
+
+
+def min(x: Tensor, dim: int | None = None, keepdim: bool = False):  # noqa: A001
+    """The smallest element; with `dim`, a (values, indices) pair along that axis."""
+    return _extremum("min", x, dim, keepdim, largest=False)
+
+
+def amax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return Amax.apply(x, axes=normalize_dims("amax", dim, x.ndim), keepdim=keepdim, largest=True)
+
+
+def amin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return Amax.apply(x, axes=normalize_dims("amin", dim, x.ndim), keepdim=keepdim, largest=False)
+
+
+def var(x: Tensor, dim=None, keepdim: bool = False, *, correction: int = 1,
+        unbiased: bool | None = None) -> Tensor:
+    """Variance; `correction=1` (or `unbiased=True`) divides by n - 1, as PyTorch does."""
+    _check_floating("var", x)
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    axes = normalize_dims("var", dim, x.ndim)
+    return Var.apply(x, axes=axes, keepdim=keepdim, correction=correction)
+
+
+def std(x: Tensor, dim=None, keepdim: bool = False, *, correction: int = 1,
+        unbiased: bool | None = None) -> Tensor:
+    """Standard deviation: the square root of `var`."""
+    return var(x, dim, keepdim, correction=correction, unbiased=unbiased).sqrt()
+
+
+def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
+    _check_floating("logsumexp", x)
+    return LogSumExp.apply(x, axes=normalize_dims("logsumexp", dim, x.ndim), keepdim=keepdim)
+
+
+def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the largest element (of the flattened tensor when `dim` is None)."""
+    if dim is None:
+        return Tensor(get_array_module(x.data).asarray(x.data.argmax()).astype(backend.int64))
+    dim = normalize_dim("argmax", dim, x.ndim)
+    return Tensor(x.data.argmax(axis=dim, keepdims=keepdim).astype(backend.int64))
+
+
+def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the smallest element (of the flattened tensor when `dim` is None)."""
+    if dim is None:
+        return Tensor(get_array_module(x.data).asarray(x.data.argmin()).astype(backend.int64))
+    dim = normalize_dim("argmin", dim, x.ndim)
+    return Tensor(x.data.argmin(axis=dim, keepdims=keepdim).astype(backend.int64))
+
+
+def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    axes = normalize_dims("all", dim, x.ndim)
+    return Tensor(get_array_module(x.data).asarray(x.data.all(axis=axes, keepdims=keepdim)))
+
+
+def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    axes = normalize_dims("any", dim, x.ndim)
+    return Tensor(get_array_module(x.data).asarray(x.data.any(axis=axes, keepdims=keepdim)))
