@@ -1,0 +1,86 @@
+"""minigrad: a deep-learning engine written from scratch on NumPy (CPU) and CuPy (CUDA GPU).
+
+    import minigrad as mg
+    x = mg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (x * x).sum().backward()
+    x.grad  # tensor([2., 4., 6.])
+"""
+
+from minigrad import cuda, ops
+from minigrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from minigrad.backend import (
+    Device,
+    bool_,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    int8,
+    int16,
+    int32,
+    int64,
+    manual_seed,
+    set_default_dtype,
+    uint8,
+)
+from minigrad.gradcheck import GradcheckError, gradcheck
+from minigrad.ops import (
+    abs,
+    all,
+    amax,
+    amin,
+    any,
+    argmax,
+    argmin,
+    cat,
+    clamp,
+    clone,
+    exp,
+    flatten,
+    log,
+    log_softmax,
+    logsumexp,
+    matmul,
+    max,
+    mean,
+    min,
+    permute,
+    relu,
+    reshape,
+    sigmoid,
+    softmax,
+    sqrt,
+    squeeze,
+    stack,
+    std,
+    sum,
+    tanh,
+    transpose,
+    unsqueeze,
+    var,
+    where,
+)
+from minigrad.tensor import (
+    Tensor,
+    arange,
+    empty,
+    eye,
+    full,
+    full_like,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+
+device = Device
+bool = bool_  # noqa: A001 - PyTorch's name: minigrad.bool
+long = int64
+float = float32  # noqa: A001 - PyTorch's name: minigrad.float
+double = float64
+
+__version__ = "0.1.0"

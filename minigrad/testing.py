@@ -1,0 +1,172 @@
+"""Helpers for testing ops: compare one op with PyTorch, and with finite differences, in one call.
+
+    from minigrad.testing import check_op
+    check_op(lambda x, y: x * y, [np.ones((2, 3)), np.ones(3)])
+
+`fn` receives minigrad Tensors; `torch_fn` (by default `fn` itself, since `x.sum(dim=1)` reads
+the same in both) receives torch tensors made from the same arrays. torch is imported only
+when a comparison with it is asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+import minigrad as mg
+from minigrad import autograd, backend
+from minigrad.gradcheck import gradcheck
+
+TOLERANCES = {  # (atol, rtol) for comparing with torch, by dtype
+    np.dtype(np.float32): (1e-5, 1e-4),
+    np.dtype(np.float64): (1e-10, 1e-8),
+}
+
+
+def _as_tuple(result) -> tuple:
+    return tuple(result) if isinstance(result, (tuple, list)) else (result,)
+
+
+def _wants_grad(arrays: Sequence[np.ndarray], requires_grad) -> list:
+    if requires_grad is None:
+        return [np.asarray(a).dtype.kind == "f" for a in arrays]
+    if len(requires_grad) != len(arrays):
+        raise ValueError(f"requires_grad has {len(requires_grad)} entries for {len(arrays)} inputs")
+    return list(requires_grad)
+
+
+def _cast(array: np.ndarray, dtype) -> np.ndarray:
+    array = np.asarray(array)
+    return array.astype(dtype) if array.dtype.kind == "f" else array
+
+
+def _torch_dtype_as_numpy(torch_tensor) -> np.dtype:
+    import torch
+
+    return torch.empty(0, dtype=torch_tensor.dtype).numpy().dtype
+
+
+def assert_matches_torch(
+    fn: Callable,
+    inputs: Sequence[np.ndarray],
+    torch_fn: Callable | None = None,
+    *,
+    dtype=np.float32,
+    device: str = "cpu",
+    requires_grad: Sequence[bool] | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    seed: int = 0,
+) -> None:
+    """Assert that `fn` on minigrad and `torch_fn` on torch agree on the same inputs.
+
+    Floating inputs are cast to `dtype`. Checked: every output's shape, dtype and values; then,
+    for one random upstream gradient per output, every input gradient's presence, shape, dtype
+    and values; and that backward changed neither the inputs nor the upstream gradient, and
+    returned gradients with their own memory.
+    """
+    import torch
+
+    arrays = [_cast(a, dtype) for a in inputs]
+    wants = _wants_grad(arrays, requires_grad)
+    default_atol, default_rtol = TOLERANCES[np.dtype(dtype)]
+    atol = default_atol if atol is None else atol
+    rtol = default_rtol if rtol is None else rtol
+
+    ours_in = [mg.tensor(a, device=device, requires_grad=w) for a, w in zip(arrays, wants)]
+    theirs_in = [torch.tensor(a, requires_grad=w) for a, w in zip(arrays, wants)]
+    ours = _as_tuple(fn(*ours_in))
+    theirs = _as_tuple((torch_fn or fn)(*theirs_in))
+    assert len(ours) == len(theirs), f"minigrad gives {len(ours)} outputs, torch {len(theirs)}"
+
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        _assert_same(f"output {k}", a.numpy(), b.detach().numpy(), atol, rtol)
+        assert a.device == device, f"output {k} is on {a.device}, expected {device}"
+        assert a.requires_grad == b.requires_grad, (
+            f"output {k}: requires_grad is {a.requires_grad} in minigrad, {b.requires_grad} in torch"
+        )
+
+    differentiable = [k for k, b in enumerate(theirs) if b.requires_grad]
+    if not differentiable:
+        return
+    rng = np.random.default_rng(seed)
+    upstream = [rng.standard_normal(theirs[k].shape).astype(_torch_dtype_as_numpy(theirs[k]))
+                for k in differentiable]
+    upstream_before = [u.copy() for u in upstream]
+    ours_upstream = [mg.tensor(u, device=device) for u in upstream]
+    autograd.backward([ours[k] for k in differentiable], ours_upstream)
+    torch.autograd.backward([theirs[k] for k in differentiable],
+                            [torch.tensor(u) for u in upstream])
+
+    for i, (a, b, array) in enumerate(zip(ours_in, theirs_in, arrays)):
+        assert np.array_equal(a.numpy(), array, equal_nan=True), f"backward changed input {i}"
+        if not wants[i]:
+            continue
+        if b.grad is None:
+            assert a.grad is None, f"input {i}: minigrad has a gradient where torch has none"
+            continue
+        assert a.grad is not None, f"input {i}: minigrad computed no gradient, torch did"
+        _assert_same(f"gradient of input {i}", a.grad.numpy(), b.grad.numpy(), atol, rtol)
+        assert a.grad.device == device, f"gradient of input {i} is on {a.grad.device}"
+        for k, u in enumerate(ours_upstream):
+            assert not _shares_memory(a.grad.data, u.data), (
+                f"the gradient of input {i} shares memory with upstream gradient {k}"
+            )
+        assert not _shares_memory(a.grad.data, a.data), f"input {i}'s gradient is its own data"
+    for k, (u, before) in enumerate(zip(ours_upstream, upstream_before)):
+        assert np.array_equal(u.numpy(), before), f"backward changed upstream gradient {k}"
+
+
+def _shares_memory(a, b) -> bool:
+    return bool(backend.get_array_module(a).shares_memory(a, b))
+
+
+def _assert_same(what: str, ours: np.ndarray, theirs: np.ndarray, atol: float, rtol: float):
+    assert ours.shape == theirs.shape, f"{what}: shape {ours.shape}, torch gives {theirs.shape}"
+    assert ours.dtype == theirs.dtype, f"{what}: dtype {ours.dtype}, torch gives {theirs.dtype}"
+    if ours.dtype.kind in "biu":
+        assert np.array_equal(ours, theirs), f"{what}: values differ from torch's"
+        return
+    close = np.isclose(ours, theirs, atol=atol, rtol=rtol, equal_nan=True)
+    if not close.all():
+        worst = np.unravel_index(np.argmax(np.abs(ours - theirs) * ~close), ours.shape)
+        raise AssertionError(
+            f"{what}: {(~close).sum()} of {ours.size} values differ from torch's; at index "
+            f"{tuple(int(i) for i in worst)} minigrad gives {ours[worst]!r}, torch "
+            f"{theirs[worst]!r} (atol={atol}, rtol={rtol})"
+        )
+
+
+def check_gradient(
+    fn: Callable,
+    inputs: Sequence[np.ndarray],
+    *,
+    device: str = "cpu",
+    requires_grad: Sequence[bool] | None = None,
+    seed: int = 0,
+    **tolerances,
+) -> None:
+    """`gradcheck` of `fn` on float64 copies of the arrays `inputs` (floating ones get grads)."""
+    arrays = [_cast(a, np.float64) for a in inputs]
+    wants = _wants_grad(arrays, requires_grad)
+    tensors = [mg.tensor(a, device=device, requires_grad=w) for a, w in zip(arrays, wants)]
+    gradcheck(fn, tensors, seed=seed, **tolerances)
+
+
+def check_op(
+    fn: Callable,
+    inputs: Sequence[np.ndarray],
+    torch_fn: Callable | None = None,
+    *,
+    devices: Sequence[str] = ("cpu",),
+    dtypes: Sequence = (np.float32, np.float64),
+    requires_grad: Sequence[bool] | None = None,
+    seed: int = 0,
+) -> None:
+    """Finite differences (float64) and torch (each of `dtypes`) on each device, in one call."""
+    for device in devices:
+        check_gradient(fn, inputs, device=device, requires_grad=requires_grad, seed=seed)
+        for dtype in dtypes:
+            assert_matches_torch(fn, inputs, torch_fn, dtype=dtype, device=device,
+                                 requires_grad=requires_grad, seed=seed)
