@@ -1,0 +1,15 @@
+"""Shared test settings: hypothesis profiles and the devices to run on.
+
+HYPOTHESIS_PROFILE=ci (the default) keeps the suite fast; `dev` and `thorough` draw more
+examples of every property: HYPOTHESIS_PROFILE=thorough python -m pytest
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.register_profile("ci", max_examples=12, **_common)
+settings.register_profile("dev", max_examples=60, **_common)
+settings.register_profile("thorough", max_examples=400, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

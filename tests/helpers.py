@@ -1,0 +1,54 @@
+"""What several test files share: the devices present, the torch marker, array strategies."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
+
+import minigrad as mg
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+requires_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+requires_gpu = pytest.mark.skipif(not mg.cuda.is_available(), reason="no CUDA GPU found by CuPy")
+
+# Every device-parametrised test runs on the CPU, and on the GPU where cupy finds one.
+DEVICES = ["cpu"] + (["cuda"] if mg.cuda.is_available() else [])
+
+
+def sample(rng: np.random.Generator, shape: tuple, domain: str = "real") -> np.ndarray:
+    """float64 values for an op's input, from the domain where the op is smooth.
+
+    real: standard normal; positive: [0.5, 2); nonzero: |x| in [0.5, 2) with a random sign
+    (for divisors); wide: normal * 10 (saturating sigmoid/tanh, softmax with large logits).
+    """
+    if domain == "real":
+        return rng.standard_normal(shape)
+    if domain == "positive":
+        return rng.uniform(0.5, 2.0, shape)
+    if domain == "nonzero":
+        return rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+    if domain == "wide":
+        return rng.standard_normal(shape) * 10
+    raise ValueError(domain)
+
+
+@st.composite
+def shapes(draw, min_dims=0, max_dims=3, min_side=1, max_side=4):
+    return draw(array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
+                             max_side=max_side))
+
+
+@st.composite
+def broadcast_shapes(draw, count=2, max_dims=3, max_side=4):
+    drawn = draw(mutually_broadcastable_shapes(num_shapes=count, min_dims=0, max_dims=max_dims,
+                                               min_side=1, max_side=max_side))
+    return drawn.input_shapes
+
+
+@st.composite
+def rngs(draw):
+    return np.random.default_rng(draw(st.integers(0, 2**32 - 1)))

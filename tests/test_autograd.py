@@ -1,0 +1,188 @@
+"""The backward pass: depth, reuse, accumulation, freeing, grad mode and aliasing."""
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+from helpers import DEVICES, requires_torch
+
+import minigrad as mg
+from minigrad import autograd
+
+
+def test_backward_through_a_chain_of_20000_ops_needs_no_recursion():
+    x = mg.tensor(1.0, dtype=mg.float64, requires_grad=True)
+    y = x
+    for _ in range(20_000):
+        y = y * 1.0001
+    y.backward()
+    assert x.grad.item() == pytest.approx(1.0001**20_000, rel=1e-9)
+
+
+def test_gradient_of_a_tensor_used_twice_is_the_sum_of_both_paths():
+    # a = x*x; b = a + a; c = b*b = 4 x^4, so dc/dx = 16 x^3
+    values = np.array([0.5, -1.5, 2.0])
+    x = mg.tensor(values, requires_grad=True)
+    a = x * x
+    b = a + a
+    c = b * b
+    c.backward(mg.ones_like(c))
+    np.testing.assert_allclose(x.grad.numpy(), 16 * values**3)
+
+
+@requires_torch
+def test_gradient_of_reused_tensors_matches_torch():
+    import torch
+
+    values = np.random.default_rng(1).standard_normal((3, 4))
+    upstream = np.random.default_rng(2).standard_normal((3, 4))
+
+    def graph(x):
+        a = x * x
+        b = a + a
+        return b * b + a.exp() * x
+
+    x = mg.tensor(values, requires_grad=True)
+    graph(x).backward(mg.tensor(upstream))
+    tx = torch.tensor(values, requires_grad=True)
+    graph(tx).backward(torch.tensor(upstream))
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+
+
+def test_leaf_gradients_accumulate_over_backward_calls():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3 + 2, 3 + 4])
+
+
+def test_saved_arrays_are_freed_after_backward_and_a_second_backward_is_refused():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x.exp() * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
+
+
+def test_intermediate_activations_are_released_once_their_gradient_has_passed():
+    x = mg.randn(100, 100, requires_grad=True)
+    hidden = (x * 2).exp()
+    loss = hidden.sum()
+    ref = weakref.ref(hidden)
+    del hidden
+    gc.collect()
+    assert ref() is not None  # the graph keeps it until backward
+    loss.backward()
+    gc.collect()
+    assert ref() is None
+
+
+def test_no_grad_records_nothing_and_restores_the_mode():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    with mg.no_grad():
+        y = x * 2
+        assert not mg.is_grad_enabled()
+        with mg.enable_grad():
+            z = x * 2
+    assert mg.is_grad_enabled()
+    assert not y.requires_grad and y.grad_fn is None
+    assert z.requires_grad and z.grad_fn is not None
+
+
+def test_no_grad_as_a_decorator_and_after_an_exception():
+    @mg.no_grad()
+    def double(t):
+        return t * 2
+
+    x = mg.tensor([1.0], requires_grad=True)
+    assert not double(x).requires_grad
+    with pytest.raises(ZeroDivisionError), mg.no_grad():
+        raise ZeroDivisionError
+    assert mg.is_grad_enabled()
+    with mg.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert (x * 2).requires_grad
+
+
+def test_only_inputs_that_require_grad_get_one():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    w = mg.tensor([3.0, 4.0])
+    (x * w).sum().backward()
+    assert w.grad is None
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 4.0])
+
+
+def test_non_leaf_gradients_are_kept_only_when_asked():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    hidden = x * 2
+    kept = x * 3
+    kept.retain_grad()
+    (hidden * kept).sum().backward()
+    assert hidden.grad is None
+    np.testing.assert_allclose(kept.grad.numpy(), [2.0, 4.0])
+
+
+def test_backward_of_several_outputs_at_once():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    autograd.backward([x * 2, x * x], [mg.tensor([1.0, 1.0]), mg.tensor([0.5, 0.5])])
+    np.testing.assert_allclose(x.grad.numpy(), [2 + 1, 2 + 2])
+
+
+def test_leaf_gradients_do_not_alias_the_seed_or_each_other():
+    a = mg.tensor([1.0, 2.0], requires_grad=True)
+    b = mg.tensor([3.0, 4.0], requires_grad=True)
+    seed = mg.tensor([5.0, 6.0])
+    (a + b).backward(seed)
+    a.grad.zero_()
+    np.testing.assert_array_equal(b.grad.numpy(), [5.0, 6.0])
+    np.testing.assert_array_equal(seed.numpy(), [5.0, 6.0])
+
+
+def test_detach_shares_data_but_leaves_the_graph():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    d = x.detach()
+    assert not d.requires_grad and d.grad_fn is None
+    assert np.shares_memory(d.data, x.data)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_float32_stays_float32_through_scalars_and_gradients(device):
+    x = mg.randn(3, 4, device=device, requires_grad=True)
+    y = ((x * 0.5 + np.float64(2.0)) / 3 - 1) ** 2
+    y = y * mg.tensor(3, device=device)  # an integer tensor never promotes to float64
+    assert y.dtype == mg.float32
+    y.sum().backward()
+    assert x.grad.dtype == mg.float32 and x.grad.device == device
+
+
+def test_cast_passes_the_gradient_back_in_the_input_dtype():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    y = x.double() * 3
+    assert y.dtype == mg.float64
+    y.sum().backward()
+    assert x.grad.dtype == mg.float32
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_an_op_whose_backward_returns_a_wrong_shape_is_caught():
+    class Broken(mg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad.sum()
+
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"Broken.backward returned a gradient of shape \(\)"):
+        Broken.apply(x).sum().backward()
