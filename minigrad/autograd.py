@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from minigrad.backend import device_context, device_of, get_array_module
+from minigrad.backend import device_context, device_of, get_array_module, is_array
 
 _grad_enabled = True
 
@@ -224,8 +224,12 @@ def backward(tensors, grad_tensors=None, retain_graph: bool = False) -> None:
     from minigrad.tensor import Tensor
 
     tensors = (tensors,) if isinstance(tensors, Tensor) else tuple(tensors)
-    if grad_tensors is None or isinstance(grad_tensors, Tensor) or hasattr(grad_tensors, "shape"):
-        grad_tensors = (grad_tensors,) * len(tensors) if grad_tensors is None else (grad_tensors,)
+    if grad_tensors is None:
+        grad_tensors = (None,) * len(tensors)
+    elif isinstance(grad_tensors, Tensor):
+        grad_tensors = (grad_tensors,)
+    else:
+        grad_tensors = tuple(grad_tensors)
     if len(grad_tensors) != len(tensors):
         raise ValueError(
             f"backward: got {len(tensors)} tensors but {len(grad_tensors)} gradients for them"
@@ -308,7 +312,7 @@ def _checked_gradient(node: Context, parent, grad):
     A mismatch is a bug in that op's backward; catching it here stops it from being broadcast
     or promoted silently further down the graph.
     """
-    if not hasattr(grad, "shape") or not hasattr(grad, "ndim") or grad.ndim == 0:
+    if not is_array(grad):
         grad = get_array_module(grad).asarray(grad)  # NumPy turns 0-d results into scalars
     if grad.shape != parent.data.shape or grad.dtype != parent.data.dtype:
         raise RuntimeError(

@@ -103,7 +103,8 @@ class Device:
         return "cpu" if self.type == "cpu" else f"cuda:{self.index}"
 
     def __repr__(self) -> str:
-        return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
 
     def __eq__(self, other) -> bool:
         if isinstance(other, str):

@@ -44,7 +44,9 @@ def gradcheck(
     A gradient passes where |analytical - numerical| <= atol + rtol * |numerical|.
     """
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
-    inputs = tuple(_float64_copy(x, i) if isinstance(x, Tensor) else x for i, x in enumerate(inputs))
+    inputs = tuple(
+        _float64_copy(x, i) if isinstance(x, Tensor) else x for i, x in enumerate(inputs)
+    )
     checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input tensor has requires_grad=True")
@@ -133,7 +135,8 @@ def _check_elements(objective, x, analytical, position, eps, atol, rtol) -> None
     numerical = numerical.reshape(x.shape)
     excess = np.abs(analytical - numerical) - (atol + rtol * np.abs(numerical))
     if excess.size and (excess.max() > 0 or not np.isfinite(excess).all()):
-        worst = np.unravel_index(np.nanargmax(np.where(np.isfinite(excess), excess, np.inf)), x.shape)
+        excess = np.where(np.isfinite(excess), excess, np.inf)  # a nan gradient is the worst
+        worst = np.unravel_index(np.argmax(excess), x.shape)
         raise GradcheckError(
             f"gradcheck: the gradient of input {position} (shape {tuple(x.shape)}) is wrong at "
             f"index {tuple(int(k) for k in worst)}: backward gives {analytical[worst]!r}, "

@@ -84,7 +84,7 @@ def assert_matches_torch(
         _assert_same(f"output {k}", a.numpy(), b.detach().numpy(), atol, rtol)
         assert a.device == device, f"output {k} is on {a.device}, expected {device}"
         assert a.requires_grad == b.requires_grad, (
-            f"output {k}: requires_grad is {a.requires_grad} in minigrad, {b.requires_grad} in torch"
+            f"output {k}: requires_grad is {a.requires_grad}, in torch {b.requires_grad}"
         )
 
     differentiable = [k for k, b in enumerate(theirs) if b.requires_grad]

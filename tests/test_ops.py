@@ -10,8 +10,8 @@ arrays, and where torch spells it differently, the op written for torch.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -94,7 +94,8 @@ def softmax_case(draw, method):
     rng = draw(rngs())
     shape = draw(shapes(min_dims=1))
     dim = draw(st.integers(-len(shape), len(shape) - 1))
-    return Case(lambda x: getattr(x, method)(dim), [sample(rng, shape, draw(st.sampled_from(["real", "wide"])))])
+    domain = draw(st.sampled_from(["real", "wide"]))
+    return Case(lambda x: getattr(x, method)(dim), [sample(rng, shape, domain)])
 
 
 @st.composite

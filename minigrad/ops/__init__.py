@@ -5,7 +5,7 @@ The end of this file is the one place where the ops become Tensor methods and op
 """
 
 from minigrad.ops import activation, elementwise, linalg, reduce, shape
-from minigrad.ops.activation import relu, sigmoid, softmax, log_softmax, tanh
+from minigrad.ops.activation import log_softmax, relu, sigmoid, softmax, tanh
 from minigrad.ops.elementwise import (
     abs,
     add,

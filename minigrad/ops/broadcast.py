@@ -23,6 +23,8 @@ def unbroadcast(grad, shape: tuple):
     if grad.shape == shape:
         return grad
     added = grad.ndim - len(shape)
-    stretched = tuple(added + i for i, n in enumerate(shape) if n == 1 and grad.shape[added + i] != 1)
+    stretched = tuple(
+        added + i for i, n in enumerate(shape) if n == 1 and grad.shape[added + i] != 1
+    )
     grad = grad.sum(axis=tuple(range(added)) + stretched, keepdims=True)
     return grad.reshape(shape)

@@ -23,9 +23,9 @@ def _scalar_dtype(value, like: np.dtype) -> np.dtype:
     """The dtype a Python number takes next to a tensor of dtype `like` (PyTorch's rule)."""
     if isinstance(value, (bool, np.bool_)):
         return like
-    if isinstance(value, numbers.Integral):
+    if isinstance(value, (int, np.integer)):
         return like if like.kind != "b" else backend.int64
-    if isinstance(value, numbers.Real):
+    if isinstance(value, (float, np.floating)):
         return like if like.kind == "f" else backend.get_default_dtype()
     raise TypeError(f"expected a tensor or a real number, got {type(value).__name__}")
 
@@ -53,7 +53,7 @@ def operands(op: str, *values) -> tuple:
     others, dtypes are promoted and shapes checked for broadcasting."""
     like = next(v for v in values if isinstance(v, Tensor))
     tensors = promote(*[_as_tensor(v, like) for v in values])
-    shapes = [t.shape for t in tensors]
+    shapes = [t.shape for t in tensors if t.ndim]  # a 0-d tensor broadcasts with any shape
     if any(s != shapes[0] for s in shapes[1:]):
         broadcast_shape(op, *shapes)
     return tensors

@@ -35,18 +35,24 @@ class MatMul(Function):
             grad = grad[..., None, :]  # grad: (..., M, N)
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_a = unbroadcast(xp.matmul(grad, xp.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+            grad_a = unbroadcast(xp.matmul(grad, xp.swapaxes(b2, -1, -2)), a2.shape)
+            grad_a = grad_a.reshape(a.shape)
         if ctx.needs_input_grad[1]:
-            grad_b = unbroadcast(xp.matmul(xp.swapaxes(a2, -1, -2), grad), b2.shape).reshape(b.shape)
+            grad_b = unbroadcast(xp.matmul(xp.swapaxes(a2, -1, -2), grad), b2.shape)
+            grad_b = grad_b.reshape(b.shape)
         return grad_a, grad_b
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product, checked: inner dims must agree and batch dims broadcast."""
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
-        raise TypeError(f"matmul: expected two tensors, got {type(a).__name__} and {type(b).__name__}")
+        raise TypeError(
+            f"matmul: expected two tensors, got {type(a).__name__} and {type(b).__name__}"
+        )
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+        raise ValueError(
+            f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}"
+        )
     inner_a = a.shape[-1]
     inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
     if inner_a != inner_b:

@@ -33,6 +33,11 @@ def _spread(grad, shape: tuple, axes: tuple, keepdim: bool):
     return xp.broadcast_to(grad, shape).copy()
 
 
+def _drop_axes(out, axes: tuple):
+    """A keepdims=True result without its reduced axes (each of size 1)."""
+    return out.reshape([n for i, n in enumerate(out.shape) if i not in axes])
+
+
 def _check_floating(op: str, x: Tensor) -> None:
     if not backend.is_floating(x.dtype):
         raise TypeError(f"{op}: expected a floating-point tensor, got dtype {x.dtype}")
@@ -73,7 +78,7 @@ class Amax(Function):
         out = x.max(axis=axes, keepdims=True) if largest else x.min(axis=axes, keepdims=True)
         ctx.save_for_backward(x, out)
         ctx.axes, ctx.keepdim = axes, keepdim
-        return out if keepdim else out.reshape([n for i, n in enumerate(out.shape) if i not in axes])
+        return out if keepdim else _drop_axes(out, axes)
 
     @staticmethod
     def backward(ctx, grad):
@@ -141,7 +146,7 @@ class LogSumExp(Function):
         out = xp.log(xp.exp(x - shift).sum(axis=axes, keepdims=True)) + shift
         ctx.save_for_backward(x, out)
         ctx.keepdim = keepdim
-        return out if keepdim else out.reshape([n for i, n in enumerate(out.shape) if i not in axes])
+        return out if keepdim else _drop_axes(out, axes)
 
     @staticmethod
     def backward(ctx, grad):

@@ -117,7 +117,8 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
     if dim is None:
         dims = range(x.ndim)
     else:
-        dims = [normalize_dim("squeeze", d, x.ndim) for d in ((dim,) if isinstance(dim, int) else dim)]
+        dims = (dim,) if isinstance(dim, int) else dim
+        dims = [normalize_dim("squeeze", d, x.ndim) for d in dims]
     drop = {d for d in dims if x.shape[d] == 1}
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in drop))
 
@@ -255,7 +256,9 @@ def _normalize_index(x: Tensor, key) -> tuple:
                     f"index: the index tensor is on {item.device} but the tensor is on {x.device}"
                 )
             item = item.data
-        elif isinstance(item, list) or (backend.is_array(item) and backend.get_array_module(item) is not xp):
+        elif isinstance(item, list) or (
+            backend.is_array(item) and backend.get_array_module(item) is not xp
+        ):
             item = xp.asarray(item)
         if backend.is_array(item):
             if item.dtype.kind not in "iub":
