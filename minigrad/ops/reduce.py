@@ -143,7 +143,8 @@ class LogSumExp(Function):
         xp = get_array_module(x)
         shift = x.max(axis=axes, keepdims=True)
         shift = xp.where(xp.isfinite(shift), shift, 0)  # rows of -inf give -inf, not nan
-        out = xp.log(xp.exp(x - shift).sum(axis=axes, keepdims=True)) + shift
+        with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer there
+            out = xp.log(xp.exp(x - shift).sum(axis=axes, keepdims=True)) + shift
         ctx.save_for_backward(x, out)
         ctx.keepdim = keepdim
         return out if keepdim else _drop_axes(out, axes)
