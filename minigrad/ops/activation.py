@@ -22,6 +22,19 @@ class ReLU(Function):
         return grad * (out > 0)  # a multiply by the mask: much faster than where()
 
 
+class LeakyReLU(Function):
+    @staticmethod
+    def forward(ctx, x, negative_slope):
+        ctx.save_for_backward(x > 0)
+        ctx.negative_slope = negative_slope
+        return get_array_module(x).where(x > 0, x, x * negative_slope)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (positive,) = ctx.saved_tensors
+        return get_array_module(grad).where(positive, grad, grad * ctx.negative_slope)
+
+
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx, x):
@@ -92,6 +105,11 @@ class LogSoftmax(Function):
 
 def relu(x: Tensor) -> Tensor:
     return ReLU.apply(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, else negative_slope * x."""
+    return LeakyReLU.apply(x, negative_slope=negative_slope)
 
 
 def sigmoid(x: Tensor) -> Tensor:

@@ -43,6 +43,48 @@ class MatMul(Function):
         return grad_a, grad_b
 
 
+class Linear(Function):
+    """out = x @ weight^T + bias, for x (..., in_features) and weight (out_features, in_features).
+
+    Backward, with the leading dims of x and g flattened into one batch dim B:
+        grad_x = g @ weight      grad_weight = g^T (out, B) @ x (B, in)      grad_bias = sum_B g
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        ctx.save_for_backward(x, weight)
+        out = x @ weight.T
+        if bias is not None:
+            out += bias
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad @ weight
+        g2 = grad.reshape(-1, grad.shape[-1])  # (B, out)
+        if ctx.needs_input_grad[1]:
+            grad_weight = g2.T @ x.reshape(-1, x.shape[-1])
+        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+            grad_bias = g2.sum(axis=0)
+        return grad_x, grad_weight, grad_bias
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias, checked: x's last dim must equal weight's in_features."""
+    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 0} features in "
+            f"its last dim, but the weight {weight.shape} expects {weight.shape[-1]}"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias has shape {bias.shape}, expected ({weight.shape[0]},)")
+    inputs = promote(x, weight) if bias is None else promote(x, weight, bias)
+    return Linear.apply(*inputs)
+
+
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product, checked: inner dims must agree and batch dims broadcast."""
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):

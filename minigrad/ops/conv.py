@@ -1,0 +1,167 @@
+"""2-D convolution as im2col + one matrix product, and its backward with col2im.
+
+A convolution slides a (C, KH, KW) kernel over the padded input. im2col lays every window out
+as one column, so the whole convolution becomes a single GEMM:
+
+    x: (N, C, H, W) --pad--> (N, C, Hp, Wp)
+    im2col:  cols[n, c, kh, kw, oh, ow] = x_pad[n, c, oh*s + kh*d, ow*s + kw*d]
+             a strided *view* of x_pad (no copy), then one copy into (N, C*KH*KW, OH*OW)
+    GEMM:    out[n] = W (OC, C*KH*KW) @ cols[n] (C*KH*KW, OH*OW) -> (N, OC, OH*OW), NCHW at once
+
+With groups, channels split into G independent convolutions: W is (G, OC/G, C/G*KH*KW) and
+cols (N, G, C/G*KH*KW, OH*OW); matmul broadcasts over N and G.
+
+Backward, for the output gradient g (N, G, OC/G, OH*OW):
+    grad_W    = sum_n g[n] @ cols[n]^T
+    grad_bias = sum of g over n, oh, ow
+    grad_cols = W^T @ g[n], and col2im adds each kernel offset's slice back where im2col
+                read it: a loop over the KH*KW offsets, each one strided add over all pixels.
+"""
+
+from __future__ import annotations
+
+from minigrad.autograd import Function
+from minigrad.backend import get_array_module
+
+
+def _pad(x, padding):
+    """Zero-pad the last two axes: padding = (top, bottom, left, right)."""
+    if not any(padding):
+        return x
+    top, bottom, left, right = padding
+    return get_array_module(x).pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+
+
+def output_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int = 1) -> int:
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def im2col_view(x_pad, kernel, stride, dilation, out_size):
+    """The windows of x_pad as a strided view (N, C, KH, KW, OH, OW): no data is copied."""
+    xp = get_array_module(x_pad)
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
+    n_stride, c_stride, h_stride, w_stride = x_pad.strides
+    return xp.lib.stride_tricks.as_strided(
+        x_pad,
+        shape=(x_pad.shape[0], x_pad.shape[1], kh, kw, oh, ow),
+        strides=(n_stride, c_stride, h_stride * dh, w_stride * dw, h_stride * sh, w_stride * sw),
+    )
+
+
+def col2im(grad_cols, padded_shape, kernel, stride, dilation, out_size):
+    """The adjoint of im2col: add each window element's gradient to the pixel it came from.
+
+    grad_cols: (N, C, KH, KW, OH, OW) -> (N, C, Hp, Wp). One strided add per kernel offset;
+    windows that overlap add up, which is what the gradient of a reused pixel must do.
+    """
+    xp = get_array_module(grad_cols)
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
+    grad_pad = xp.zeros(padded_shape, dtype=grad_cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+            cols = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
+            grad_pad[:, :, rows, cols] += grad_cols[:, :, i, j]
+    return grad_pad
+
+
+def _unpad(x, padding):
+    top, bottom, left, right = padding
+    return x[:, :, top : x.shape[2] - bottom, left : x.shape[3] - right]
+
+
+class Conv2d(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None, *, stride, padding, dilation, groups):
+        n, c, _, _ = x.shape
+        oc, c_per_group, kh, kw = weight.shape
+        x_pad = _pad(x, padding)
+        oh = output_size(x_pad.shape[2], kh, stride[0], 0, dilation[0])
+        ow = output_size(x_pad.shape[3], kw, stride[1], 0, dilation[1])
+        view = im2col_view(x_pad, (kh, kw), stride, dilation, (oh, ow))
+        # (N, C, KH, KW, OH, OW) -> (N, G, C/G*KH*KW, OH*OW): the one copy of im2col
+        cols = view.reshape(n, groups, c_per_group * kh * kw, oh * ow)
+        w = weight.reshape(groups, oc // groups, c_per_group * kh * kw)
+        out = (w @ cols).reshape(n, oc, oh, ow)  # (N, G, OC/G, OH*OW) -> NCHW
+        if bias is not None:
+            out += bias.reshape(1, oc, 1, 1)
+        ctx.save_for_backward(cols, weight)
+        ctx.x_pad_shape, ctx.out_size = x_pad.shape, (oh, ow)
+        ctx.stride, ctx.padding, ctx.dilation, ctx.groups = stride, padding, dilation, groups
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        cols, weight = ctx.saved_tensors
+        oc, c_per_group, kh, kw = weight.shape
+        n, groups = grad.shape[0], ctx.groups
+        g = grad.reshape(n, groups, oc // groups, -1)  # (N, G, OC/G, OH*OW)
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            w = weight.reshape(groups, oc // groups, -1)
+            grad_cols = w.swapaxes(1, 2) @ g  # (N, G, C/G*KH*KW, OH*OW)
+            grad_cols = grad_cols.reshape(n, groups * c_per_group, kh, kw, *ctx.out_size)
+            grad_pad = col2im(grad_cols, ctx.x_pad_shape, (kh, kw), ctx.stride, ctx.dilation,
+                              ctx.out_size)
+            grad_x = _unpad(grad_pad, ctx.padding)
+        if ctx.needs_input_grad[1]:
+            grad_weight = (g @ cols.swapaxes(2, 3)).sum(axis=0).reshape(weight.shape)
+        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(axis=(0, 2, 3))
+        return grad_x, grad_weight, grad_bias
+
+
+def pair(value, name: str, op: str) -> tuple:
+    """An int or a pair of ints as a pair: 3 -> (3, 3)."""
+    pair_ = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair_) != 2 or not all(isinstance(v, int) for v in pair_):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    return pair_
+
+
+def conv_padding(padding, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
+    """(top, bottom, left, right) from an int, a pair, 'valid' or 'same' (stride 1 only)."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        if stride != (1, 1):
+            raise ValueError("conv2d: padding='same' needs stride 1, as in PyTorch")
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return (totals[0] // 2, totals[0] - totals[0] // 2, totals[1] // 2,
+                totals[1] - totals[1] // 2)
+    ph, pw = pair(padding, "padding", "conv2d")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"conv2d: padding must be non-negative, got {padding!r}")
+    return (ph, ph, pw, pw)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
+    """2-D convolution of x (N, C, H, W) with weight (OC, C/groups, KH, KW), as PyTorch's."""
+    if x.ndim != 4:
+        raise ValueError(f"conv2d: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d: expected a 4-D weight (OC, C/groups, KH, KW), got "
+                         f"{weight.shape}")
+    oc, c_per_group, kh, kw = weight.shape
+    if groups < 1 or oc % groups or x.shape[1] != c_per_group * groups:
+        raise ValueError(
+            f"conv2d: input of shape {x.shape} has {x.shape[1]} channels, but the weight "
+            f"{weight.shape} with groups={groups} expects {c_per_group * groups} "
+            f"(and out channels {oc} divisible by groups)"
+        )
+    if bias is not None and bias.shape != (oc,):
+        raise ValueError(f"conv2d: bias has shape {bias.shape}, expected ({oc},)")
+    stride = pair(stride, "stride", "conv2d")
+    dilation = pair(dilation, "dilation", "conv2d")
+    if min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(f"conv2d: stride and dilation must be >= 1, got {stride}, {dilation}")
+    padding = conv_padding(padding, (kh, kw), stride, dilation)
+    padded = (x.shape[2] + padding[0] + padding[1], x.shape[3] + padding[2] + padding[3])
+    reach = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
+    if padded[0] < reach[0] or padded[1] < reach[1]:
+        raise ValueError(
+            f"conv2d: input of spatial size {x.shape[2:]} (padded to {padded}) is smaller than "
+            f"the kernel {(kh, kw)} (reaching {reach} with dilation {dilation})"
+        )
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2d.apply(*inputs, stride=stride, padding=padding, dilation=dilation, groups=groups)

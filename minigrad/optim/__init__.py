@@ -1,0 +1,6 @@
+"""`minigrad.optim`: optimizers and learning-rate schedules, step for step as torch.optim."""
+
+from minigrad.optim import lr_scheduler
+from minigrad.optim.adam import Adam, AdamW
+from minigrad.optim.optimizer import Optimizer
+from minigrad.optim.sgd import SGD

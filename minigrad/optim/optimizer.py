@@ -1,0 +1,129 @@
+"""The Optimizer base: parameter groups, per-parameter state, zero_grad, state_dict.
+
+Each group is a dict of settings (lr, momentum, ...) with its list of 'params'; a setting not
+given in a group comes from the optimizer's defaults. `step()` updates the parameters' arrays
+in place, under no_grad, so no graph is recorded.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from minigrad import backend
+from minigrad.tensor import Tensor
+
+
+class Optimizer:
+    def __init__(self, params, defaults: dict):
+        self.defaults = defaults
+        self.state: dict = {}  # Parameter -> dict of its state (momentum buffers, steps, ...)
+        self.param_groups: list[dict] = []
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group: dict) -> None:
+        group = dict(group)
+        params = group["params"]
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        for p in group["params"]:
+            if not isinstance(p, Tensor) or not p.is_leaf:
+                raise TypeError(f"{type(self).__name__}: can only optimize leaf tensors, got "
+                                f"{type(p).__name__}")
+            if not backend.is_floating(p.dtype):
+                raise TypeError(f"{type(self).__name__}: parameters must be floating, got "
+                                f"{p.dtype}")
+        taken = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in taken for p in group["params"]):
+            raise ValueError(f"{type(self).__name__}: a parameter appears in two groups")
+        for name, default in self.defaults.items():
+            group.setdefault(name, default)
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients (set them to None, or to zeros in place)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.data[...] = 0
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def _params_with_grad(self, group: dict):
+        for p in group["params"]:
+            if p.grad is not None:
+                if p.grad.shape != p.shape or p.grad.dtype != p.dtype:
+                    raise RuntimeError(
+                        f"{type(self).__name__}: a gradient of shape {p.grad.shape} and dtype "
+                        f"{p.grad.dtype} does not fit its parameter {p.shape} {p.dtype}"
+                    )
+                yield p
+
+    # -- saving and restoring -----------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """{'state': {index: {name: array or number}}, 'param_groups': [settings + 'params':
+        [indices]]}, with parameters numbered in group order, as PyTorch does. Arrays are
+        host copies."""
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            settings = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+            settings["params"] = [index.setdefault(id(p), len(index)) for p in group["params"]]
+            groups.append(settings)
+        state = {
+            index[id(p)]: {name: _host_copy(value) for name, value in values.items()}
+            for p, values in self.state.items()
+        }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore settings and state saved by `state_dict` (arrays go to each parameter's
+        device, cast to its dtype)."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+            len(saved["params"]) != len(own["params"])
+            for saved, own in zip(groups, self.param_groups)
+        ):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: the saved optimizer has groups of "
+                f"sizes {[len(g['params']) for g in groups]}, this one "
+                f"{[len(g['params']) for g in self.param_groups]}"
+            )
+        by_index = {}
+        for saved, own in zip(groups, self.param_groups):
+            for i, p in zip(saved["params"], own["params"]):
+                by_index[i] = p
+            for key, value in saved.items():
+                if key != "params":
+                    own[key] = copy.deepcopy(value)
+        self.state = {}
+        for i, value in state_dict["state"].items():
+            p = by_index[int(i)]
+            self.state[p] = {
+                name: backend.to_device(np.asarray(v, dtype=p.dtype), p.device)
+                if isinstance(v, np.ndarray) else v
+                for name, v in value.items()
+            }
+
+    def __repr__(self) -> str:
+        lines = [type(self).__name__ + " ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
+        return "\n".join(lines + [")"])
+
+
+def _host_copy(value):
+    """A NumPy copy of a state array (from any device); numbers as they are."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    return value.get() if backend.is_array(value) else value
