@@ -55,8 +55,11 @@ def load(path):
     try:
         with np.load(path, allow_pickle=False) as archive:
             members = {name: archive[name] for name in archive.files}
+        if "__index__" not in members:
+            raise CheckpointError(f"load: {path} is an .npz file but not a minigrad checkpoint "
+                                  "(it has no __index__)")
         index = json.loads(members.pop("__index__").tobytes().decode())
-    except FileNotFoundError:
+    except (FileNotFoundError, CheckpointError):
         raise
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, UnicodeDecodeError) as e:
         raise CheckpointError(f"load: {path} is not a readable minigrad checkpoint "

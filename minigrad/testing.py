@@ -170,3 +170,60 @@ def check_op(
         for dtype in dtypes:
             assert_matches_torch(fn, inputs, torch_fn, dtype=dtype, device=device,
                                  requires_grad=requires_grad, seed=seed)
+
+
+def assert_module_matches_torch(
+    module,
+    torch_module,
+    inputs: Sequence[np.ndarray],
+    *,
+    dtype=np.float32,
+    device: str = "cpu",
+    training: bool = True,
+    atol: float | None = None,
+    rtol: float | None = None,
+    seed: int = 0,
+) -> None:
+    """Assert that a minigrad module equals a torch module given the same weights.
+
+    torch_module's state_dict is loaded into `module` (so the names and shapes must agree);
+    both run in the same mode on the same inputs; then the outputs, the gradients of the
+    inputs and of every parameter (by name, for a random upstream gradient), and every
+    buffer afterwards (running statistics) are compared.
+    """
+    import torch
+
+    torch_dtype = torch.float32 if np.dtype(dtype) == np.float32 else torch.float64
+    torch_module = torch_module.to(torch_dtype).train(training)
+    module.to(dtype)
+    module.load_state_dict({k: v.detach().numpy() for k, v in torch_module.state_dict().items()})
+    module.to(device).train(training)
+    default_atol, default_rtol = TOLERANCES[np.dtype(dtype)]
+    atol = default_atol if atol is None else atol
+    rtol = default_rtol if rtol is None else rtol
+
+    arrays = [_cast(a, dtype) for a in inputs]
+    wants = _wants_grad(arrays, None)
+    ours_in = [mg.tensor(a, device=device, requires_grad=w) for a, w in zip(arrays, wants)]
+    theirs_in = [torch.tensor(a, requires_grad=w) for a, w in zip(arrays, wants)]
+    ours, theirs = module(*ours_in), torch_module(*theirs_in)
+    _assert_same("output", ours.numpy(), theirs.detach().numpy(), atol, rtol)
+
+    upstream = np.random.default_rng(seed).standard_normal(theirs.shape).astype(dtype)
+    ours.backward(mg.tensor(upstream, device=device))
+    theirs.backward(torch.tensor(upstream))
+    for i, (a, b) in enumerate(zip(ours_in, theirs_in)):
+        if wants[i]:
+            _assert_same(f"gradient of input {i}", a.grad.numpy(), b.grad.numpy(), atol, rtol)
+    own = dict(module.named_parameters())
+    for name, param in torch_module.named_parameters():
+        assert name in own, f"torch has parameter {name}, minigrad does not"
+        if param.grad is None:
+            assert own[name].grad is None, f"{name}: minigrad has a gradient, torch has none"
+            continue
+        assert own[name].grad is not None, f"{name}: torch has a gradient, minigrad has none"
+        _assert_same(f"gradient of {name}", own[name].grad.numpy(), param.grad.numpy(), atol,
+                     rtol)
+    state = module.state_dict()
+    for name, buffer in torch_module.named_buffers():
+        _assert_same(f"buffer {name}", np.asarray(state[name]), buffer.numpy(), atol, rtol)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -52,3 +55,19 @@ def broadcast_shapes(draw, count=2, max_dims=3, max_side=4):
 @st.composite
 def rngs(draw):
     return np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+
+
+def torch():
+    """The torch module, imported when a torch-side function first runs."""
+    return importlib.import_module("torch")
+
+
+@dataclass
+class Case:
+    """One drawn test case: the op for minigrad, its input arrays, the op for torch where it
+    is spelled differently, and which inputs get gradients (default: the floating ones)."""
+
+    fn: Callable
+    inputs: list
+    torch_fn: Callable | None = None
+    requires_grad: list | None = None

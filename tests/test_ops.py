@@ -9,31 +9,14 @@ arrays, and where torch spells it differently, the op written for torch.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
-from helpers import DEVICES, broadcast_shapes, requires_torch, rngs, sample, shapes
+from helpers import DEVICES, Case, broadcast_shapes, requires_torch, rngs, sample, shapes, torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 import minigrad as mg
 from minigrad.testing import assert_matches_torch, check_gradient
-
-
-def torch():
-    """The torch module, imported when a torch-side function first runs."""
-    return importlib.import_module("torch")
-
-
-@dataclass
-class Case:
-    fn: Callable
-    inputs: list
-    torch_fn: Callable | None = None
-    requires_grad: list | None = None
 
 
 def unary(fn, domain="real", torch_fn=None, min_dims=0, max_dims=3):

@@ -106,9 +106,10 @@ class Conv2d(Function):
             grad_x = _unpad(grad_pad, ctx.padding)
         if ctx.needs_input_grad[1]:
             grad_weight = (g @ cols.swapaxes(2, 3)).sum(axis=0).reshape(weight.shape)
-        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+        has_bias = len(ctx.needs_input_grad) == 3
+        if has_bias and ctx.needs_input_grad[2]:
             grad_bias = grad.sum(axis=(0, 2, 3))
-        return grad_x, grad_weight, grad_bias
+        return (grad_x, grad_weight, grad_bias) if has_bias else (grad_x, grad_weight)
 
 
 def pair(value, name: str, op: str) -> tuple:

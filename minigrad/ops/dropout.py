@@ -10,7 +10,7 @@ from minigrad.autograd import Function
 
 class Dropout(Function):
     @staticmethod
-    def forward(ctx, x, mask):
+    def forward(ctx, x, *, mask):
         ctx.save_for_backward(mask)
         return x * mask
 
@@ -26,8 +26,6 @@ def dropout(x, p: float = 0.5, training: bool = True):
     Identity in eval mode and for p=0; p=1 gives zeros (not NaN). The mask is drawn from the
     device's seeded generator (`minigrad.manual_seed`).
     """
-    from minigrad.tensor import Tensor
-
     if not 0 <= p <= 1:
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
     if not training or p == 0:
@@ -38,4 +36,4 @@ def dropout(x, p: float = 0.5, training: bool = True):
         with backend.device_context(x.device):
             keep = backend.generator(x.device).random(x.shape, dtype=backend.float32) >= p
         mask = keep.astype(x.dtype) * (1 / (1 - p))
-    return Dropout.apply(x, Tensor(mask))
+    return Dropout.apply(x, mask=mask)

@@ -67,9 +67,10 @@ class Linear(Function):
         g2 = grad.reshape(-1, grad.shape[-1])  # (B, out)
         if ctx.needs_input_grad[1]:
             grad_weight = g2.T @ x.reshape(-1, x.shape[-1])
-        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+        has_bias = len(ctx.needs_input_grad) == 3
+        if has_bias and ctx.needs_input_grad[2]:
             grad_bias = g2.sum(axis=0)
-        return grad_x, grad_weight, grad_bias
+        return (grad_x, grad_weight, grad_bias) if has_bias else (grad_x, grad_weight)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

@@ -1,0 +1,198 @@
+"""Every function of nn.functional against torch.nn.functional (float32 and float64) and against
+central differences (float64), on batch sizes, channels, sizes, strides, paddings, dilations,
+groups, reductions and class weights that hypothesis draws, with random upstream gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import DEVICES, Case, requires_torch, rngs, sample, shapes, torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minigrad.nn.functional as F
+from minigrad.testing import assert_matches_torch, check_gradient
+
+
+def tF():
+    return torch().nn.functional
+
+
+@st.composite
+def conv2d_case(draw):
+    rng = draw(rngs())
+    groups = draw(st.sampled_from([1, 2]))
+    c, oc = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    reach = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    h, w = (draw(st.integers(max(1, r - 2 * p), r + 4)) for r, p in zip(reach, padding))
+    x = sample(rng, (draw(st.integers(1, 2)), c, h, w))
+    weight = sample(rng, (oc, c // groups, *kernel))
+    inputs = [x, weight] + ([sample(rng, (oc,))] if draw(st.booleans()) else [])
+    settings = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return Case(lambda *a: F.conv2d(*a, **settings), inputs,
+                lambda *a: tF().conv2d(*a, **settings))
+
+
+@st.composite
+def pool_case(draw, name):
+    rng = draw(rngs())
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    h, w = (draw(st.integers(max(1, k - 2 * p), 8)) for k, p in zip(kernel, padding))
+    x = sample(rng, (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w))
+    return Case(lambda x: getattr(F, name)(x, kernel, stride, padding), [x],
+                lambda x: getattr(tF(), name)(x, kernel, stride, padding))
+
+
+@st.composite
+def adaptive_case(draw):
+    rng = draw(rngs())
+    size = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    x = sample(rng, (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 8)),
+                     draw(st.integers(1, 8))))
+    return Case(lambda x: F.adaptive_avg_pool2d(x, size), [x],
+                lambda x: tF().adaptive_avg_pool2d(x, size))
+
+
+@st.composite
+def batch_norm_case(draw, training):
+    rng = draw(rngs())
+    c = draw(st.integers(1, 3))
+    shape = draw(st.sampled_from([(draw(st.integers(2, 5)), c),
+                                  (draw(st.integers(1, 3)), c, draw(st.integers(1, 3)),
+                                   draw(st.integers(2, 3)))]))
+    x, weight, bias = sample(rng, shape), sample(rng, (c,)), sample(rng, (c,))
+    if training:
+        return Case(lambda x, w, b: F.batch_norm(x, None, None, w, b, True), [x, weight, bias],
+                    lambda x, w, b: tF().batch_norm(x, None, None, w, b, True))
+    mean, var = sample(rng, (c,)), sample(rng, (c,), "positive")
+    return Case(lambda x, m, v, w, b: F.batch_norm(x, m, v, w, b, False),
+                [x, mean, var, weight, bias],
+                lambda x, m, v, w, b: tF().batch_norm(x, m, v, w, b, False),
+                requires_grad=[True, False, False, True, True])
+
+
+@st.composite
+def linear_case(draw):
+    rng = draw(rngs())
+    batch = draw(shapes(min_dims=0, max_dims=2))
+    n_in, n_out = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    inputs = [sample(rng, batch + (n_in,)), sample(rng, (n_out, n_in))]
+    if draw(st.booleans()):
+        inputs.append(sample(rng, (n_out,)))
+    return Case(lambda *a: F.linear(*a), inputs, lambda *a: tF().linear(*a))
+
+
+@st.composite
+def leaky_relu_case(draw):
+    rng = draw(rngs())
+    slope = draw(st.floats(0.0, 0.5))
+    return Case(lambda x: F.leaky_relu(x, slope), [sample(rng, draw(shapes()), "nonzero")],
+                lambda x: tF().leaky_relu(x, slope))
+
+
+@st.composite
+def class_loss_case(draw, name):
+    """cross_entropy or nll_loss: logits (N, C) or (N, C, d), targets with some ignored,
+    maybe class weights, every reduction, and (cross_entropy) label smoothing."""
+    rng = draw(rngs())
+    n, classes = draw(st.integers(1, 4)), draw(st.integers(2, 4))
+    extra = draw(st.sampled_from([(), (draw(st.integers(1, 3)),)]))
+    logits = sample(rng, (n, classes) + extra, "wide" if draw(st.booleans()) else "real")
+    target = rng.integers(0, classes, (n,) + extra)
+    if draw(st.booleans()):
+        target[rng.random(target.shape) < 0.3] = -100
+        target.flat[0] = 0  # at least one sample counts
+    kwargs = dict(reduction=draw(st.sampled_from(["mean", "sum", "none"])))
+    if name == "cross_entropy":
+        kwargs["label_smoothing"] = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    inputs, wants = [logits, target], [True, False]
+    if draw(st.booleans()):
+        inputs.append(sample(rng, (classes,), "positive"))
+        wants.append(False)
+    prepare = (lambda x: x) if name == "cross_entropy" else (lambda x: x.log_softmax(1))
+    return Case(lambda x, *a: getattr(F, name)(prepare(x), *a, **kwargs), inputs,
+                lambda x, *a: getattr(tF(), name)(prepare(x), *a, **kwargs), wants)
+
+
+@st.composite
+def binary_loss_case(draw, with_logits):
+    rng = draw(rngs())
+    shape = draw(shapes())
+    target = (rng.random(shape) < 0.5).astype(np.float64)
+    if draw(st.booleans()):
+        target = rng.random(shape)  # soft targets
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    if with_logits:
+        x = sample(rng, shape, draw(st.sampled_from(["real", "wide"])))
+    else:
+        x = rng.uniform(0.05, 0.95, shape)
+    inputs, wants = [x, target], [True, False]
+    weight = draw(st.booleans())
+    pos_weight = with_logits and draw(st.booleans())
+    last = shape[-1:] if shape else ()
+    inputs += [sample(rng, last, "positive")] * weight
+    inputs += [sample(rng, last, "positive")] * pos_weight
+    wants += [False] * (weight + pos_weight)
+
+    def call(functional, x, t, *extra):
+        kwargs = dict(reduction=reduction)
+        extra = list(extra)
+        if weight:
+            kwargs["weight"] = extra.pop(0)
+        if pos_weight:
+            kwargs["pos_weight"] = extra.pop(0)
+        name = "binary_cross_entropy_with_logits" if with_logits else "binary_cross_entropy"
+        return getattr(functional, name)(x, t, **kwargs)
+
+    return Case(lambda *a: call(F, *a), inputs, lambda *a: call(tF(), *a), wants)
+
+
+@st.composite
+def mse_case(draw):
+    rng = draw(rngs())
+    shape = draw(shapes())
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    return Case(lambda x, y: F.mse_loss(x, y, reduction), [sample(rng, shape), sample(rng, shape)],
+                lambda x, y: tF().mse_loss(x, y, reduction=reduction))
+
+
+CASES = {
+    "conv2d": conv2d_case(),
+    "max_pool2d": pool_case("max_pool2d"),
+    "avg_pool2d": pool_case("avg_pool2d"),
+    "adaptive_avg_pool2d": adaptive_case(),
+    "batch_norm_training": batch_norm_case(training=True),
+    "batch_norm_eval": batch_norm_case(training=False),
+    "linear": linear_case(),
+    "leaky_relu": leaky_relu_case(),
+    "cross_entropy": class_loss_case("cross_entropy"),
+    "nll_loss": class_loss_case("nll_loss"),
+    "binary_cross_entropy": binary_loss_case(with_logits=False),
+    "binary_cross_entropy_with_logits": binary_loss_case(with_logits=True),
+    "mse_loss": mse_case(),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op", list(CASES))
+@given(data=st.data())
+def test_gradient_matches_central_differences(op, device, data):
+    case = data.draw(CASES[op])
+    check_gradient(case.fn, case.inputs, device=device, requires_grad=case.requires_grad)
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op", list(CASES))
+@given(data=st.data())
+def test_forward_and_gradient_match_torch(op, device, dtype, data):
+    case = data.draw(CASES[op])
+    assert_matches_torch(case.fn, case.inputs, case.torch_fn, dtype=dtype, device=device,
+                         requires_grad=case.requires_grad)

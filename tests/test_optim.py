@@ -1,0 +1,160 @@
+"""Optimizers and schedulers, step for step against torch.optim: 20 steps on the same
+parameters with the same gradient sequence give the same parameters (1e-6 relative, float64)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import requires_torch, torch
+
+import minigrad as mg
+
+SHAPES = [(3, 4), (4,), (2, 2, 2)]
+
+
+def run_steps(lib, make_optimizer, steps=20, seed=0, groups=None, scheduler=None):
+    """Parameters after `steps` optimizer steps with a fixed random gradient sequence."""
+    rng = np.random.default_rng(seed)
+    initial = [rng.standard_normal(s) for s in SHAPES]
+    gradients = [[rng.standard_normal(s) for s in SHAPES] for _ in range(steps)]
+    params = [lib.tensor(p, dtype=lib.float64, requires_grad=True) for p in initial]
+    spec = params if groups is None else [dict(g, params=[params[i] for i in g["params"]])
+                                          for g in groups]
+    optimizer = make_optimizer(lib, spec)
+    schedule = scheduler(lib, optimizer) if scheduler else None
+    lrs = []
+    for step_grads in gradients:
+        for p, g in zip(params, step_grads):
+            p.grad = lib.tensor(g, dtype=lib.float64)
+        optimizer.step()
+        if schedule:
+            schedule.step()
+        lrs.append([group["lr"] for group in optimizer.param_groups])
+    return [p.detach().numpy() for p in params], lrs
+
+
+OPTIMIZERS = {
+    "sgd": lambda lib, p: lib.optim.SGD(p, lr=0.1),
+    "sgd_momentum": lambda lib, p: lib.optim.SGD(p, lr=0.05, momentum=0.9),
+    "sgd_dampening_weight_decay": lambda lib, p: lib.optim.SGD(p, lr=0.05, momentum=0.8,
+                                                               dampening=0.3, weight_decay=0.01),
+    "sgd_nesterov": lambda lib, p: lib.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True,
+                                                 weight_decay=1e-3),
+    "adam": lambda lib, p: lib.optim.Adam(p, lr=0.01),
+    "adam_weight_decay": lambda lib, p: lib.optim.Adam(p, lr=0.01, betas=(0.8, 0.99),
+                                                       eps=1e-6, weight_decay=0.1),
+    "adamw": lambda lib, p: lib.optim.AdamW(p, lr=0.01, weight_decay=0.1),
+}
+
+GROUPS = [{"params": [0, 1], "lr": 0.02}, {"params": [2], "lr": 0.3, "momentum": 0.5}]
+
+
+@requires_torch
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_optimizer_matches_torch_over_20_steps(name):
+    ours, _ = run_steps(mg, OPTIMIZERS[name])
+    theirs, _ = run_steps(torch(), OPTIMIZERS[name])
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)
+
+
+@requires_torch
+@pytest.mark.parametrize("name", ["sgd_momentum", "adam", "adamw"])
+def test_parameter_groups_with_their_own_learning_rates_match_torch(name):
+    ours, _ = run_steps(mg, OPTIMIZERS[name], groups=GROUPS)
+    theirs, _ = run_steps(torch(), OPTIMIZERS[name], groups=GROUPS)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)
+
+
+SCHEDULERS = {
+    "step": lambda lib, o: lib.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
+    "multistep": lambda lib, o: lib.optim.lr_scheduler.MultiStepLR(o, [2, 5, 11], gamma=0.3),
+    "cosine": lambda lib, o: lib.optim.lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=1e-3),
+}
+
+
+@requires_torch
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_scheduler_gives_torch_s_learning_rates_and_parameters(name):
+    ours, our_lrs = run_steps(mg, OPTIMIZERS["sgd_momentum"], groups=GROUPS,
+                              scheduler=SCHEDULERS[name])
+    theirs, their_lrs = run_steps(torch(), OPTIMIZERS["sgd_momentum"], groups=GROUPS,
+                                  scheduler=SCHEDULERS[name])
+    np.testing.assert_allclose(our_lrs, their_lrs, rtol=1e-9)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)
+
+
+@requires_torch
+@pytest.mark.parametrize("settings", [
+    dict(),
+    dict(mode="max", factor=0.5, patience=1, threshold=0.1, threshold_mode="abs", cooldown=2),
+    dict(patience=2, cooldown=1, min_lr=0.01, factor=0.3),
+])
+def test_reduce_lr_on_plateau_follows_torch(settings):
+    metrics = [1.0, 0.9, 0.95, 0.95, 0.95, 0.89, 0.9, 0.9, 0.9, 0.9, 0.9, 0.7, 0.7, 0.7, 0.7] * 2
+    results = []
+    for lib in (mg, torch()):
+        p = lib.tensor(np.ones(2), requires_grad=True)
+        optimizer = lib.optim.SGD([p], lr=1.0)
+        scheduler = lib.optim.lr_scheduler.ReduceLROnPlateau(optimizer, **settings)
+        lrs = []
+        for value in metrics:
+            scheduler.step(value)
+            lrs.append(optimizer.param_groups[0]["lr"])
+        results.append(lrs)
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-12)
+    assert min(results[0]) < 1.0  # the schedule did reduce
+
+
+def test_optimizer_state_survives_a_checkpoint(tmp_path):
+    """10 steps, save, restore into a new optimizer, 10 more == 20 steps straight."""
+    def make(lib, p):
+        return lib.optim.Adam(p, lr=0.01, weight_decay=0.01)
+
+    straight, _ = run_steps(mg, make, steps=20)
+    rng = np.random.default_rng(0)
+    initial = [rng.standard_normal(s) for s in SHAPES]
+    gradients = [[rng.standard_normal(s) for s in SHAPES] for _ in range(20)]
+    params = [mg.tensor(p, dtype=mg.float64, requires_grad=True) for p in initial]
+    optimizer = make(mg, params)
+    for step, step_grads in enumerate(gradients):
+        if step == 10:
+            mg.save({"optimizer": optimizer.state_dict(), "params": [p.numpy() for p in params]},
+                    tmp_path / "checkpoint.npz")
+            checkpoint = mg.load(tmp_path / "checkpoint.npz")
+            params = [mg.tensor(p, requires_grad=True) for p in checkpoint["params"]]
+            optimizer = make(mg, params)
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        for p, g in zip(params, step_grads):
+            p.grad = mg.tensor(g)
+        optimizer.step()
+    for a, b in zip(params, straight):
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-12)
+
+
+def test_updates_are_in_place_float32_and_record_no_graph():
+    p = mg.randn(3, requires_grad=True)
+    data = p.data
+    p.grad = mg.ones(3)
+    for optimizer in (mg.optim.SGD([p], lr=0.1, momentum=0.9), mg.optim.Adam([p])):
+        optimizer.step()
+        optimizer.step()
+    assert p.data is data and p.dtype == mg.float32 and p.grad_fn is None
+    state = optimizer.state[p]
+    assert state["exp_avg"].dtype == np.float32 and state["exp_avg_sq"].dtype == np.float32
+    optimizer.zero_grad()
+    assert p.grad is None
+
+
+def test_optimizers_refuse_bad_parameters_and_settings():
+    with pytest.raises(ValueError, match="empty parameter list"):
+        mg.optim.SGD([], lr=0.1)
+    x = mg.randn(2, requires_grad=True)
+    with pytest.raises(TypeError, match="leaf"):
+        mg.optim.SGD([x * 2], lr=0.1)
+    with pytest.raises(ValueError, match="Nesterov"):
+        mg.optim.SGD([x], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="two groups"):
+        mg.optim.SGD([{"params": [x]}, {"params": [x]}], lr=0.1)
