@@ -2,30 +2,22 @@
 
     python benchmarks/autograd_overhead.py [--repeats 15] [--write]
 
-Cases (each timed forward + backward, minigrad and torch alternating in blocks with a pause
-between them, so that neither library's worker threads slow the other):
+Cases (forward + backward, minigrad and torch alternating in blocks, see common.py):
 - chain: 100 elementwise ops on a 1-element tensor: pure per-op overhead in Python.
 - mlp: a 784-256-10 MLP with ReLU and log_softmax on a batch of 64, written with tensor ops.
-
-Prints a table (median time per call, spread as the interquartile range, ratio minigrad /
-torch) and with --write replaces the section of benchmarks/RESULTS.md that this script owns.
+With --write the table replaces its section of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
+from common import compare, machine, table, write_section
 
 import minigrad as mg
 
-SECTION = "## Autograd overhead (benchmarks/autograd_overhead.py)"
+TITLE = "## Autograd overhead (benchmarks/autograd_overhead.py)"
 
 
 def chain(lib, x):
@@ -54,37 +46,6 @@ def make_cases(lib):
     }
 
 
-def time_block(fn, calls: int) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - start) / calls
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    blas = "unknown BLAS"
-    try:
-        from threadpoolctl import threadpool_info
-
-        infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-        if infos:
-            i = infos[0]
-            blas = f"{i['internal_api']} {i['version']} ({i.get('architecture')}, " \
-                   f"{i['num_threads']} threads)"
-    except ImportError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, NumPy {np.__version__} with {blas}, " \
-           f"Python {platform.python_version()}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="blocks per library and case")
@@ -93,49 +54,16 @@ def main() -> None:
     import torch
 
     ours, theirs = make_cases(mg), make_cases(torch)
-    rows = []
-    for name in ours:
-        for fn in (ours[name], theirs[name]):  # warm-up
-            time_block(fn, 5)
-        times = {"minigrad": [], "torch": []}
-        for _ in range(args.repeats):
-            for label, fn in (("minigrad", ours[name]), ("torch", theirs[name])):
-                time.sleep(0.3)
-                times[label].append(time_block(fn, 20))
-        rows.append((name, times["minigrad"], times["torch"]))
-
-    def fmt(samples):
-        q1, median, q3 = np.percentile(samples, [25, 50, 75]) * 1e3
-        return f"{median:.3f} ms (IQR {q1:.3f}-{q3:.3f})"
-
-    lines = [
-        "| case | minigrad | torch | ratio minigrad/torch |",
-        "|---|---|---|---|",
-        *(f"| {name} | {fmt(m)} | {fmt(t)} | {statistics.median(m) / statistics.median(t):.2f} |"
-          for name, m, t in rows),
-    ]
+    rows = [(name, *compare(ours[name], theirs[name], args.repeats, calls=20)) for name in ours]
     report = "\n".join([
-        SECTION, "",
-        f"Machine: {machine()}; torch {torch.__version__}.",
+        TITLE, "",
+        f"Machine: {machine()}.",
         f"Command: `python benchmarks/autograd_overhead.py --repeats {args.repeats} --write`",
-        "", *lines, "",
+        "", *table(rows), "",
     ])
     print(report)
     if args.write:
-        write_section(Path(__file__).with_name("RESULTS.md"), report)
-
-
-def write_section(path: Path, report: str) -> None:
-    """Replace this script's section of RESULTS.md (or add it), keeping the others."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    start = text.find(SECTION)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + report
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + report + (text[end + 1:] if end != -1 else "")
-    path.write_text(text)
-    print(f"wrote {path}", file=sys.stderr)
+        write_section(TITLE, report)
 
 
 if __name__ == "__main__":
