@@ -1,0 +1,8 @@
+"""`minigrad.data`: datasets, the DataLoader, transforms, splits, MNIST/Fashion-MNIST, VOC."""
+
+from minigrad.data import transforms
+from minigrad.data.dataset import Dataset, Subset, TensorDataset, random_split
+from minigrad.data.loader import DataLoader, default_collate
+from minigrad.data.mnist import MNIST, FashionMNIST, read_idx
+from minigrad.data.splits import KFold
+from minigrad.data.voc import VOC_CLASSES, VOCClassification, make_synthetic_voc

@@ -1,0 +1,151 @@
+"""DataLoader: batches of a dataset, in order or shuffled, optionally prepared by threads.
+
+Each epoch draws one permutation from the loader's generator (seeded by `seed`, or by
+`minigrad.manual_seed`), so a seeded run sees the same batches. Each sample is loaded with its
+own generator for random transforms, made from (seed, epoch, index): the samples come out the
+same whether 0 or 8 threads prepared them. With `num_workers > 0`, batches are prepared by a
+pool of threads (JPEG decoding and Pillow's resampling release the GIL) a few batches ahead
+of the one being trained on, and are yielded in order.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from minigrad.data.dataset import Dataset, _loader_rng
+from minigrad.data.transforms import sample_generator
+from minigrad.tensor import Tensor
+
+
+def default_collate(samples: list):
+    """Stack a list of samples into a batch, field by field: tuples stay tuples, dicts stay
+    dicts, arrays and numbers become one array with a leading batch dimension."""
+    first = samples[0]
+    if isinstance(first, tuple):
+        return tuple(default_collate([s[i] for s in samples]) for i in range(len(first)))
+    if isinstance(first, list):
+        return [default_collate([s[i] for s in samples]) for i in range(len(first))]
+    if isinstance(first, dict):
+        return {key: default_collate([s[key] for s in samples]) for key in first}
+    if isinstance(first, Tensor):
+        return np.stack([s.numpy() for s in samples])
+    try:
+        return np.stack([np.asarray(s) for s in samples])
+    except ValueError as error:
+        shapes = sorted({np.shape(s) for s in samples}, key=str)
+        raise ValueError(f"default_collate: samples of different shapes {shapes} cannot be "
+                         f"stacked into one batch ({error})") from None
+
+
+def _to_tensors(batch, device):
+    if isinstance(batch, tuple):
+        return tuple(_to_tensors(b, device) for b in batch)
+    if isinstance(batch, list):
+        return [_to_tensors(b, device) for b in batch]
+    if isinstance(batch, dict):
+        return {k: _to_tensors(v, device) for k, v in batch.items()}
+    if isinstance(batch, np.ndarray) and batch.dtype.kind in "biuf":
+        return Tensor(batch).to(device)
+    return batch
+
+
+class DataLoader:
+    """Iterate over `dataset` in batches.
+
+    dataset: a Dataset (anything with __len__ and __getitem__).
+    batch_size, shuffle, drop_last: as in PyTorch.
+    num_workers: threads preparing batches ahead (0: in the calling thread).
+    seed: makes the shuffle order and the random transforms reproducible.
+    collate_fn: turns a list of samples into a batch (default: stack into NumPy arrays).
+    device: if given, batches come as Tensors on that device instead of NumPy arrays.
+    skip_errors: skip samples whose loading raises (a corrupt image) instead of stopping;
+        `skipped` then counts them, and each epoch that skipped some warns with the count.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False,
+                 drop_last: bool = False, num_workers: int = 0, seed: int | None = None,
+                 collate_fn: Callable | None = None, device=None, skip_errors: bool = False):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be an integer >= 1, got {batch_size!r}")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be an integer >= 0, got "
+                             f"{num_workers!r}")
+        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise TypeError(f"DataLoader: {type(dataset).__name__} is not a dataset (it needs "
+                            "__len__ and __getitem__)")
+        self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
+        self.drop_last, self.num_workers = drop_last, num_workers
+        self.collate_fn = collate_fn or default_collate
+        self.device, self.skip_errors = device, skip_errors
+        self.seed = int(_loader_rng(seed).integers(2**63)) if seed is None else seed
+        self._order_rng = np.random.default_rng(self.seed)
+        self.epoch = 0
+        self.skipped = 0
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _batches(self) -> list[np.ndarray]:
+        n = len(self.dataset)
+        order = self._order_rng.permutation(n) if self.shuffle else np.arange(n)
+        batches = [order[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        return batches
+
+    def _load_sample(self, index: int, epoch: int):
+        with sample_generator(np.random.default_rng([self.seed, epoch, index])):
+            return self.dataset[index]
+
+    def _load_batch(self, indices: np.ndarray, epoch: int):
+        samples, skipped = [], 0
+        for index in indices.tolist():
+            try:
+                samples.append(self._load_sample(index, epoch))
+            except Exception as error:
+                if not self.skip_errors:
+                    raise RuntimeError(f"DataLoader: loading sample {index} of "
+                                       f"{type(self.dataset).__name__} failed: {error}") from error
+                skipped += 1
+        batch = self.collate_fn(samples) if samples else None
+        if batch is not None and self.device is not None:
+            batch = _to_tensors(batch, self.device)
+        return batch, skipped
+
+    def __iter__(self):
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        batches = self._batches()
+        skipped = 0
+        if self.num_workers == 0:
+            results = (self._load_batch(b, epoch) for b in batches)
+            for batch, count in results:
+                skipped += count
+                if batch is not None:
+                    yield batch
+        else:
+            with ThreadPoolExecutor(self.num_workers, thread_name_prefix="minigrad-loader") as pool:
+                ahead = 2 * self.num_workers
+                pending = [pool.submit(self._load_batch, b, epoch) for b in batches[:ahead]]
+                next_batch = len(pending)
+                try:
+                    while pending:
+                        batch, count = pending.pop(0).result()
+                        if next_batch < len(batches):
+                            pending.append(pool.submit(self._load_batch, batches[next_batch],
+                                                       epoch))
+                            next_batch += 1
+                        skipped += count
+                        if batch is not None:
+                            yield batch
+                finally:
+                    for future in pending:
+                        future.cancel()
+        self.skipped += skipped
+        if skipped:
+            warnings.warn(f"DataLoader: skipped {skipped} samples that failed to load in epoch "
+                          f"{epoch} (skip_errors=True)", stacklevel=2)
