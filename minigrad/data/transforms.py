@@ -238,7 +238,8 @@ class RandomResizedCrop(RandomTransform):
             w = round(math.sqrt(target * aspect))
             h = round(math.sqrt(target / aspect))
             if 0 < w <= width and 0 < h <= height:
-                return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
+                top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
+                return int(top), int(left), h, w
         aspect = width / height
         if aspect < min(self.ratio):
             w, h = width, round(width / min(self.ratio))
