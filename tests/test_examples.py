@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -27,3 +29,38 @@ def test_ci_runs_the_readme_test_command():
     commands = re.search(r"```bash\n(.*?)```", readme, flags=re.DOTALL).group(1).splitlines()
     assert len(commands) == 2
     assert commands[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def run_example(*args, timeout=300):
+    result = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
+                            timeout=timeout, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_perceptron_example_prints_the_table_and_shows_xor_needs_a_hidden_layer():
+    out = run_example(ROOT / "examples" / "perceptron.py")
+    assert "pattern    windy   cloudy nice day       w0  w_windy w_cloudy     h(x)    delta" in out
+    assert "converged after 3 passes" in out and "[0.0, -1.0, -1.0]" in out
+    assert "without converging (converged=False)" in out
+    assert "MLP trained with autograd predicts [0, 1, 1, 0]" in out
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="apt-get install dataset-fashion-mnist (.ci/run installs it)")
+def test_lenet5_example_smoke_run_writes_history_checkpoint_and_plot(tmp_path):
+    out = run_example(ROOT / "examples" / "lenet5_fashion_mnist.py", "--subset", 512,
+                      "--epochs", 1, "--out", tmp_path, "--no-progress")
+    assert re.search(r"test accuracy \d+\.\d+% after 1 epochs", out), out
+    for name in ("history.json", "history.csv", "curves.png", "last.npz", "best.npz"):
+        assert (tmp_path / name).is_file(), name
+
+
+def test_vgg16_example_smoke_run_on_a_synthetic_voc_tree(tmp_path):
+    out = run_example(ROOT / "examples" / "vgg16_voc.py", "--synthetic", 16, "--image-size", 32,
+                      "--width-mult", 0.125, "--epochs", 1, "--workers", 2, "--out", tmp_path,
+                      "--no-progress")
+    assert "val mAP" in out and "aeroplane" in out, out
+    for name in ("history.json", "history.csv", "curves.png", "last.npz", "best.npz"):
+        assert (tmp_path / name).is_file(), name
+    assert (tmp_path / "synthetic_voc" / "VOCdevkit" / "VOC2012" / "JPEGImages").is_dir()

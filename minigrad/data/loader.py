@@ -1,11 +1,12 @@
 """DataLoader: batches of a dataset, in order or shuffled, optionally prepared by threads.
 
-Each epoch draws one permutation from the loader's generator (seeded by `seed`, or by
-`minigrad.manual_seed`), so a seeded run sees the same batches. Each sample is loaded with its
-own generator for random transforms, made from (seed, epoch, index): the samples come out the
-same whether 0 or 8 threads prepared them. With `num_workers > 0`, batches are prepared by a
-pool of threads (JPEG decoding and Pillow's resampling release the GIL) a few batches ahead
-of the one being trained on, and are yielded in order.
+Epoch e's order is a permutation drawn from a generator seeded with (seed, e), where seed is
+`seed` or one drawn from `minigrad.manual_seed`'s generator: a seeded run sees the same
+batches, and a resumed run (`set_epoch`) the same as an uninterrupted one. Each sample is
+loaded with its own generator for random transforms, made from (seed, epoch, index): the
+samples come out the same whether 0 or 8 threads prepared them. With `num_workers > 0`,
+batches are prepared by a pool of threads (JPEG decoding and Pillow's resampling release the
+GIL) a few batches ahead of the one being trained on, and are yielded in order.
 """
 
 from __future__ import annotations
@@ -82,17 +83,21 @@ class DataLoader:
         self.collate_fn = collate_fn or default_collate
         self.device, self.skip_errors = device, skip_errors
         self.seed = int(_loader_rng(seed).integers(2**63)) if seed is None else seed
-        self._order_rng = np.random.default_rng(self.seed)
         self.epoch = 0
         self.skipped = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration epoch `epoch` (its order and augmentations)."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def _batches(self) -> list[np.ndarray]:
+    def _batches(self, epoch: int) -> list[np.ndarray]:
         n = len(self.dataset)
-        order = self._order_rng.permutation(n) if self.shuffle else np.arange(n)
+        order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle \
+            else np.arange(n)
         batches = [order[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
@@ -119,7 +124,7 @@ class DataLoader:
 
     def __iter__(self):
         epoch, self.epoch = self.epoch, self.epoch + 1
-        batches = self._batches()
+        batches = self._batches(epoch)
         skipped = 0
         if self.num_workers == 0:
             results = (self._load_batch(b, epoch) for b in batches)

@@ -1,0 +1,109 @@
+"""VGG16: configuration D of Simonyan & Zisserman, "Very Deep Convolutional Networks for
+Large-Scale Image Recognition" (2015), laid out and named as torchvision's `vgg16`, so that its
+weights load for transfer learning.
+
+    features:   13 conv 3x3 (padding 1) + ReLU in blocks of 2-2-3-3-3 with 64-128-256-512-512
+                channels, a 2x2 max pool after each block     224x224 -> 7x7
+    avgpool:    AdaptiveAvgPool2d((7, 7)), so that smaller inputs also reach 7x7
+    classifier: FC-4096, ReLU, Dropout, FC-4096, ReLU, Dropout, FC-num_classes
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from minigrad import nn
+
+# configuration D: channels of each conv, "M" for a max pool
+CONFIG_D = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+class VGG(nn.Module):
+    def __init__(self, config=CONFIG_D, num_classes: int = 1000, batch_norm: bool = False,
+                 dropout: float = 0.5, width_mult: float = 1.0):
+        super().__init__()
+        layers, channels = [], 3
+        for item in config:
+            if item == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+                continue
+            width = max(1, round(item * width_mult))
+            layers.append(nn.Conv2d(channels, width, 3, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(width))
+            layers.append(nn.ReLU())
+            channels = width
+        hidden = max(1, round(4096 * width_mult))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(
+            nn.Linear(channels * 7 * 7, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+        self._initialize()
+
+    def _initialize(self) -> None:
+        """torchvision's initialisation: He (fan_out) for convs, N(0, 0.01) for the FCs."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0.0, 0.01)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x):
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"VGG: expected RGB images of shape (N, 3, H, W), got {x.shape}")
+        if min(x.shape[2:]) < 32:
+            raise ValueError(f"VGG: images must be at least 32x32 (five 2x2 poolings), got "
+                             f"{x.shape[2:]}")
+        return self.classifier(self.avgpool(self.features(x)).flatten(1))
+
+
+def vgg16(num_classes: int = 1000, batch_norm: bool = False, dropout: float = 0.5,
+          width_mult: float = 1.0) -> VGG:
+    """VGG16 (configuration D); width_mult scales every channel count (for CPU smoke runs)."""
+    return VGG(CONFIG_D, num_classes, batch_norm, dropout, width_mult)
+
+
+def load_pretrained(model: nn.Module, path, strict: bool = True):
+    """Load torchvision-named weights from an .npz (name -> array, e.g. a torch state_dict
+    exported with np.savez) or from a .pth file (read with torch, which must be installed)."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            state = {name: archive[name] for name in archive.files}
+    elif path.suffix in (".pth", ".pt"):
+        try:
+            import torch
+        except ImportError:
+            raise RuntimeError(f"load_pretrained: reading {path} needs torch; export the "
+                               "state_dict to .npz with numpy instead") from None
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        state = {name: value.numpy() for name, value in loaded.items()}
+    else:
+        raise ValueError(f"load_pretrained: {path} is neither .npz nor .pth")
+    return model.load_state_dict(state, strict=strict)
+
+
+def freeze_features(model: VGG) -> VGG:
+    """Transfer learning: the convolutional features stop learning; only the head trains."""
+    model.features.requires_grad_(False)
+    return model
+
+
+def replace_head(model: VGG, num_classes: int) -> VGG:
+    """A new last layer for `num_classes` outputs, freshly initialised (fine-tuning starts here)."""
+    old = model.classifier[6]
+    head = nn.Linear(old.in_features, num_classes)
+    nn.init.normal_(head.weight, 0.0, 0.01)
+    nn.init.zeros_(head.bias)
+    model.classifier[6] = head
+    return model

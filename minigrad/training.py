@@ -1,0 +1,192 @@
+"""`fit`: the training loop the examples share, small enough to read in one sitting.
+
+Per epoch: train over the loader (a tqdm progress bar shows the loss and images/s), evaluate
+on the validation loader (loss and a metric), step the scheduler, record the epoch in the
+history (JSON and CSV), redraw the learning curves (PNG, when matplotlib is installed), and
+write a checkpoint (model, optimizer, scheduler, epoch, history, random state) with
+`minigrad.save`. `resume=True` continues from that checkpoint and ends exactly where an
+uninterrupted run would. Early stopping watches the validation metric (higher is better) or,
+without a metric, the validation loss; the best model is saved as best.npz.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from minigrad import backend
+from minigrad.autograd import no_grad
+from minigrad.nn.module import Module
+from minigrad.optim.lr_scheduler import ReduceLROnPlateau
+from minigrad.serialization import load, save
+from minigrad.tensor import Tensor
+
+HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_metric", "lr", "seconds")
+
+
+def _as_tensor(batch, device) -> Tensor:
+    return batch.to(device) if isinstance(batch, Tensor) else Tensor(np.asarray(batch)).to(device)
+
+
+def train_one_epoch(model: Module, loader, loss_fn: Callable, optimizer, device,
+                    progress: bool = True, description: str = "") -> float:
+    """One pass over `loader`; returns the mean training loss per sample."""
+    model.train()
+    total, count, start = 0.0, 0, time.perf_counter()
+    bar = _progress(loader, progress, description)
+    for images, targets in bar:
+        images, targets = _as_tensor(images, device), _as_tensor(targets, device)
+        loss = loss_fn(model(images), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(images)
+        count += len(images)
+        if progress:
+            bar.set_postfix(loss=f"{total / count:.4f}",
+                            img_s=f"{count / (time.perf_counter() - start):.0f}")
+    return total / max(count, 1)
+
+
+@no_grad()
+def evaluate(model: Module, loader, loss_fn: Callable, device):
+    """(mean loss, all outputs, all targets) of `model` in eval mode over `loader`."""
+    model.eval()
+    total, count, outputs, targets = 0.0, 0, [], []
+    for images, batch_targets in loader:
+        images, batch_targets = _as_tensor(images, device), _as_tensor(batch_targets, device)
+        output = model(images)
+        total += loss_fn(output, batch_targets).item() * len(images)
+        count += len(images)
+        outputs.append(output.numpy())
+        targets.append(batch_targets.numpy())
+    return total / max(count, 1), np.concatenate(outputs), np.concatenate(targets)
+
+
+def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=None, *,
+        epochs: int, device="cpu", metric: Callable | None = None, metric_name: str = "metric",
+        scheduler=None, out_dir=None, resume: bool = False, patience: int | None = None,
+        on_validation: Callable | None = None, progress: bool = True) -> list[dict]:
+    """Train `model` for `epochs` epochs and return the history (one dict per epoch).
+
+    metric(outputs, targets) -> float, higher is better (accuracy, mAP), on the validation set.
+    out_dir: where history.json/.csv, curves.png, last.npz and best.npz go.
+    resume: continue from out_dir/last.npz if it exists.
+    patience: stop after this many epochs without a better validation score.
+    on_validation(outputs, targets): called after each evaluation (e.g. to print per-class AP).
+    """
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    history: list[dict] = []
+    best, bad_epochs, start_epoch = -np.inf, 0, 0
+    if resume and out is not None and (out / "last.npz").exists():
+        state = load(out / "last.npz")
+        model.load_state_dict(state["model"])
+        model.to(device)
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state["scheduler"] is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        backend.generator("cpu").bit_generator.state = state["rng"]
+        history, best, bad_epochs = state["history"], state["best"], state["bad_epochs"]
+        start_epoch = state["epoch"] + 1
+        print(f"resuming from {out / 'last.npz'} after epoch {start_epoch}")
+
+    for epoch in range(start_epoch, epochs):
+        started = time.perf_counter()
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)
+        train_loss = train_one_epoch(model, train_loader, loss_fn, optimizer, device, progress,
+                                     f"epoch {epoch + 1}/{epochs}")
+        record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": None,
+                  "val_metric": None, "lr": optimizer.param_groups[0]["lr"]}
+        score = -train_loss
+        if val_loader is not None:
+            val_loss, outputs, targets = evaluate(model, val_loader, loss_fn, device)
+            record["val_loss"] = val_loss
+            score = -val_loss
+            if metric is not None:
+                record["val_metric"] = score = float(metric(outputs, targets))
+            if on_validation is not None:
+                on_validation(outputs, targets)
+        if isinstance(scheduler, ReduceLROnPlateau):
+            scheduler.step(-score if metric is None else score)
+        elif scheduler is not None:
+            scheduler.step()
+        record["seconds"] = time.perf_counter() - started
+        history.append(record)
+        improved = score > best
+        if improved:
+            best, bad_epochs = score, 0
+        else:
+            bad_epochs += 1
+        _report(record, metric_name)
+        if out is not None:
+            _write_history(out, history, metric_name)
+            if improved:
+                save(model.state_dict(), out / "best.npz")
+            save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                  "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                  "epoch": epoch, "history": history, "best": best, "bad_epochs": bad_epochs,
+                  "rng": backend.generator("cpu").bit_generator.state}, out / "last.npz")
+        if patience is not None and bad_epochs >= patience:
+            print(f"early stopping: no better validation score for {patience} epochs")
+            break
+    return history
+
+
+def _progress(loader, enabled: bool, description: str):
+    if not enabled:
+        return loader
+    from tqdm import tqdm
+
+    return tqdm(loader, desc=description, unit="batch", leave=False, dynamic_ncols=True)
+
+
+def _report(record: dict, metric_name: str) -> None:
+    parts = [f"epoch {record['epoch']}", f"train loss {record['train_loss']:.4f}"]
+    if record["val_loss"] is not None:
+        parts.append(f"val loss {record['val_loss']:.4f}")
+    if record["val_metric"] is not None:
+        parts.append(f"val {metric_name} {record['val_metric']:.4f}")
+    parts += [f"lr {record['lr']:.3g}", f"{record['seconds']:.1f} s"]
+    print(" | ".join(parts), flush=True)
+
+
+def _write_history(out: Path, history: list[dict], metric_name: str) -> None:
+    (out / "history.json").write_text(json.dumps(history, indent=1))
+    with open(out / "history.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+    plot_history(history, out / "curves.png", metric_name)
+
+
+def plot_history(history: list[dict], path, metric_name: str = "metric") -> bool:
+    """Draw train/val loss and the val metric per epoch to a PNG; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    epochs = [r["epoch"] for r in history]
+    figure, (losses, scores) = plt.subplots(1, 2, figsize=(10, 4))
+    losses.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    if any(r["val_loss"] is not None for r in history):
+        losses.plot(epochs, [r["val_loss"] for r in history], "o-", label="validation")
+    losses.set(xlabel="epoch", ylabel="loss", title="loss")
+    losses.legend()
+    if any(r["val_metric"] is not None for r in history):
+        scores.plot(epochs, [r["val_metric"] for r in history], "o-", color="tab:green")
+    scores.set(xlabel="epoch", ylabel=metric_name, title=f"validation {metric_name}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True

@@ -1,0 +1,167 @@
+"""The perceptron's rule by hand; LeNet5 and VGG16 against torch models of the same layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import requires_torch, torch
+
+import minigrad as mg
+from minigrad.models import (
+    LeNet5,
+    Perceptron,
+    freeze_features,
+    load_pretrained,
+    replace_head,
+    vgg16,
+)
+
+NICE_DAY_X = [[1, 1], [0, 1], [1, 0], [0, 0]]
+NICE_DAY_Y = [0, 0, 0, 1]
+
+# Worked by hand with delta = lr (y - h), w_i += x_i delta, h = [w . (1, x1, x2) >= 0]:
+# (pattern, windy, cloudy, target, w0, w_windy, w_cloudy, h(x), delta)
+NICE_DAY_BY_HAND = [
+    (1, 1, 1, 0, 1, 1, 1, 1, -1),  # 1 + 1 + 1 = 3 >= 0: wrong, every weight - 1
+    (2, 0, 1, 0, 0, 0, 0, 1, -1),  # 0 >= 0: wrong; w_windy keeps 0, its input was 0
+    (3, 1, 0, 0, -1, 0, -1, 0, 0),  # -1 + 0 = -1: right
+    (4, 0, 0, 1, -1, 0, -1, 0, 1),  # -1: wrong, only w0 (input 1) moves
+    (1, 1, 1, 0, 0, 0, -1, 0, 0),
+    (2, 0, 1, 0, 0, 0, -1, 0, 0),
+    (3, 1, 0, 0, 0, 0, -1, 1, -1),  # 0 + 0 = 0 >= 0: wrong
+    (4, 0, 0, 1, -1, -1, -1, 0, 1),
+    (1, 1, 1, 0, 0, -1, -1, 0, 0),  # third pass: nothing changes
+    (2, 0, 1, 0, 0, -1, -1, 0, 0),
+    (3, 1, 0, 0, 0, -1, -1, 0, 0),
+    (4, 0, 0, 1, 0, -1, -1, 1, 0),
+]
+
+
+def test_perceptron_history_on_the_nice_day_table_is_the_rule_by_hand():
+    perceptron = Perceptron(2, lr=1.0, weights=[1, 1, 1])
+    history = perceptron.fit(NICE_DAY_X, NICE_DAY_Y)
+    rows = [(s.pattern, *s.inputs, s.target, *s.weights, s.output, s.delta) for s in history]
+    assert rows == NICE_DAY_BY_HAND
+    assert perceptron.converged and perceptron.epochs == 3
+    assert perceptron.weights.tolist() == [0, -1, -1]
+    assert perceptron.predict(NICE_DAY_X).tolist() == NICE_DAY_Y
+
+
+def test_perceptron_cannot_learn_xor():
+    perceptron = Perceptron(2)
+    history = perceptron.fit([[0, 0], [0, 1], [1, 0], [1, 1]], [0, 1, 1, 0], max_epochs=50)
+    assert not perceptron.converged and perceptron.epochs == 50 and len(history) == 200
+    assert perceptron.predict([[0, 0], [0, 1], [1, 0], [1, 1]]).tolist() != [0, 1, 1, 0]
+
+
+def test_perceptron_learns_and_with_a_learning_rate():
+    perceptron = Perceptron(2, lr=0.5)
+    perceptron.fit([[0, 0], [0, 1], [1, 0], [1, 1]], [0, 0, 0, 1])
+    assert perceptron.converged
+    assert perceptron.predict([[0, 0], [0, 1], [1, 0], [1, 1]]).tolist() == [0, 0, 0, 1]
+    with pytest.raises(ValueError, match="expected 3 weights"):
+        Perceptron(2, weights=[1, 2])
+    with pytest.raises(ValueError, match="targets must be"):
+        Perceptron(2).fit([[0, 0]], [2])
+
+
+def torch_lenet5():
+    tnn = torch().nn
+    model = tnn.Module()
+    model.features = tnn.Sequential(tnn.Conv2d(1, 6, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
+                                    tnn.Conv2d(6, 16, 5), tnn.ReLU(), tnn.MaxPool2d(2))
+    model.classifier = tnn.Sequential(tnn.Flatten(), tnn.Linear(400, 120), tnn.ReLU(),
+                                      tnn.Linear(120, 84), tnn.ReLU(), tnn.Linear(84, 10))
+    model.forward = lambda x: model.classifier(model.features(x))
+    return model
+
+
+def torch_vgg16(width_mult: float, num_classes: int, batch_norm: bool = False):
+    """torchvision's vgg16 layout, written with torch.nn (torchvision is not installed here)."""
+    tnn = torch().nn
+    layers, channels = [], 3
+    for item in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+                 512, 512, 512, "M"):
+        if item == "M":
+            layers.append(tnn.MaxPool2d(2, 2))
+            continue
+        width = round(item * width_mult)
+        layers += [tnn.Conv2d(channels, width, 3, padding=1)]
+        layers += [tnn.BatchNorm2d(width)] if batch_norm else []
+        layers += [tnn.ReLU(True)]
+        channels = width
+    hidden = round(4096 * width_mult)
+    model = tnn.Module()
+    model.features = tnn.Sequential(*layers)
+    model.avgpool = tnn.AdaptiveAvgPool2d((7, 7))
+    model.classifier = tnn.Sequential(
+        tnn.Linear(channels * 49, hidden), tnn.ReLU(True), tnn.Dropout(),
+        tnn.Linear(hidden, hidden), tnn.ReLU(True), tnn.Dropout(), tnn.Linear(hidden, num_classes))
+    model.forward = lambda x: model.classifier(torch().flatten(model.avgpool(model.features(x)), 1))
+    return model
+
+
+def test_lenet5_shapes_and_parameter_count():
+    model = LeNet5()
+    assert model(mg.randn(3, 1, 28, 28)).shape == (3, 10)
+    assert LeNet5(num_classes=4)(mg.randn(2, 1, 28, 28)).shape == (2, 4)
+    assert sum(p.numel() for p in model.parameters()) == 61706
+    with pytest.raises(ValueError, match=r"LeNet5: expected images of shape \(N, 1, 28, 28\)"):
+        model(mg.randn(2, 1, 32, 32))
+
+
+@requires_torch
+def test_lenet5_loads_a_torch_state_dict_and_gives_its_logits():
+    theirs = torch_lenet5().double()
+    ours = LeNet5().double()
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((4, 1, 28, 28))
+    np.testing.assert_allclose(ours(mg.tensor(x)).numpy(),
+                               theirs(torch().tensor(x)).detach().numpy(), rtol=1e-10)
+
+
+def test_vgg16_has_torchvision_s_parameter_count_and_names():
+    model = vgg16()
+    # torchvision.models.vgg16(): 138,357,544 parameters
+    assert sum(p.numel() for p in model.parameters()) == 138_357_544
+    names = list(model.state_dict())
+    assert names[:2] == ["features.0.weight", "features.0.bias"]
+    assert names[-6:] == ["classifier.0.weight", "classifier.0.bias", "classifier.3.weight",
+                          "classifier.3.bias", "classifier.6.weight", "classifier.6.bias"]
+    assert len([n for n in names if n.startswith("features") and n.endswith("weight")]) == 13
+    assert model.classifier[0].weight.shape == (4096, 25088)
+
+
+@requires_torch
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_vgg16_loads_a_torch_state_dict_and_gives_its_logits(batch_norm):
+    theirs = torch_vgg16(0.125, 20, batch_norm).double().eval()
+    ours = vgg16(num_classes=20, width_mult=0.125, batch_norm=batch_norm).double().eval()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    for size in (32, 64):  # 32 reaches 1x1 before the adaptive pool, 64 reaches 2x2
+        x = np.random.default_rng(size).standard_normal((2, 3, size, size))
+        np.testing.assert_allclose(ours(mg.tensor(x)).numpy(),
+                                   theirs(torch().tensor(x)).detach().numpy(), rtol=1e-8,
+                                   atol=1e-12)
+
+
+@requires_torch
+def test_pretrained_weights_load_from_npz_and_pth_then_head_and_freezing(tmp_path):
+    t = torch()
+    theirs = torch_vgg16(0.125, 1000)
+    state = {k: v.numpy() for k, v in theirs.state_dict().items()}
+    np.savez(tmp_path / "vgg16.npz", **state)
+    t.save(theirs.state_dict(), tmp_path / "vgg16.pth")
+    for path in (tmp_path / "vgg16.npz", tmp_path / "vgg16.pth"):
+        model = vgg16(width_mult=0.125)
+        load_pretrained(model, path)
+        np.testing.assert_array_equal(model.features[0].weight.numpy(), state["features.0.weight"])
+    replace_head(model, 20)
+    freeze_features(model)
+    assert model.classifier[6].weight.shape == (20, 512)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith("classifier") for n in trainable)
+    model(mg.randn(2, 3, 32, 32)).sum().backward()
+    assert model.features[0].weight.grad is None and model.classifier[6].weight.grad is not None
