@@ -1,8 +1,10 @@
 """Train LeNet5 on Fashion-MNIST and report its test accuracy.
 
-    python examples/lenet5_fashion_mnist.py [--epochs 10] [--batch-size 64] [--lr 0.001]
-        [--optimizer adam|sgd] [--device cpu] [--data-dir DIR] [--out runs/lenet5] [--seed 0]
-        [--subset N]
+    python examples/lenet5_fashion_mnist.py [--epochs 10] [--batch-size 64] [--lr 0.002]
+        [--optimizer adam|sgd] [--schedule cosine|none] [--device cpu] [--data-dir DIR]
+        [--out runs/lenet5] [--seed 0] [--subset N] [--resume]
+
+The learning rate follows a cosine from --lr down to 0 over the epochs (--schedule cosine).
 
 The data comes from --data-dir, ~/.cache/minigrad/fashion-mnist, Debian's package
 (apt-get install dataset-fashion-mnist), or a download. Writes history.json/.csv, curves.png,
@@ -31,8 +33,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    parser.add_argument("--schedule", choices=["cosine", "none"], default="cosine")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-dir", default=None, help="folder with the four IDX .gz files")
     parser.add_argument("--out", default="runs/lenet5", help="where results and checkpoints go")
@@ -57,14 +60,18 @@ def main(argv=None) -> None:
         optimizer = mg.optim.Adam(model.parameters(), lr=args.lr)
     else:
         optimizer = mg.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
+    scheduler = None
+    if args.schedule == "cosine":
+        scheduler = mg.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     loss_fn = nn.CrossEntropyLoss()
     print(f"LeNet5 on Fashion-MNIST: {len(train)} training and {len(test)} test images, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters, {args.optimizer} "
-          f"lr {args.lr}, batch {args.batch_size}, device {args.device}")
+          f"lr {args.lr} ({args.schedule}), batch {args.batch_size}, device {args.device}")
 
     started = time.perf_counter()
     history = fit(model, optimizer, loss_fn, train_loader, test_loader, epochs=args.epochs,
-                  device=args.device, metric=accuracy, metric_name="accuracy", out_dir=args.out,
+                  device=args.device, metric=accuracy, metric_name="accuracy",
+                  scheduler=scheduler, out_dir=args.out,
                   resume=args.resume, progress=not args.no_progress)
     _, outputs, targets = evaluate(model, test_loader, loss_fn, args.device)
     seconds = np.mean([r["seconds"] for r in history]) if history else 0.0

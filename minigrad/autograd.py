@@ -27,17 +27,15 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-class set_grad_enabled:
-    """Turn gradient recording on or off: a call, a context manager and a decorator."""
+class _GradMode:
+    """Sets gradient recording on entry and restores it on exit; also a decorator."""
 
     def __init__(self, mode: bool):
-        global _grad_enabled
-        self.previous = _grad_enabled
         self.mode = bool(mode)
-        _grad_enabled = self.mode
 
     def __enter__(self):
-        return self
+        global _grad_enabled
+        self.previous, _grad_enabled = _grad_enabled, self.mode
 
     def __exit__(self, *exc_info):
         global _grad_enabled
@@ -46,30 +44,7 @@ class set_grad_enabled:
     def __call__(self, fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with self.__class__(self.mode):
-                return fn(*args, **kwargs)
-
-        return wrapper
-
-
-class _GradMode:
-    """Base of no_grad / enable_grad: sets the mode on entry, restores it on exit."""
-
-    mode = True
-
-    def __enter__(self):
-        global _grad_enabled
-        self.previous = _grad_enabled
-        _grad_enabled = self.mode
-
-    def __exit__(self, *exc_info):
-        global _grad_enabled
-        _grad_enabled = self.previous
-
-    def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with self.__class__():
+            with _GradMode(self.mode):
                 return fn(*args, **kwargs)
 
         return wrapper
@@ -78,13 +53,26 @@ class _GradMode:
 class no_grad(_GradMode):
     """Ops inside record no graph: `with mg.no_grad(): ...` or `@mg.no_grad()`."""
 
-    mode = False
+    def __init__(self):
+        super().__init__(False)
 
 
 class enable_grad(_GradMode):
     """Record the graph again inside a `no_grad` block."""
 
-    mode = True
+    def __init__(self):
+        super().__init__(True)
+
+
+class set_grad_enabled(_GradMode):
+    """Turn recording on or off; as a plain call it stays so, as a context it is restored."""
+
+    def __init__(self, mode: bool):
+        super().__init__(mode)
+        super().__enter__()
+
+    def __enter__(self):
+        return self  # the mode was already set when this was made
 
 
 class Context:
