@@ -95,16 +95,18 @@ def make_step(library: str, model_name: str, batch: int, shape: tuple, training:
 
 def peak_rss(library: str, model_name: str, batch: int, shape, training: bool) -> float:
     """Peak resident memory (MiB) of a fresh process that builds the case and runs 3 steps."""
+    # VmHWM is this process's own high-water mark (ru_maxrss would include the parent's,
+    # which Linux carries across fork and exec)
     code = (
-        "import json, resource, sys; sys.path.insert(0, 'benchmarks')\n"
+        "import sys; sys.path.insert(0, 'benchmarks')\n"
         "from train_step import make_step\n"
         f"step = make_step({library!r}, {model_name!r}, {batch}, {tuple(shape)}, {training})\n"
         "for _ in range(3): step()\n"
-        "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1]) / 1024  # Linux reports KiB
+    return json.loads(result.stdout.strip().splitlines()[-1]) / 1024  # VmHWM is in KiB
 
 
 def main() -> None:

@@ -1,21 +1,28 @@
 """2-D convolution as im2col + one matrix product, and its backward with col2im.
 
 A convolution slides a (C, KH, KW) kernel over the padded input. im2col lays every window out
-as one column, so the whole convolution becomes a single GEMM:
+as one column, so the whole convolution, whole batch included, becomes a single GEMM:
 
     x: (N, C, H, W) --pad--> (N, C, Hp, Wp)
-    im2col:  cols[n, c, kh, kw, oh, ow] = x_pad[n, c, oh*s + kh*d, ow*s + kw*d]
-             a strided *view* of x_pad (no copy), then one copy into (N, C*KH*KW, OH*OW)
-    GEMM:    out[n] = W (OC, C*KH*KW) @ cols[n] (C*KH*KW, OH*OW) -> (N, OC, OH*OW), NCHW at once
+    im2col:  cols[c, kh, kw, oh, ow, n] = x_pad[n, c, oh*s + kh*d, ow*s + kw*d]
+             a strided *view* of x_pad (no copy), then one copy into (C*KH*KW, OH*OW*N)
+    GEMM:    out = W (OC, C*KH*KW) @ cols (C*KH*KW, OH*OW*N) -> (OC, OH*OW*N)
+
+The batch is the innermost axis of each row of cols: one large GEMM instead of N small ones,
+and every copy (im2col, col2im, padding, pooling) moves runs of N contiguous floats rather
+than a few pixels of one row. So the op keeps its arrays in memory as (C, H, W, N) and hands
+out the NCHW *view* of them (a transpose, no copy): the public shape is PyTorch's, and NumPy's
+elementwise ops (ReLU, the next layer's padding and pooling) keep the layout they are given.
+An NCHW input, such as a batch of images, is laid out once as (C, H, W, N) on entry.
 
 With groups, channels split into G independent convolutions: W is (G, OC/G, C/G*KH*KW) and
-cols (N, G, C/G*KH*KW, OH*OW); matmul broadcasts over N and G.
+cols (G, C/G*KH*KW, OH*OW*N); matmul runs over G.
 
-Backward, for the output gradient g (N, G, OC/G, OH*OW):
-    grad_W    = sum_n g[n] @ cols[n]^T
+Backward, for the output gradient g as (G, OC/G, OH*OW*N):
+    grad_W    = g @ cols^T                    (G, OC/G, C/G*KH*KW)
     grad_bias = sum of g over n, oh, ow
-    grad_cols = W^T @ g[n], and col2im adds each kernel offset's slice back where im2col
-                read it: a loop over the KH*KW offsets, each one strided add over all pixels.
+    grad_cols = W^T @ g, and col2im adds each kernel offset's slice back where im2col read
+                it: a loop over the KH*KW offsets, each one strided add over all pixels.
 """
 
 from __future__ import annotations
@@ -24,12 +31,23 @@ from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 
 
+def batch_innermost(x):
+    """x (N, C, H, W) stored as (C, H, W, N) in memory, returned as its NCHW view; no copy
+    when it already is."""
+    xp = get_array_module(x)
+    return xp.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+
+
 def _pad(x, padding):
-    """Zero-pad the last two axes: padding = (top, bottom, left, right)."""
+    """Zero-pad the last two axes, padding = (top, bottom, left, right), keeping x's layout."""
     if not any(padding):
         return x
     top, bottom, left, right = padding
-    return get_array_module(x).pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    n, c, h, w = x.shape
+    shape = (n, c, h + top + bottom, w + left + right)
+    x_pad = get_array_module(x).zeros_like(x, shape=shape)  # order "K": x's axis order
+    x_pad[:, :, top : top + h, left : left + w] = x
+    return x_pad
 
 
 def output_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int = 1) -> int:
@@ -48,20 +66,19 @@ def im2col_view(x_pad, kernel, stride, dilation, out_size):
     )
 
 
-def col2im(grad_cols, padded_shape, kernel, stride, dilation, out_size):
+def col2im(grad_cols, grad_pad, kernel, stride, dilation, out_size):
     """The adjoint of im2col: add each window element's gradient to the pixel it came from.
 
-    grad_cols: (N, C, KH, KW, OH, OW) -> (N, C, Hp, Wp). One strided add per kernel offset;
-    windows that overlap add up, which is what the gradient of a reused pixel must do.
+    grad_cols (KH, KW, A, B, OH, OW) is added into grad_pad (A, B, Hp, Wp), zeros in whatever
+    memory layout the caller chose, and returned. (A, B) are (N, C) or (C, N). One strided add
+    per kernel offset; windows that overlap add up, as the gradient of a reused pixel must.
     """
-    xp = get_array_module(grad_cols)
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
-    grad_pad = xp.zeros(padded_shape, dtype=grad_cols.dtype)
     for i in range(kh):
         for j in range(kw):
             rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
             cols = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
-            grad_pad[:, :, rows, cols] += grad_cols[:, :, i, j]
+            grad_pad[:, :, rows, cols] += grad_cols[i, j]
     return grad_pad
 
 
@@ -73,39 +90,45 @@ def _unpad(x, padding):
 class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, weight, bias=None, *, stride, padding, dilation, groups):
-        n, c, _, _ = x.shape
+        n = x.shape[0]
         oc, c_per_group, kh, kw = weight.shape
-        x_pad = _pad(x, padding)
+        x_pad = _pad(batch_innermost(x), padding)
         oh = output_size(x_pad.shape[2], kh, stride[0], 0, dilation[0])
         ow = output_size(x_pad.shape[3], kw, stride[1], 0, dilation[1])
         view = im2col_view(x_pad, (kh, kw), stride, dilation, (oh, ow))
-        # (N, C, KH, KW, OH, OW) -> (N, G, C/G*KH*KW, OH*OW): the one copy of im2col
-        cols = view.reshape(n, groups, c_per_group * kh * kw, oh * ow)
+        # (N, C, KH, KW, OH, OW) -> (C, KH, KW, OH, OW, N) -> (G, C/G*KH*KW, OH*OW*N):
+        # the one copy of im2col
+        cols = view.transpose(1, 2, 3, 4, 5, 0).reshape(groups, c_per_group * kh * kw, -1)
         w = weight.reshape(groups, oc // groups, c_per_group * kh * kw)
-        out = (w @ cols).reshape(n, oc, oh, ow)  # (N, G, OC/G, OH*OW) -> NCHW
+        out = (w @ cols).reshape(oc, oh, ow, n)  # (G, OC/G, OH*OW*N) -> (OC, OH, OW, N)
         if bias is not None:
-            out += bias.reshape(1, oc, 1, 1)
+            out += bias.reshape(oc, 1, 1, 1)
         ctx.save_for_backward(cols, weight)
         ctx.x_pad_shape, ctx.out_size = x_pad.shape, (oh, ow)
         ctx.stride, ctx.padding, ctx.dilation, ctx.groups = stride, padding, dilation, groups
-        return out
+        return out.transpose(3, 0, 1, 2)  # the NCHW view of it
 
     @staticmethod
     def backward(ctx, grad):
         cols, weight = ctx.saved_tensors
+        xp = get_array_module(grad)
         oc, c_per_group, kh, kw = weight.shape
-        n, groups = grad.shape[0], ctx.groups
-        g = grad.reshape(n, groups, oc // groups, -1)  # (N, G, OC/G, OH*OW)
+        groups, (oh, ow) = ctx.groups, ctx.out_size
+        # (N, OC, OH, OW) -> (OC, OH, OW, N) -> (G, OC/G, OH*OW*N); no copy when grad comes
+        # back in the layout the forward produced
+        g = grad.transpose(1, 2, 3, 0).reshape(groups, oc // groups, -1)
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             w = weight.reshape(groups, oc // groups, -1)
-            grad_cols = w.swapaxes(1, 2) @ g  # (N, G, C/G*KH*KW, OH*OW)
-            grad_cols = grad_cols.reshape(n, groups * c_per_group, kh, kw, *ctx.out_size)
-            grad_pad = col2im(grad_cols, ctx.x_pad_shape, (kh, kw), ctx.stride, ctx.dilation,
-                              ctx.out_size)
-            grad_x = _unpad(grad_pad, ctx.padding)
+            grad_cols = w.swapaxes(1, 2) @ g  # (G, C/G*KH*KW, OH*OW*N)
+            # -> (C, KH, KW, OH, OW, N) -> the (KH, KW, C, N, OH, OW) view col2im reads
+            n, c, hp, wp = ctx.x_pad_shape
+            grad_cols = grad_cols.reshape(c, kh, kw, oh, ow, n).transpose(1, 2, 0, 5, 3, 4)
+            grad_pad = xp.zeros((c, hp, wp, n), dtype=grad.dtype).transpose(0, 3, 1, 2)
+            col2im(grad_cols, grad_pad, (kh, kw), ctx.stride, ctx.dilation, ctx.out_size)
+            grad_x = _unpad(grad_pad, ctx.padding).transpose(1, 0, 2, 3)  # (C, N) -> NCHW
         if ctx.needs_input_grad[1]:
-            grad_weight = (g @ cols.swapaxes(2, 3)).sum(axis=0).reshape(weight.shape)
+            grad_weight = (g @ cols.swapaxes(1, 2)).reshape(weight.shape)
         has_bias = len(ctx.needs_input_grad) == 3
         if has_bias and ctx.needs_input_grad[2]:
             grad_bias = grad.sum(axis=(0, 2, 3))

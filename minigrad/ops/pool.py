@@ -44,12 +44,65 @@ class MaxPool2d(Function):
         (winner,) = ctx.saved_tensors
         xp = get_array_module(grad)
         (kh, kw), (ph, pw) = ctx.kernel, ctx.padding
-        # each window's gradient, placed at the offset of its max: (N, C, KH, KW, OH, OW)
-        offsets = xp.arange(kh * kw).reshape(1, 1, kh, kw, 1, 1)
-        grad_windows = (offsets == winner[:, :, None, None]) * grad[:, :, None, None]
-        grad_pad = col2im(grad_windows, ctx.x_pad_shape, ctx.kernel, ctx.stride, (1, 1),
-                          ctx.out_size)
+        # each window's gradient, placed at the offset of its max: (KH, KW, N, C, OH, OW)
+        offsets = xp.arange(kh * kw).reshape(kh, kw, 1, 1, 1, 1)
+        grad_windows = (offsets == winner) * grad
+        grad_pad = col2im(grad_windows, xp.zeros(ctx.x_pad_shape, dtype=grad.dtype), ctx.kernel,
+                          ctx.stride, (1, 1), ctx.out_size)
         return grad_pad[:, :, ph : grad_pad.shape[2] - ph, pw : grad_pad.shape[3] - pw]
+
+
+def _same_layout(array, like):
+    """`array` laid out in memory as `like` is (the same shape): itself, or one copy."""
+    if array.strides == like.strides:
+        return array
+    copy = get_array_module(like).empty_like(like)
+    copy[...] = array
+    return copy
+
+
+class MaxPool2dTiled(Function):
+    """Max pooling whose windows tile the input (stride == kernel, no padding), as in LeNet and
+    VGG. Each kernel offset (i, j) picks one strided sub-grid x[:, :, i::KH, j::KW] of shape
+    (N, C, OH, OW); the output is their elementwise maximum, with no argmax and no copy of
+    the windows. The backward walks the offsets in the same order and gives each window's
+    gradient to the first sub-grid that holds its maximum (PyTorch's choice among ties).
+    """
+
+    @staticmethod
+    def forward(ctx, x, kernel):
+        xp = get_array_module(x)
+        (kh, kw), (oh, ow) = kernel, (x.shape[2] // kernel[0], x.shape[3] // kernel[1])
+        out = None
+        for i in range(kh):
+            for j in range(kw):
+                grid = x[:, :, i : i + kh * oh : kh, j : j + kw * ow : kw]
+                # copy(order="K") keeps x's memory layout (conv2d's output is (C, N, H, W))
+                out = grid.copy(order="K") if out is None else xp.maximum(out, grid, out=out)
+        ctx.save_for_backward(x, out)
+        ctx.kernel = kernel
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        xp = get_array_module(grad)
+        (kh, kw), (oh, ow) = ctx.kernel, out.shape[2:]
+        # in x's memory layout, which the conv before reads fastest; every element is written
+        # below when the tiles cover x, else the uncovered border must be zero
+        tiled = x.shape[2] == kh * oh and x.shape[3] == kw * ow
+        grad_x = xp.empty_like(x) if tiled else xp.zeros_like(x)
+        grad = _same_layout(grad, out)  # one copy if need be, not four mismatched reads
+        open_ = xp.ones_like(out, dtype=bool)  # windows whose max has not had its gradient yet
+        winner = xp.empty_like(open_)
+        for i in range(kh):
+            for j in range(kw):
+                rows, cols = slice(i, i + kh * oh, kh), slice(j, j + kw * ow, kw)
+                xp.equal(x[:, :, rows, cols], out, out=winner)
+                winner &= open_
+                open_ ^= winner  # winner lies inside open_: this removes it
+                xp.multiply(grad, winner, out=grad_x[:, :, rows, cols])
+        return grad_x
 
 
 class AvgPool2d(Function):
@@ -72,10 +125,9 @@ class AvgPool2d(Function):
         xp = get_array_module(grad)
         (kh, kw), (ph, pw) = ctx.kernel, ctx.padding
         share = grad / (kh * kw)
-        grad_windows = xp.broadcast_to(share[:, :, None, None], share.shape[:2] + (kh, kw) +
-                                       share.shape[2:])
-        grad_pad = col2im(grad_windows, ctx.x_pad_shape, ctx.kernel, ctx.stride, (1, 1),
-                          ctx.out_size)
+        grad_windows = xp.broadcast_to(share, (kh, kw) + share.shape)  # (KH, KW, N, C, OH, OW)
+        grad_pad = col2im(grad_windows, xp.zeros(ctx.x_pad_shape, dtype=grad.dtype), ctx.kernel,
+                          ctx.stride, (1, 1), ctx.out_size)
         return grad_pad[:, :, ph : grad_pad.shape[2] - ph, pw : grad_pad.shape[3] - pw]
 
 
@@ -135,6 +187,8 @@ def _pool_arguments(op, x, kernel_size, stride, padding):
 def max_pool2d(x, kernel_size, stride=None, padding=0):
     """The maximum over each kernel_size window, moved by stride (default: kernel_size)."""
     kernel, stride, padding = _pool_arguments("max_pool2d", x, kernel_size, stride, padding)
+    if stride == kernel and padding == (0, 0):
+        return MaxPool2dTiled.apply(x, kernel=kernel)
     return MaxPool2d.apply(x, kernel=kernel, stride=stride, padding=padding)
 
 
