@@ -226,7 +226,7 @@ def backward(tensors, grad_tensors=None, retain_graph: bool = False) -> None:
     for tensor, gradient in zip(tensors, grad_tensors):
         seed = _seed_gradient(tensor, gradient)
         grads[id(tensor)] = grads[id(tensor)] + seed if id(tensor) in grads else seed
-    seeds = {id(g if g.base is None else g.base) for g in grads.values()}
+    handed_out = list(grads.values())  # arrays a leaf's .grad must not share memory with
 
     order = _topological_order(tensors)
     for position in range(len(order) - 1, -1, -1):
@@ -237,7 +237,7 @@ def backward(tensors, grad_tensors=None, retain_graph: bool = False) -> None:
             continue
         node = tensor.grad_fn
         if node is None or tensor._retains_grad:
-            _accumulate_into_grad(tensor, grad, seeds)
+            _accumulate_into_grad(tensor, grad, handed_out)
         if node is None:
             continue
         device = device_of(grad)
@@ -311,19 +311,21 @@ def _checked_gradient(node: Context, parent, grad):
     return grad
 
 
-def _accumulate_into_grad(tensor, grad, seeds: set) -> None:
-    """Add `grad` to `tensor.grad`, copying it first where it may be shared with another.
+def _accumulate_into_grad(tensor, grad, handed_out: list) -> None:
+    """Add `grad` to `tensor.grad`, copying it first where it may share memory with the
+    caller's seed gradient or another leaf's gradient.
 
     A backward may hand the same array to two inputs (the gradient of `a + b`) or pass the
-    caller's seed gradient through unchanged; a leaf's `.grad` must own its memory.
+    seed through unchanged, or as a view (a reshape); a leaf's `.grad` must own its memory.
     """
     from minigrad.tensor import Tensor
 
     if tensor.grad is None:
-        base = id(grad if grad.base is None else grad.base)
-        if base in seeds:
+        xp = get_array_module(grad)
+        if any(type(other) is type(grad) and xp.may_share_memory(grad, other)
+               for other in handed_out):
             grad = grad.copy()
-        seeds.add(id(grad if grad.base is None else grad.base))
+        handed_out.append(grad)
         tensor.grad = Tensor(grad)
     else:
         tensor.grad.data = tensor.grad.data + grad

@@ -34,38 +34,45 @@ def _as_tensor(batch, device) -> Tensor:
 
 
 def train_one_epoch(model: Module, loader, loss_fn: Callable, optimizer, device,
-                    progress: bool = True, description: str = "") -> float:
-    """One pass over `loader`; returns the mean training loss per sample."""
+                    progress: bool = True, description: str = "", log_every: int = 20) -> float:
+    """One pass over `loader`; returns the mean training loss per sample.
+
+    The loss is summed where it lives (on the GPU for device="cuda") and read back to the host
+    only every `log_every` batches for the progress bar, and at the end: reading it after
+    every step would make each step wait for the GPU.
+    """
     model.train()
-    total, count, start = 0.0, 0, time.perf_counter()
+    total, count, start = None, 0, time.perf_counter()
     bar = _progress(loader, progress, description)
-    for images, targets in bar:
+    for batch, (images, targets) in enumerate(bar):
         images, targets = _as_tensor(images, device), _as_tensor(targets, device)
         loss = loss_fn(model(images), targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        total += loss.item() * len(images)
+        weighted = loss.detach() * len(images)
+        total = weighted if total is None else total + weighted
         count += len(images)
-        if progress:
-            bar.set_postfix(loss=f"{total / count:.4f}",
+        if progress and batch % log_every == 0:
+            bar.set_postfix(loss=f"{total.item() / count:.4f}",
                             img_s=f"{count / (time.perf_counter() - start):.0f}")
-    return total / max(count, 1)
+    return total.item() / count if count else 0.0
 
 
 @no_grad()
 def evaluate(model: Module, loader, loss_fn: Callable, device):
     """(mean loss, all outputs, all targets) of `model` in eval mode over `loader`."""
     model.eval()
-    total, count, outputs, targets = 0.0, 0, [], []
+    total, count, outputs, targets = None, 0, [], []
     for images, batch_targets in loader:
         images, batch_targets = _as_tensor(images, device), _as_tensor(batch_targets, device)
         output = model(images)
-        total += loss_fn(output, batch_targets).item() * len(images)
+        weighted = loss_fn(output, batch_targets) * len(images)
+        total = weighted if total is None else total + weighted
         count += len(images)
-        outputs.append(output.numpy())
+        outputs.append(output.numpy())  # the metric is computed on the host, once per epoch
         targets.append(batch_targets.numpy())
-    return total / max(count, 1), np.concatenate(outputs), np.concatenate(targets)
+    return total.item() / count, np.concatenate(outputs), np.concatenate(targets)
 
 
 def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=None, *,

@@ -6,7 +6,15 @@ examples of every property: HYPOTHESIS_PROFILE=thorough python -m pytest
 
 import os
 
+import fake_cupy
 from hypothesis import HealthCheck, settings
+
+import minigrad as mg
+
+# Without a real GPU, the "cuda" device runs on a stand-in for CuPy (tests/fake_cupy.py), so that
+# every device-parametrised test also checks that no host array leaks into device code.
+if not mg.cuda.is_available():
+    fake_cupy.install()
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 settings.register_profile("ci", max_examples=12, **_common)

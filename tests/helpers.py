@@ -7,6 +7,7 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import fake_cupy
 import numpy as np
 import pytest
 from hypothesis import strategies as st
@@ -16,9 +17,11 @@ import minigrad as mg
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 requires_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
-requires_gpu = pytest.mark.skipif(not mg.cuda.is_available(), reason="no CUDA GPU found by CuPy")
+REAL_GPU = mg.cuda.is_available() and not fake_cupy.installed
+requires_real_gpu = pytest.mark.skipif(not REAL_GPU, reason="no CUDA GPU found by CuPy")
 
-# Every device-parametrised test runs on the CPU, and on the GPU where cupy finds one.
+# Every device-parametrised test runs on the CPU and on "cuda": the GPU where CuPy finds one,
+# else the CuPy stand-in of tests/fake_cupy.py (installed by conftest.py).
 DEVICES = ["cpu"] + (["cuda"] if mg.cuda.is_available() else [])
 
 

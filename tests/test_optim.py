@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import requires_torch, torch
+from helpers import DEVICES, requires_torch, torch
 
 import minigrad as mg
 
 SHAPES = [(3, 4), (4,), (2, 2, 2)]
 
 
-def run_steps(lib, make_optimizer, steps=20, seed=0, groups=None, scheduler=None):
-    """Parameters after `steps` optimizer steps with a fixed random gradient sequence."""
+def run_steps(lib, make_optimizer, steps=20, seed=0, groups=None, scheduler=None, **on):
+    """Parameters after `steps` optimizer steps with a fixed random gradient sequence (on
+    the device `on` names, for minigrad)."""
     rng = np.random.default_rng(seed)
     initial = [rng.standard_normal(s) for s in SHAPES]
     gradients = [[rng.standard_normal(s) for s in SHAPES] for _ in range(steps)]
-    params = [lib.tensor(p, dtype=lib.float64, requires_grad=True) for p in initial]
+    params = [lib.tensor(p, dtype=lib.float64, requires_grad=True, **on) for p in initial]
     spec = params if groups is None else [dict(g, params=[params[i] for i in g["params"]])
                                           for g in groups]
     optimizer = make_optimizer(lib, spec)
@@ -25,7 +26,7 @@ def run_steps(lib, make_optimizer, steps=20, seed=0, groups=None, scheduler=None
     lrs = []
     for step_grads in gradients:
         for p, g in zip(params, step_grads):
-            p.grad = lib.tensor(g, dtype=lib.float64)
+            p.grad = lib.tensor(g, dtype=lib.float64, **on)
         optimizer.step()
         if schedule:
             schedule.step()
@@ -50,18 +51,20 @@ GROUPS = [{"params": [0, 1], "lr": 0.02}, {"params": [2], "lr": 0.3, "momentum":
 
 
 @requires_torch
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_optimizer_matches_torch_over_20_steps(name):
-    ours, _ = run_steps(mg, OPTIMIZERS[name])
+def test_optimizer_matches_torch_over_20_steps(name, device):
+    ours, _ = run_steps(mg, OPTIMIZERS[name], device=device)
     theirs, _ = run_steps(torch(), OPTIMIZERS[name])
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)
 
 
 @requires_torch
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["sgd_momentum", "adam", "adamw"])
-def test_parameter_groups_with_their_own_learning_rates_match_torch(name):
-    ours, _ = run_steps(mg, OPTIMIZERS[name], groups=GROUPS)
+def test_parameter_groups_with_their_own_learning_rates_match_torch(name, device):
+    ours, _ = run_steps(mg, OPTIMIZERS[name], groups=GROUPS, device=device)
     theirs, _ = run_steps(torch(), OPTIMIZERS[name], groups=GROUPS)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)

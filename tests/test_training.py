@@ -6,6 +6,8 @@ import csv
 import json
 
 import numpy as np
+import pytest
+from helpers import DEVICES
 
 import minigrad as mg
 import minigrad.nn as nn
@@ -83,3 +85,27 @@ def test_progress_bar_shows_loss_and_throughput(capsys):
     fit(model, optimizer, nn.CrossEntropyLoss(), train, epochs=1, progress=True)
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "loss=" in err and "img_s=" in err
+
+
+@pytest.mark.parametrize("device", [d for d in DEVICES if d != "cpu"])
+def test_fit_on_the_gpu_gives_the_cpu_s_result(tmp_path, device):
+    """Model, batches, loss and optimizer state on the device; the same numbers as on cpu."""
+    results = []
+    for where in ("cpu", device):
+        mg.manual_seed(0)  # (no dropout: the two devices' generators draw differently)
+        model = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 2)).to(where)
+        optimizer = mg.optim.Adam(model.parameters(), lr=0.01)
+        train = DataLoader(circle_data(128, 1), 32, shuffle=True, seed=0, device=where)
+        val = DataLoader(circle_data(64, 2), 64, device=where)
+        history = fit(model, optimizer, nn.CrossEntropyLoss(), train, val, epochs=2,
+                      device=where, metric=accuracy, progress=False)
+        assert all(p.device == where for p in model.parameters())
+        assert all(v["exp_avg"].__class__ is model[0].weight.data.__class__
+                   for v in optimizer.state.values())
+        results.append((history, model.state_dict()))
+    (cpu_history, cpu_state), (gpu_history, gpu_state) = results
+    for a, b in zip(cpu_history, gpu_history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_metric"] == b["val_metric"]
+    for name in cpu_state:
+        np.testing.assert_allclose(cpu_state[name], gpu_state[name], rtol=1e-4, atol=1e-6)
