@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
+from minigrad import backend
 from minigrad.backend import cuda_device_count, cuda_is_available
 
 
@@ -13,3 +17,24 @@ def is_available() -> bool:
 def device_count() -> int:
     """The number of CUDA GPUs CuPy finds (0 without CuPy or a GPU)."""
     return cuda_device_count()
+
+
+def set_allow_tf32(enabled: bool) -> None:
+    """Same as `minigrad.cuda.allow_tf32 = enabled`."""
+    backend.set_allow_tf32(enabled)
+
+
+class _CudaModule(types.ModuleType):
+    """Lets `minigrad.cuda.allow_tf32 = True` switch CuPy's matmuls to TF32, as
+    `torch.backends.cuda.matmul.allow_tf32 = True` does in PyTorch. Off by default."""
+
+    @property
+    def allow_tf32(self) -> bool:
+        return backend._allow_tf32
+
+    @allow_tf32.setter
+    def allow_tf32(self, enabled: bool) -> None:
+        backend.set_allow_tf32(enabled)
+
+
+sys.modules[__name__].__class__ = _CudaModule

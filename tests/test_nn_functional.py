@@ -196,3 +196,19 @@ def test_forward_and_gradient_match_torch(op, device, dtype, data):
     case = data.draw(CASES[op])
     assert_matches_torch(case.fn, case.inputs, case.torch_fn, dtype=dtype, device=device,
                          requires_grad=case.requires_grad)
+
+
+@requires_torch
+@pytest.mark.parametrize("device", DEVICES)
+@given(data=st.data())
+def test_conv2d_rebuilding_its_columns_in_the_backward_matches_torch(device, data):
+    """Above COLS_KEPT_BYTES the forward frees im2col's buffer and the backward rebuilds it."""
+    from unittest import mock
+
+    from minigrad.ops import conv
+
+    case = data.draw(conv2d_case())
+    with mock.patch.object(conv, "COLS_KEPT_BYTES", 0):
+        check_gradient(case.fn, case.inputs, device=device)
+        assert_matches_torch(case.fn, case.inputs, case.torch_fn, dtype=np.float32,
+                             device=device)

@@ -15,6 +15,11 @@ out the NCHW *view* of them (a transpose, no copy): the public shape is PyTorch'
 elementwise ops (ReLU, the next layer's padding and pooling) keep the layout they are given.
 An NCHW input, such as a batch of images, is laid out once as (C, H, W, N) on entry.
 
+Memory: cols is C*KH*KW times the size of the input (VGG16's second conv at 224x224 and batch
+32: 3.7 GB). Up to COLS_KEPT_BYTES, the forward keeps cols for the weight gradient; above it,
+cols is freed as soon as the GEMM is done, and the backward builds it again from the padded
+input, which is KH*KW times smaller.
+
 With groups, channels split into G independent convolutions: W is (G, OC/G, C/G*KH*KW) and
 cols (G, C/G*KH*KW, OH*OW*N); matmul runs over G.
 
@@ -29,6 +34,8 @@ from __future__ import annotations
 
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
+
+COLS_KEPT_BYTES = 256 * 2**20  # larger im2col buffers are rebuilt in the backward, not kept
 
 
 def batch_innermost(x):
@@ -66,6 +73,14 @@ def im2col_view(x_pad, kernel, stride, dilation, out_size):
     )
 
 
+def _im2col(x_pad, kernel, stride, dilation, out_size, groups):
+    """(N, C, KH, KW, OH, OW) view -> (C, KH, KW, OH, OW, N) -> (G, C/G*KH*KW, OH*OW*N): the
+    one copy of im2col."""
+    view = im2col_view(x_pad, kernel, stride, dilation, out_size)
+    rows = x_pad.shape[1] // groups * kernel[0] * kernel[1]
+    return view.transpose(1, 2, 3, 4, 5, 0).reshape(groups, rows, -1)
+
+
 def col2im(grad_cols, grad_pad, kernel, stride, dilation, out_size):
     """The adjoint of im2col: add each window element's gradient to the pixel it came from.
 
@@ -95,15 +110,14 @@ class Conv2d(Function):
         x_pad = _pad(batch_innermost(x), padding)
         oh = output_size(x_pad.shape[2], kh, stride[0], 0, dilation[0])
         ow = output_size(x_pad.shape[3], kw, stride[1], 0, dilation[1])
-        view = im2col_view(x_pad, (kh, kw), stride, dilation, (oh, ow))
-        # (N, C, KH, KW, OH, OW) -> (C, KH, KW, OH, OW, N) -> (G, C/G*KH*KW, OH*OW*N):
-        # the one copy of im2col
-        cols = view.transpose(1, 2, 3, 4, 5, 0).reshape(groups, c_per_group * kh * kw, -1)
+        cols = _im2col(x_pad, (kh, kw), stride, dilation, (oh, ow), groups)
         w = weight.reshape(groups, oc // groups, c_per_group * kh * kw)
         out = (w @ cols).reshape(oc, oh, ow, n)  # (G, OC/G, OH*OW*N) -> (OC, OH, OW, N)
         if bias is not None:
             out += bias.reshape(oc, 1, 1, 1)
-        ctx.save_for_backward(cols, weight)
+        keep = cols.nbytes <= COLS_KEPT_BYTES or not ctx.needs_input_grad[1]
+        ctx.save_for_backward(cols if keep else x_pad, weight)
+        ctx.cols_kept = keep
         ctx.x_pad_shape, ctx.out_size = x_pad.shape, (oh, ow)
         ctx.stride, ctx.padding, ctx.dilation, ctx.groups = stride, padding, dilation, groups
         return out.transpose(3, 0, 1, 2)  # the NCHW view of it
@@ -111,6 +125,9 @@ class Conv2d(Function):
     @staticmethod
     def backward(ctx, grad):
         cols, weight = ctx.saved_tensors
+        if not ctx.cols_kept:  # cols was too large to keep: build it again from x_pad
+            cols = _im2col(cols, weight.shape[2:], ctx.stride, ctx.dilation, ctx.out_size,
+                           ctx.groups)
         xp = get_array_module(grad)
         oc, c_per_group, kh, kw = weight.shape
         groups, (oh, ow) = ctx.groups, ctx.out_size
