@@ -23,6 +23,12 @@ import types
 import numpy as np
 
 installed = False
+host_reads = 0  # how many times device data was read back to the host (each a GPU sync)
+
+
+def _count_read() -> None:
+    global host_reads
+    host_reads += 1
 
 
 class ndarray:  # noqa: N801 - CuPy's name
@@ -42,6 +48,7 @@ class ndarray:  # noqa: N801 - CuPy's name
                         "use the array module (xp) of the tensor")
 
     def get(self) -> np.ndarray:
+        _count_read()
         return self._a.copy()
 
     # what it is
@@ -66,24 +73,30 @@ class ndarray:  # noqa: N801 - CuPy's name
         return f"fake_cupy.ndarray({self._a!r})"
 
     def __bool__(self):
+        _count_read()
         return bool(self._a)
 
     def __int__(self):
+        _count_read()
         return int(self._a)
 
     def __float__(self):
+        _count_read()
         return float(self._a)
 
     def __index__(self):
+        _count_read()
         return operator.index(self._a.item())
 
     def __iter__(self):
         return (_wrap(a) for a in self._a)
 
     def item(self):
+        _count_read()
         return self._a.item()
 
     def tolist(self):
+        _count_read()
         return self._a.tolist()
 
     def __getitem__(self, key):

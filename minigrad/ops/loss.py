@@ -175,11 +175,11 @@ def _class_target(op: str, logits: Tensor, target: Tensor, ignore_index: int) ->
             f"{op}: target of shape {target.shape} does not match input of shape "
             f"{logits.shape}; expected {logits.shape[:1] + logits.shape[2:]}"
         )
-    data = target.data
-    real = data[data != ignore_index]
-    classes = logits.shape[1]
-    if real.size and (int(real.min()) < 0 or int(real.max()) >= classes):
-        bad = int(real.max()) if int(real.max()) >= classes else int(real.min())
+    # one reduction, so one wait for the device per step; the details only on failure
+    data, classes = target.data, logits.shape[1]
+    outside = ((data < 0) | (data >= classes)) & (data != ignore_index)
+    if outside.any():
+        bad = int(data[outside].reshape(-1)[0])
         raise IndexError(f"{op}: target {bad} is out of range for {classes} classes [0, {classes})")
 
 
