@@ -1,6 +1,6 @@
 """Check minigrad's CUDA path on a real GPU, in one command:
 
-    python benchmarks/gpu_check.py [--batch-sizes 32 64] [--tf32] [--write]
+    python benchmarks/gpu_check.py [--batch-sizes 32 64] [--tf32] [--kernels] [--write]
 
 (a) every op and layer on cuda and on cpu with the same inputs: forward values and gradients
     must agree; (b) LeNet5 trains for a few hundred steps on cuda and its loss must fall;
@@ -8,6 +8,8 @@
     the same precision (TF32 off on both, or on both with --tf32), in the same run: images/s,
     the ratio, and the peak GPU memory of each; (d) with --write, the table goes to
     benchmarks/RESULTS.md with the GPU's name. Exits non-zero if (a) or (b) fails.
+With --kernels, minigrad's CUDA kernels (minigrad/kernels, off by default) are switched on for
+all of it: their (a) passing on a real GPU is what lets them be turned on by default.
 """
 
 from __future__ import annotations
@@ -170,15 +172,18 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--tf32", action="store_true", help="TF32 matmuls on both sides")
     parser.add_argument("--lenet-steps", type=int, default=300)
+    parser.add_argument("--kernels", action="store_true", help="with minigrad.kernels enabled")
     parser.add_argument("--no-timing", action="store_true", help="only parts (a) and (b)")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
     if not mg.cuda.is_available():
         print("gpu_check: no CUDA GPU found by CuPy; nothing to check here", file=sys.stderr)
         return 2
+    mg.kernels.enable(args.kernels)
     lines = [TITLE, "", f"GPU: {gpu_name()}.",
              f"Command: `python benchmarks/gpu_check.py --batch-sizes "
-             f"{' '.join(map(str, args.batch_sizes))}{' --tf32' if args.tf32 else ''}`.", "",
+             f"{' '.join(map(str, args.batch_sizes))}{' --tf32' if args.tf32 else ''}"
+             f"{' --kernels' if args.kernels else ''}`.", "",
              "| op or layer | largest relative difference cuda vs cpu | ok |", "|---|---|---|"]
     ops = compare_ops("cuda")
     lines += [f"| {name} | {worst:.2e} | {'yes' if ok else 'NO'} |" for name, worst, ok in ops]

@@ -6,7 +6,7 @@
     x.grad  # tensor([2., 4., 6.])
 """
 
-from minigrad import cuda, data, metrics, models, nn, ops, optim, training
+from minigrad import cuda, data, kernels, metrics, models, nn, ops, optim, training
 from minigrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minigrad.backend import (
     Device,

@@ -32,8 +32,12 @@ Backward, for the output gradient g as (G, OC/G, OH*OW*N):
 
 from __future__ import annotations
 
+import numpy as np
+
+from minigrad import kernels
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
+from minigrad.kernels import im2col as cuda_kernels
 
 COLS_KEPT_BYTES = 256 * 2**20  # larger im2col buffers are rebuilt in the backward, not kept
 
@@ -76,8 +80,12 @@ def im2col_view(x_pad, kernel, stride, dilation, out_size):
 def _im2col(x_pad, kernel, stride, dilation, out_size, groups):
     """(N, C, KH, KW, OH, OW) view -> (C, KH, KW, OH, OW, N) -> (G, C/G*KH*KW, OH*OW*N): the
     one copy of im2col."""
-    view = im2col_view(x_pad, kernel, stride, dilation, out_size)
     rows = x_pad.shape[1] // groups * kernel[0] * kernel[1]
+    if kernels.enabled() and not isinstance(x_pad, np.ndarray):  # one CUDA kernel instead
+        x_chwn = get_array_module(x_pad).ascontiguousarray(x_pad.transpose(1, 2, 3, 0))
+        return cuda_kernels.im2col(x_chwn, kernel, stride, dilation, out_size).reshape(
+            groups, rows, -1)
+    view = im2col_view(x_pad, kernel, stride, dilation, out_size)
     return view.transpose(1, 2, 3, 4, 5, 0).reshape(groups, rows, -1)
 
 
@@ -138,11 +146,16 @@ class Conv2d(Function):
         if ctx.needs_input_grad[0]:
             w = weight.reshape(groups, oc // groups, -1)
             grad_cols = w.swapaxes(1, 2) @ g  # (G, C/G*KH*KW, OH*OW*N)
-            # -> (C, KH, KW, OH, OW, N) -> the (KH, KW, C, N, OH, OW) view col2im reads
+            # -> (C, KH, KW, OH, OW, N); col2im reads its (KH, KW, C, N, OH, OW) view
             n, c, hp, wp = ctx.x_pad_shape
-            grad_cols = grad_cols.reshape(c, kh, kw, oh, ow, n).transpose(1, 2, 0, 5, 3, 4)
-            grad_pad = xp.zeros((c, hp, wp, n), dtype=grad.dtype).transpose(0, 3, 1, 2)
-            col2im(grad_cols, grad_pad, (kh, kw), ctx.stride, ctx.dilation, ctx.out_size)
+            grad_cols = grad_cols.reshape(c, kh, kw, oh, ow, n)
+            if kernels.enabled() and xp is not np:  # one gathering CUDA kernel instead
+                grad_pad = cuda_kernels.col2im(grad_cols, (c, hp, wp, n), (kh, kw), ctx.stride,
+                                               ctx.dilation, ctx.out_size).transpose(0, 3, 1, 2)
+            else:
+                grad_pad = xp.zeros((c, hp, wp, n), dtype=grad.dtype).transpose(0, 3, 1, 2)
+                col2im(grad_cols.transpose(1, 2, 0, 5, 3, 4), grad_pad, (kh, kw), ctx.stride,
+                       ctx.dilation, ctx.out_size)
             grad_x = _unpad(grad_pad, ctx.padding).transpose(1, 0, 2, 3)  # (C, N) -> NCHW
         if ctx.needs_input_grad[1]:
             grad_weight = (g @ cols.swapaxes(1, 2)).reshape(weight.shape)
