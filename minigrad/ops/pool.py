@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from minigrad import kernels
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
+from minigrad.kernels import pool as cuda_kernels
 from minigrad.ops.conv import col2im, im2col_view, output_size, pair
 
 
@@ -23,6 +27,15 @@ class MaxPool2d(Function):
     def forward(ctx, x, kernel, stride, padding):
         xp = get_array_module(x)
         (kh, kw), (ph, pw) = kernel, padding
+        ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
+        if kernels.enabled() and xp is not np:  # one CUDA kernel, on (C, H, W, N)
+            out_size = tuple(output_size(s + 2 * p, k, st, 0)
+                             for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
+            x_chwn = xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
+            out, argmax = cuda_kernels.max_pool(x_chwn, kernel, stride, padding, out_size)
+            ctx.save_for_backward(argmax)
+            ctx.x_chwn_shape = x_chwn.shape
+            return out.transpose(3, 0, 1, 2)
         x_pad = x
         if ph or pw:
             x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-xp.inf)
@@ -35,7 +48,6 @@ class MaxPool2d(Function):
         winner = flat.argmax(axis=2)
         out = xp.take_along_axis(flat, winner[:, :, None], axis=2)[:, :, 0]
         ctx.save_for_backward(winner)
-        ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
         ctx.x_pad_shape, ctx.out_size = x_pad.shape, (oh, ow)
         return out
 
@@ -44,6 +56,11 @@ class MaxPool2d(Function):
         (winner,) = ctx.saved_tensors
         xp = get_array_module(grad)
         (kh, kw), (ph, pw) = ctx.kernel, ctx.padding
+        if kernels.enabled() and xp is not np:
+            grad_chwn = xp.ascontiguousarray(grad.transpose(1, 2, 3, 0))
+            return cuda_kernels.max_pool_backward(grad_chwn, winner, ctx.x_chwn_shape,
+                                                  ctx.kernel, ctx.stride, ctx.padding
+                                                  ).transpose(3, 0, 1, 2)
         # each window's gradient, placed at the offset of its max: (KH, KW, N, C, OH, OW)
         offsets = xp.arange(kh * kw).reshape(kh, kw, 1, 1, 1, 1)
         grad_windows = (offsets == winner) * grad
@@ -112,6 +129,15 @@ class AvgPool2d(Function):
     def forward(ctx, x, kernel, stride, padding):
         xp = get_array_module(x)
         (kh, kw), (ph, pw) = kernel, padding
+        ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
+        if kernels.enabled() and xp is not np:  # one CUDA kernel, on (C, H, W, N)
+            out_size = tuple(output_size(s + 2 * p, k, st, 0)
+                             for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
+            x_chwn = xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
+            out, argmax = cuda_kernels.max_pool(x_chwn, kernel, stride, padding, out_size)
+            ctx.save_for_backward(argmax)
+            ctx.x_chwn_shape = x_chwn.shape
+            return out.transpose(3, 0, 1, 2)
         x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
         oh = output_size(x_pad.shape[2], kh, stride[0], 0)
         ow = output_size(x_pad.shape[3], kw, stride[1], 0)
