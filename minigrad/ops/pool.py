@@ -28,7 +28,8 @@ class MaxPool2d(Function):
         xp = get_array_module(x)
         (kh, kw), (ph, pw) = kernel, padding
         ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
-        if kernels.enabled() and xp is not np:  # one CUDA kernel, on (C, H, W, N)
+        ctx.fused = kernels.enabled() and xp is not np
+        if ctx.fused:  # one CUDA kernel, on (C, H, W, N)
             out_size = tuple(output_size(s + 2 * p, k, st, 0)
                              for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
             x_chwn = xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
@@ -56,7 +57,7 @@ class MaxPool2d(Function):
         (winner,) = ctx.saved_tensors
         xp = get_array_module(grad)
         (kh, kw), (ph, pw) = ctx.kernel, ctx.padding
-        if kernels.enabled() and xp is not np:
+        if ctx.fused:
             grad_chwn = xp.ascontiguousarray(grad.transpose(1, 2, 3, 0))
             return cuda_kernels.max_pool_backward(grad_chwn, winner, ctx.x_chwn_shape,
                                                   ctx.kernel, ctx.stride, ctx.padding
@@ -130,7 +131,8 @@ class AvgPool2d(Function):
         xp = get_array_module(x)
         (kh, kw), (ph, pw) = kernel, padding
         ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
-        if kernels.enabled() and xp is not np:  # one CUDA kernel, on (C, H, W, N)
+        ctx.fused = kernels.enabled() and xp is not np
+        if ctx.fused:  # one CUDA kernel, on (C, H, W, N)
             out_size = tuple(output_size(s + 2 * p, k, st, 0)
                              for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
             x_chwn = xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
