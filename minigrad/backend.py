@@ -211,9 +211,11 @@ def set_allow_tf32(enabled: bool) -> None:
     """Let CuPy's float32 matrix products use TF32 tensor cores (as PyTorch's
     `torch.backends.cuda.matmul.allow_tf32`): faster, with a 10-bit mantissa in the products."""
     global _allow_tf32
-    _allow_tf32 = bool(enabled)
+    if bool(enabled) == _allow_tf32:
+        return
     if _cupy is not None:
-        _apply_tf32(_cupy, _allow_tf32)
+        _apply_tf32(_cupy, bool(enabled))  # raises, leaving the flag as it was, if it cannot
+    _allow_tf32 = bool(enabled)
 
 
 def _apply_tf32(cupy, enabled: bool) -> None:

@@ -32,7 +32,7 @@ def test_allow_tf32_names_the_workaround_where_cupy_has_no_switch(monkeypatch):
     monkeypatch.setattr(backend, "_cupy", types.SimpleNamespace())
     with pytest.raises(RuntimeError, match="CUPY_TF32=1"):
         mg.cuda.set_allow_tf32(True)
-    monkeypatch.setattr(backend, "_allow_tf32", False)
+    assert mg.cuda.allow_tf32 is False
 
 
 @pytest.mark.skipif(not mg.cuda.is_available(), reason="no cuda device, real or stand-in")
