@@ -100,3 +100,21 @@ def test_batch_norm_kernels_arithmetic_equals_the_batch_norm_op(shape, seed):
                                            (g * x_hat).sum(axis=1))
     np.testing.assert_allclose(_from_channel_major(grad_x, shape), xt.grad.numpy(), rtol=1e-8,
                                atol=1e-12)
+
+
+def test_ops_without_a_kernel_ignore_the_kernel_switch():
+    """Only conv2d, overlapping max-pool and batch norm dispatch to kernels: with the switch on,
+    average pooling must still compute averages through plain array code."""
+    import fake_cupy
+    import pytest
+
+    if not fake_cupy.installed:
+        pytest.skip("the check needs the CuPy stand-in, whose cuda cannot run kernels")
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    expected = mg.nn.functional.avg_pool2d(mg.tensor(x), 3, 2, 1).numpy()
+    mg.kernels.enable()
+    try:
+        got = mg.nn.functional.avg_pool2d(mg.tensor(x, device="cuda"), 3, 2, 1).numpy()
+    finally:
+        mg.kernels.enable(False)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)

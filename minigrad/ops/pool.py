@@ -19,6 +19,19 @@ from minigrad.kernels import pool as cuda_kernels
 from minigrad.ops.conv import col2im, im2col_view, output_size, pair
 
 
+def _windows(x, kernel, stride, padding, fill):
+    """The pooling windows of x padded with `fill`: a strided view (N, C, KH, KW, OH, OW), the
+    padded shape and (OH, OW)."""
+    (ph, pw) = padding
+    x_pad = x
+    if ph or pw:
+        x_pad = get_array_module(x).pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)),
+                                        constant_values=fill)
+    out_size = (output_size(x_pad.shape[2], kernel[0], stride[0], 0),
+                output_size(x_pad.shape[3], kernel[1], stride[1], 0))
+    return im2col_view(x_pad, kernel, stride, (1, 1), out_size), x_pad.shape, out_size
+
+
 class MaxPool2d(Function):
     """The largest value of each window. The gradient goes to that one element: the first
     maximum in the window's row-major order, as PyTorch picks it among ties."""
@@ -26,7 +39,7 @@ class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
         xp = get_array_module(x)
-        (kh, kw), (ph, pw) = kernel, padding
+        kh, kw = kernel
         ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
         ctx.fused = kernels.enabled() and xp is not np
         if ctx.fused:  # one CUDA kernel, on (C, H, W, N)
@@ -37,19 +50,13 @@ class MaxPool2d(Function):
             ctx.save_for_backward(argmax)
             ctx.x_chwn_shape = x_chwn.shape
             return out.transpose(3, 0, 1, 2)
-        x_pad = x
-        if ph or pw:
-            x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-xp.inf)
-        oh = output_size(x_pad.shape[2], kh, stride[0], 0)
-        ow = output_size(x_pad.shape[3], kw, stride[1], 0)
-        windows = im2col_view(x_pad, kernel, stride, (1, 1), (oh, ow))
-        n, c = x.shape[:2]
+        windows, ctx.x_pad_shape, (oh, ow) = _windows(x, kernel, stride, padding, -xp.inf)
+        ctx.out_size = (oh, ow)
         # (N, C, KH, KW, OH, OW) -> (N, C, KH*KW, OH, OW): position of the max in each window
-        flat = windows.reshape(n, c, kh * kw, oh, ow)
+        flat = windows.reshape(*x.shape[:2], kh * kw, oh, ow)
         winner = flat.argmax(axis=2)
         out = xp.take_along_axis(flat, winner[:, :, None], axis=2)[:, :, 0]
         ctx.save_for_backward(winner)
-        ctx.x_pad_shape, ctx.out_size = x_pad.shape, (oh, ow)
         return out
 
     @staticmethod
@@ -128,24 +135,8 @@ class AvgPool2d(Function):
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
-        xp = get_array_module(x)
-        (kh, kw), (ph, pw) = kernel, padding
+        windows, ctx.x_pad_shape, ctx.out_size = _windows(x, kernel, stride, padding, 0)
         ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
-        ctx.fused = kernels.enabled() and xp is not np
-        if ctx.fused:  # one CUDA kernel, on (C, H, W, N)
-            out_size = tuple(output_size(s + 2 * p, k, st, 0)
-                             for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
-            x_chwn = xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
-            out, argmax = cuda_kernels.max_pool(x_chwn, kernel, stride, padding, out_size)
-            ctx.save_for_backward(argmax)
-            ctx.x_chwn_shape = x_chwn.shape
-            return out.transpose(3, 0, 1, 2)
-        x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
-        oh = output_size(x_pad.shape[2], kh, stride[0], 0)
-        ow = output_size(x_pad.shape[3], kw, stride[1], 0)
-        windows = im2col_view(x_pad, kernel, stride, (1, 1), (oh, ow))
-        ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
-        ctx.x_pad_shape, ctx.out_size = x_pad.shape, (oh, ow)
         return windows.mean(axis=(2, 3))
 
     @staticmethod
