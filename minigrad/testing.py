@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 import minigrad as mg
-from minigrad import autograd, backend
+from minigrad import autograd
 from minigrad.gradcheck import gradcheck
 
 TOLERANCES = {  # (atol, rtol) for comparing with torch, by dtype
@@ -119,23 +119,90 @@ def assert_matches_torch(
 
 
 def _shares_memory(a, b) -> bool:
-    return bool(backend.get_array_module(a).shares_memory(a, b))
+    """Whether the memory ranges of two arrays (numpy or cupy) overlap.
+
+    Compared by address range rather than with `shares_memory`, whose exact mode in CuPy 14.2
+    answers True for any two distinct 0-d arrays. Overlapping ranges with interleaved
+    elements count as shared: a gradient should not even be near its input."""
+    return _overlap(_memory_range(a), _memory_range(b))
 
 
-def _assert_same(what: str, ours: np.ndarray, theirs: np.ndarray, atol: float, rtol: float):
-    assert ours.shape == theirs.shape, f"{what}: shape {ours.shape}, torch gives {theirs.shape}"
-    assert ours.dtype == theirs.dtype, f"{what}: dtype {ours.dtype}, torch gives {theirs.dtype}"
+def _memory_range(array) -> tuple[int, int]:
+    """[first byte, one past the last byte] that `array` can address; empty for size 0."""
+    if array.size == 0:
+        return (0, 0)
+    address = (array.__array_interface__["data"][0] if isinstance(array, np.ndarray)
+               else array.data.ptr)
+    low = high = address
+    for length, stride in zip(array.shape, array.strides):
+        reach = (length - 1) * stride
+        low, high = (low + reach, high) if reach < 0 else (low, high + reach)
+    return (low, high + array.itemsize)
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < a[1] and b[0] < b[1] and a[0] < b[1] and b[0] < a[1]
+
+
+def _assert_same(what: str, ours: np.ndarray, theirs: np.ndarray, atol: float, rtol: float,
+                 ours_name: str = "minigrad", theirs_name: str = "torch"):
+    assert ours.shape == theirs.shape, (
+        f"{what}: shape {ours.shape}, {theirs_name} gives {theirs.shape}")
+    assert ours.dtype == theirs.dtype, (
+        f"{what}: dtype {ours.dtype}, {theirs_name} gives {theirs.dtype}")
     if ours.dtype.kind in "biu":
-        assert np.array_equal(ours, theirs), f"{what}: values differ from torch's"
+        assert np.array_equal(ours, theirs), f"{what}: values differ from {theirs_name}'s"
         return
     close = np.isclose(ours, theirs, atol=atol, rtol=rtol, equal_nan=True)
     if not close.all():
         worst = np.unravel_index(np.argmax(np.abs(ours - theirs) * ~close), ours.shape)
         raise AssertionError(
-            f"{what}: {(~close).sum()} of {ours.size} values differ from torch's; at index "
-            f"{tuple(int(i) for i in worst)} minigrad gives {ours[worst]!r}, torch "
-            f"{theirs[worst]!r} (atol={atol}, rtol={rtol})"
+            f"{what}: {(~close).sum()} of {ours.size} values differ from {theirs_name}'s; at "
+            f"index {tuple(int(i) for i in worst)} {ours_name} gives {ours[worst]!r}, "
+            f"{theirs_name} {theirs[worst]!r} (atol={atol}, rtol={rtol})"
         )
+
+
+def assert_functions_agree(
+    fast,
+    reference,
+    inputs: Sequence[np.ndarray],
+    *,
+    dtype=np.float64,
+    device: str = "cpu",
+    requires_grad: Sequence[bool] | None = None,
+    atol: float = 1e-10,
+    rtol: float = 1e-9,
+    seed: int = 0,
+    **settings,
+) -> None:
+    """Assert that two Functions compute the same op: a fast path and its reference.
+
+    Both are applied to the same inputs (floating ones cast to `dtype`, on `device`) with the
+    same settings; the outputs and, for one random upstream gradient, every input gradient
+    must agree in shape, dtype and value, and the fast output must be on `device`."""
+    arrays = [_cast(a, dtype) for a in inputs]
+    wants = _wants_grad(arrays, requires_grad)
+    runs = []
+    for function in (fast, reference):
+        tensors = [mg.tensor(a, device=device, requires_grad=w) for a, w in zip(arrays, wants)]
+        out = function.apply(*tensors, **settings)
+        upstream = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
+        if out.requires_grad:
+            out.backward(mg.tensor(upstream, device=device))
+        runs.append((out, tensors))
+    (out, tensors), (ref_out, ref_tensors) = runs
+    names = (fast.__name__, reference.__name__)
+    assert out.device == device, f"{names[0]}: output on {out.device}, expected {device}"
+    _assert_same("output", out.numpy(), ref_out.numpy(), atol, rtol, *names)
+    for i, (a, b) in enumerate(zip(tensors, ref_tensors)):
+        if (a.grad is None) != (b.grad is None):
+            raise AssertionError(f"gradient of input {i}: {names[0]} gives "
+                                 f"{'none' if a.grad is None else 'one'}, {names[1]} "
+                                 f"{'none' if b.grad is None else 'one'}")
+        if a.grad is not None:
+            _assert_same(f"gradient of input {i}", a.grad.numpy(), b.grad.numpy(), atol, rtol,
+                         *names)
 
 
 def check_gradient(
