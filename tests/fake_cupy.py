@@ -7,8 +7,19 @@ It behaves like CuPy where that matters for bugs, and is stricter where it can b
   `asnumpy` / `.get()` (device -> host);
 - NumPy functions called on it raise, so an op that calls `np.exp` instead of `xp.exp` fails;
 - only functions that CuPy also has are offered (`xp.<name>` for any other raises);
-- reductions give 0-d arrays, never host scalars, as in CuPy.
+- reductions give 0-d arrays, never host scalars, as in CuPy;
+- out-of-bounds integer-array indices wrap around, as in CuPy (NumPy raises);
+- elementwise ops (ufuncs, operators) return C-contiguous arrays whatever the layout of their
+  operands, as CuPy's do (NumPy would keep the operands' layout);
+- `shares_memory` answers True for any two 0-d arrays, as CuPy 14.2's does (its exact mode
+  passes 0-d operands by value), so code that relies on it fails here as on a GPU;
+- `ElementwiseKernel` runs the kernel's NumPy twin (minigrad.kernels.TWINS), after checking the
+  arguments against the kernel's parameters as CuPy does.
 Every operation is done by NumPy underneath, so results equal the CPU path's.
+
+It also keeps the figures a GPU run would care about (`stats`): host reads, the 2-D and
+batched matrix products, elementwise ops that read a poorly coalesced operand (innermost axis
+not contiguous), and, inside `track_memory()`, the live and peak bytes of device arrays.
 
 `install()` makes minigrad's "cuda" device use this module (and `cupyx.scatter_add`).
 """
@@ -17,18 +28,80 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import re
 import sys
 import types
+import weakref
 
 import numpy as np
 
 installed = False
 host_reads = 0  # how many times device data was read back to the host (each a GPU sync)
+STRIDED_MIN_SIZE = 1 << 12  # smaller operands are not counted as strided reads
+
+
+class _Stats:
+    """What a GPU run would care about, counted as the stand-in runs."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.matmuls: list[tuple[int, int]] = []  # (ndim of a, ndim of b) of each product
+        self.strided_elementwise: list[tuple] = []  # shapes/strides of poorly coalesced reads
+        self.kernels: list[str] = []  # names of the elementwise kernels run
+
+
+stats = _Stats()
+_memory = None  # the tracker while track_memory() is on
 
 
 def _count_read() -> None:
     global host_reads
     host_reads += 1
+
+
+class _MemoryTracker:
+    """Live and peak bytes of the memory that device arrays own (views count nothing)."""
+
+    def __init__(self):
+        self.live = self.peak = 0
+        self._tracked: set[int] = set()
+
+    def add(self, array: np.ndarray) -> None:
+        root = array
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        key = id(root)
+        if key in self._tracked or root.base is not None:  # base: memory NumPy does not own
+            return
+        self._tracked.add(key)
+        self.live += root.nbytes
+        self.peak = max(self.peak, self.live)
+        weakref.finalize(root, self._release, key, root.nbytes)
+
+    def _release(self, key: int, nbytes: int) -> None:
+        self._tracked.discard(key)
+        self.live -= nbytes
+
+
+@contextlib.contextmanager
+def track_memory():
+    """Count device memory inside the block; yields the tracker (.live, .peak in bytes).
+    Arrays made before the block are not counted."""
+    global _memory
+    _memory = _MemoryTracker()
+    try:
+        yield _memory
+    finally:
+        _memory = None
+
+
+def _check_strided(*operands) -> None:
+    for a in operands:
+        if (isinstance(a, np.ndarray) and a.size >= STRIDED_MIN_SIZE and a.ndim
+                and a.shape[-1] > 1 and a.strides[-1] != a.itemsize):
+            stats.strided_elementwise.append((a.shape, a.strides))
 
 
 class ndarray:  # noqa: N801 - CuPy's name
@@ -37,6 +110,8 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     def __init__(self, array: np.ndarray):
         self._a = array
+        if _memory is not None:
+            _memory.add(array)
 
     # what NumPy may not touch
     def __array__(self, dtype=None, copy=None):
@@ -60,6 +135,9 @@ class ndarray:  # noqa: N801 - CuPy's name
     nbytes = property(lambda self: self._a.nbytes)
     itemsize = property(lambda self: self._a.itemsize)
     device = property(lambda self: types.SimpleNamespace(id=0))
+    # CuPy's MemoryPointer: .ptr is the address of the first element
+    data = property(lambda self: types.SimpleNamespace(
+        ptr=self._a.__array_interface__["data"][0]))
     T = property(lambda self: _wrap(self._a.T))
 
     @property
@@ -100,10 +178,10 @@ class ndarray:  # noqa: N801 - CuPy's name
         return self._a.tolist()
 
     def __getitem__(self, key):
-        return _wrap(self._a[_unwrap(key)])
+        return _wrap(self._a[_wrap_around(_unwrap(key), self._a.shape)])
 
     def __setitem__(self, key, value):
-        self._a[_unwrap(key)] = _unwrap(value)
+        self._a[_wrap_around(_unwrap(key), self._a.shape)] = _unwrap(value)
 
     def __getattr__(self, name):
         if name not in _METHODS:
@@ -123,10 +201,10 @@ def _binary(name):
     numpy_op = getattr(operator, name)
 
     def op(self, other):
-        return _wrap(numpy_op(self._a, _operand(other)))
+        return _elementwise(numpy_op, self._a, _operand(other))
 
     def reflected(self, other):
-        return _wrap(numpy_op(_operand(other), self._a))
+        return _elementwise(numpy_op, _operand(other), self._a)
 
     return op, reflected
 
@@ -155,11 +233,40 @@ for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul"
             return self
 
         setattr(ndarray, f"__i{_dunder}__", _inplace)
-ndarray.__neg__ = lambda self: _wrap(-self._a)
-ndarray.__pos__ = lambda self: _wrap(+self._a)
-ndarray.__abs__ = lambda self: _wrap(abs(self._a))
-ndarray.__invert__ = lambda self: _wrap(~self._a)
+ndarray.__neg__ = lambda self: _elementwise(operator.neg, self._a)
+ndarray.__pos__ = lambda self: _elementwise(operator.pos, self._a)
+ndarray.__abs__ = lambda self: _elementwise(operator.abs, self._a)
+ndarray.__invert__ = lambda self: _elementwise(operator.invert, self._a)
+
+
+def _elementwise(function, *operands, **kwargs):
+    """An elementwise op as CuPy runs it: the result is C-contiguous unless `out` is given."""
+    if function is operator.matmul or function is np.matmul:
+        stats.matmuls.append(tuple(np.ndim(a) for a in operands[:2]))
+    else:
+        _check_strided(*operands)
+    result = function(*operands, **kwargs)
+    if kwargs.get("out") is None and isinstance(result, np.ndarray):
+        result = result if result.flags.c_contiguous else result.copy(order="C")
+    return _wrap(result)
 ndarray.__hash__ = None
+
+
+def _wrap_around(key, shape):
+    """Integer-array indices taken modulo their axis's length: CuPy wraps out-of-bounds array
+    indices around where NumPy raises (a GPU cannot stop to check them)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    consuming = sum(1 for p in parts if p is not None and p is not Ellipsis)
+    wrapped, axis = [], 0
+    for part in parts:
+        if part is Ellipsis:
+            axis += len(shape) - consuming
+        elif isinstance(part, np.ndarray) and part.dtype.kind in "iu" and axis < len(shape):
+            part = np.mod(part, shape[axis]) if shape[axis] else part
+        if part is not None and part is not Ellipsis:
+            axis += part.ndim if isinstance(part, np.ndarray) and part.dtype == bool else 1
+        wrapped.append(part)
+    return tuple(wrapped) if isinstance(key, tuple) else wrapped[0]
 
 
 def _wrap(value):
@@ -198,9 +305,17 @@ _FUNCTIONS = {
     "split", "take_along_axis", "isfinite", "isnan", "pad", "ascontiguousarray", "equal",
     "not_equal", "less", "less_equal", "greater", "greater_equal", "multiply", "add",
     "subtract", "divide", "logical_and", "logical_or", "logical_xor", "logical_not", "sum",
-    "mean", "argmax", "argmin", "reshape", "transpose", "moveaxis", "shares_memory",
+    "mean", "argmax", "argmin", "reshape", "transpose", "moveaxis",
     "may_share_memory", "array_equal", "allclose", "copyto", "prod", "cumsum", "square",
     "power", "negative", "floor", "ceil", "round",
+}
+# the functions that CuPy runs as ufuncs (or elementwise kernels): C-contiguous results
+_ELEMENTWISE = {
+    "exp", "log", "log1p", "sqrt", "abs", "sign", "maximum", "minimum", "where", "clip", "tanh",
+    "isfinite", "isnan", "equal", "not_equal", "less", "less_equal", "greater",
+    "greater_equal", "multiply", "add", "subtract", "divide", "logical_and", "logical_or",
+    "logical_xor", "logical_not", "square", "power", "negative", "floor", "ceil", "round",
+    "matmul", "ascontiguousarray",
 }
 inf, nan, pi, newaxis = np.inf, np.nan, np.pi, np.newaxis
 float16, float32, float64 = np.float16, np.float32, np.float64
@@ -230,10 +345,60 @@ def __getattr__(name):
     function = getattr(np, name)
 
     def call(*args, **kwargs):
+        if name in _ELEMENTWISE:
+            return _elementwise(function, *_unwrap(args), **_unwrap(kwargs))
         return _wrap(function(*_unwrap(args), **_unwrap(kwargs)))
 
     call.__name__ = name
     return call
+
+
+def shares_memory(a, b, max_work=None):
+    """CuPy 14.2's answer: True for any two 0-d arrays, else NumPy's exact one."""
+    if a.ndim == 0 and b.ndim == 0:
+        return True
+    return np.shares_memory(_unwrap(a), _unwrap(b))
+
+
+_PARAM = re.compile(r"^(raw\s+)?(\w+)\s+(\w+)$")
+_SCALAR_TYPES = {"int8", "int16", "int32", "int64", "uint8", "float32", "float64", "bool"}
+
+
+class ElementwiseKernel:
+    """CuPy's ElementwiseKernel, running the NumPy twin that minigrad registers for `name`.
+
+    The call is checked as CuPy checks it: one argument per parameter (inputs, then outputs);
+    arrays where array parameters are, on the device; numbers where scalar ones are; and every
+    array of one type placeholder (T, I, ...) of one dtype."""
+
+    def __init__(self, in_params: str, out_params: str, operation: str, name: str, **options):
+        from minigrad.kernels import TWINS
+
+        if name not in TWINS:
+            raise NotImplementedError(f"fake_cupy: no NumPy twin registered for kernel {name!r}")
+        self.params = [_PARAM.match(p.strip()).groups()
+                       for p in f"{in_params}, {out_params}".split(",")]
+        self.twin, self.name = TWINS[name], name
+
+    def __call__(self, *args, size=None):
+        if len(args) != len(self.params):
+            raise TypeError(f"fake_cupy: kernel {self.name} takes {len(self.params)} arguments, "
+                            f"got {len(args)}")
+        types_: dict[str, np.dtype] = {}
+        for (_, kind, param), arg in zip(self.params, args):
+            if kind in _SCALAR_TYPES:
+                if not isinstance(arg, (int, float, np.integer, np.floating)):
+                    raise TypeError(f"fake_cupy: kernel {self.name}: {param} must be a "
+                                    f"number, got {type(arg).__name__}")
+                continue
+            if not isinstance(arg, ndarray):
+                raise TypeError(f"fake_cupy: kernel {self.name}: {param} must be a device "
+                                f"array, got {type(arg).__name__}")
+            if types_.setdefault(kind, arg.dtype) != arg.dtype:
+                raise TypeError(f"fake_cupy: kernel {self.name}: {param} is {arg.dtype}, but "
+                                f"type {kind} is {types_[kind]}")
+        stats.kernels.append(self.name)
+        return _wrap(self.twin(*_unwrap(args)))
 
 
 class _StrideTricks:

@@ -1,12 +1,23 @@
-"""The CUDA kernels' index arithmetic, checked on the CPU through their NumPy references
-against the strided-view im2col and the scatter-add col2im of ops/conv.py."""
+"""The CUDA kernels' NumPy twins against minigrad's reference ops, and the kernel machinery.
+
+A twin does its kernel's index arithmetic for every index at once; these tests show that this
+arithmetic gives the reference's result (exactly: same additions in the same order). On a GPU,
+benchmarks/gpu_check.py then shows that each kernel gives its twin's result.
+"""
+
+import os
+import types
+from unittest import mock
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import minigrad as mg
-from minigrad.kernels import im2col as K
+from minigrad import kernels
+from minigrad.kernels import TWINS, activation, im2col, norm
+from minigrad.kernels import pool as pool_kernels
 from minigrad.ops import conv
 
 
@@ -15,36 +26,44 @@ def geometry(draw):
     kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = tuple(draw(st.integers(0, 2)) for _ in range(4))  # top, bottom, left, right
     reach = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
-    hp, wp = (draw(st.integers(r, r + 5)) for r in reach)
-    out = tuple(conv.output_size(s, k, st_, 0, d)
-                for s, k, st_, d in zip((hp, wp), kernel, stride, dilation))
-    c, n = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    return (c, hp, wp, n), kernel, stride, dilation, out
+    h = draw(st.integers(max(1, reach[0] - padding[0] - padding[1]), reach[0] + 5))
+    w = draw(st.integers(max(1, reach[1] - padding[2] - padding[3]), reach[1] + 5))
+    out = (conv.output_size(h, kernel[0], stride[0], padding[0] + padding[1], dilation[0]),
+           conv.output_size(w, kernel[1], stride[1], padding[2] + padding[3], dilation[1]))
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return (n, c, h, w), kernel, stride, padding, dilation, out
 
 
-@given(shape=geometry(), seed=st.integers(0, 1000))
-def test_im2col_kernel_arithmetic_equals_the_strided_view(shape, seed):
-    (c, hp, wp, n), kernel, stride, dilation, out = shape
-    x_chwn = np.random.default_rng(seed).standard_normal((c, hp, wp, n))
-    x_pad = x_chwn.transpose(3, 0, 1, 2)  # the NCHW view the op works on
-    expected = conv._im2col(x_pad, kernel, stride, dilation, out, groups=1)
-    by_index = K.im2col_by_index(x_chwn, kernel, stride, dilation, out)
-    np.testing.assert_array_equal(by_index.reshape(expected.shape), expected)
+def _twin_geometry(shape, kernel, stride, padding, dilation, out):
+    return (*shape, *kernel, *out, *stride, padding[0], padding[2], *dilation)
 
 
-@given(shape=geometry(), seed=st.integers(0, 1000))
-def test_col2im_kernel_gathering_equals_the_scatter_adds(shape, seed):
-    (c, hp, wp, n), kernel, stride, dilation, out = shape
-    grad_cols = np.random.default_rng(seed).standard_normal((c, *kernel, *out, n))
-    expected = np.zeros((c, hp, wp, n)).transpose(0, 3, 1, 2)
-    conv.col2im(grad_cols.transpose(1, 2, 0, 5, 3, 4), expected, kernel, stride, dilation, out)
-    gathered = K.col2im_by_index(grad_cols, (c, hp, wp, n), kernel, stride, dilation, out)
-    np.testing.assert_allclose(gathered, expected.transpose(0, 2, 3, 1), rtol=1e-12, atol=1e-12)
+@given(case=geometry(), seed=st.integers(0, 1000))
+def test_im2col_twin_equals_the_reference_columns(case, seed):
+    shape, kernel, stride, padding, dilation, out = case
+    x = np.random.default_rng(seed).standard_normal(shape)
+    windows = conv.im2col_view(conv.pad(x, padding), kernel, stride, dilation, out)
+    expected = windows.transpose(1, 2, 3, 0, 4, 5).reshape(-1, shape[0] * out[0] * out[1])
+    cols = np.full(expected.shape, np.nan)
+    TWINS["minigrad_im2col"](x, *_twin_geometry(*case), cols)
+    np.testing.assert_array_equal(cols, expected)
 
 
-def test_kernels_are_off_by_default():
-    assert not mg.kernels.enabled()
+@given(case=geometry(), seed=st.integers(0, 1000))
+def test_col2im_twin_gathers_what_the_reference_scatters(case, seed):
+    shape, kernel, stride, padding, dilation, (oh, ow) = case
+    n, c, h, w = shape
+    grad_cols = np.random.default_rng(seed).standard_normal((c * kernel[0] * kernel[1],
+                                                             n * oh * ow))
+    padded = (n, c, h + padding[0] + padding[1], w + padding[2] + padding[3])
+    by_offset = grad_cols.reshape(c, *kernel, n, oh, ow).transpose(1, 2, 3, 0, 4, 5)
+    expected = conv.unpad(conv.col2im(by_offset, np.zeros(padded), kernel, stride, dilation,
+                                      (oh, ow)), padding)
+    grad_x = np.full(shape, np.nan)
+    TWINS["minigrad_col2im"](grad_cols, *_twin_geometry(*case), grad_x)
+    np.testing.assert_array_equal(grad_x, expected)
 
 
 @st.composite
@@ -53,68 +72,114 @@ def pool_geometry(draw):
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
     h, w = (draw(st.integers(max(1, k - 2 * p), 7)) for k, p in zip(kernel, padding))
-    return (draw(st.integers(1, 3)), h, w, draw(st.integers(1, 3))), kernel, stride, padding
+    return (draw(st.integers(1, 3)), draw(st.integers(1, 3)), h, w), kernel, stride, padding
 
 
-@given(geometry_=pool_geometry(), seed=st.integers(0, 1000), ties=st.booleans())
-def test_max_pool_kernels_arithmetic_equals_the_max_pool_op(geometry_, seed, ties):
-    from minigrad.kernels import pool as P
+@given(case=pool_geometry(), seed=st.integers(0, 1000), ties=st.booleans())
+def test_max_pool_twins_equal_the_reference_max_pool(case, seed, ties):
     from minigrad.ops.pool import MaxPool2d
 
-    shape, kernel, stride, padding = geometry_
-    x_chwn = np.random.default_rng(seed).standard_normal(shape)
+    shape, kernel, stride, padding = case
+    x = np.random.default_rng(seed).standard_normal(shape)
     if ties:
-        x_chwn = np.round(x_chwn)  # many equal values: the first maximum must win
-    x = mg.tensor(x_chwn.transpose(3, 0, 1, 2), requires_grad=True)
-    out = MaxPool2d.apply(x, kernel=kernel, stride=stride, padding=padding)
-    upstream = np.random.default_rng(seed + 1).standard_normal(out.shape)
-    out.backward(mg.tensor(upstream))
-    out_size = out.shape[2:]
-    best, argmax = P.max_pool_by_index(x_chwn, kernel, stride, padding, out_size)
-    np.testing.assert_array_equal(best, out.numpy().transpose(1, 2, 3, 0))
-    grad_x = P.max_pool_backward_by_index(upstream.transpose(1, 2, 3, 0), argmax, shape,
-                                          kernel, stride, padding)
-    np.testing.assert_allclose(grad_x, x.grad.numpy().transpose(1, 2, 3, 0), atol=1e-12)
+        x = np.round(x)  # many equal values: the first maximum must win
+    xt = mg.tensor(x, requires_grad=True)
+    expected = MaxPool2d.apply(xt, kernel=kernel, stride=stride, padding=padding)
+    upstream = np.random.default_rng(seed + 1).standard_normal(expected.shape)
+    expected.backward(mg.tensor(upstream))
+
+    out = np.full(expected.shape, np.nan)
+    argmax = np.full(expected.shape, -1, dtype=pool_kernels.argmax_dtype(kernel))
+    geometry_ = (*shape[2:], *kernel, *expected.shape[2:], *stride, *padding)
+    TWINS["minigrad_max_pool"](x, *geometry_, out, argmax)
+    np.testing.assert_array_equal(out, expected.numpy())
+    grad_x = np.full(shape, np.nan)
+    TWINS["minigrad_max_pool_backward"](upstream, argmax, *geometry_, grad_x)
+    np.testing.assert_array_equal(grad_x, xt.grad.numpy())
 
 
 @given(shape=st.sampled_from([(5, 3), (2, 3, 4, 2), (3, 1, 2, 5)]), seed=st.integers(0, 1000))
-def test_batch_norm_kernels_arithmetic_equals_the_batch_norm_op(shape, seed):
-    from minigrad.kernels import norm as N
-    from minigrad.ops.norm import _channel_major, _from_channel_major
-
+def test_batch_norm_twins_equal_the_reference_batch_norm(shape, seed):
     rng = np.random.default_rng(seed)
     x, upstream = rng.standard_normal(shape), rng.standard_normal(shape)
     c = shape[1]
     weight, bias = rng.standard_normal(c), rng.standard_normal(c)
     xt = mg.tensor(x, requires_grad=True)
-    wt, bt = mg.tensor(weight, requires_grad=True), mg.tensor(bias, requires_grad=True)
-    out = mg.nn.functional.batch_norm(xt, None, None, wt, bt, training=True)
-    out.backward(mg.tensor(upstream))
+    expected = mg.ops.norm.BatchNorm.apply(
+        xt, mg.tensor(weight), mg.tensor(bias), running_mean=None, running_var=None,
+        training=True, momentum=0.1, eps=1e-5)
+    expected.backward(mg.tensor(upstream))
 
-    x_cm = _channel_major(x)
-    mean, inv_std = x_cm.mean(axis=1), 1 / np.sqrt(x_cm.var(axis=1) + 1e-5)
-    y, x_hat = N.normalize_by_index(x_cm, mean, inv_std, weight, bias)
-    np.testing.assert_allclose(_from_channel_major(y, shape), out.numpy(), rtol=1e-10)
-    g = _channel_major(upstream)
-    grad_x = N.normalize_backward_by_index(g, x_hat, weight * inv_std, g.sum(axis=1),
-                                           (g * x_hat).sum(axis=1))
-    np.testing.assert_allclose(_from_channel_major(grad_x, shape), xt.grad.numpy(), rtol=1e-8,
-                               atol=1e-12)
+    axes = (0,) if len(shape) == 2 else (0, 2, 3)
+    hw = 1 if len(shape) == 2 else shape[2] * shape[3]
+    mean, inv_std = x.mean(axis=axes), 1 / np.sqrt(x.var(axis=axes) + 1e-5)
+    y, x_hat = np.empty(shape), np.empty(shape)
+    TWINS["minigrad_batch_norm"](x, mean, inv_std, weight, bias, hw, c, y, x_hat)
+    np.testing.assert_allclose(y, expected.numpy(), rtol=1e-12, atol=1e-14)
+    grad_x = np.empty(shape)
+    TWINS["minigrad_batch_norm_backward"](
+        upstream, x_hat, weight * inv_std, upstream.sum(axis=axes),
+        (upstream * x_hat).sum(axis=axes), hw, c, x.size // c, grad_x)
+    np.testing.assert_allclose(grad_x, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
-def test_ops_without_a_kernel_ignore_the_kernel_switch():
-    """Only conv2d, overlapping max-pool and batch norm dispatch to kernels: with the switch on,
-    average pooling must still compute averages through plain array code."""
-    import fake_cupy
-    import pytest
-
-    if not fake_cupy.installed:
-        pytest.skip("the check needs the CuPy stand-in, whose cuda cannot run kernels")
-    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
-    expected = mg.nn.functional.avg_pool2d(mg.tensor(x), 3, 2, 1).numpy()
-    mg.kernels.enable()
+@pytest.mark.skipif(os.environ.get("MINIGRAD_KERNELS") == "0", reason="switched off by env")
+def test_kernels_are_on_by_default_and_can_be_switched_off():
+    assert kernels.enabled()
+    kernels.enable(False)
     try:
-        got = mg.nn.functional.avg_pool2d(mg.tensor(x, device="cuda"), 3, 2, 1).numpy()
+        assert not kernels.enabled()
     finally:
-        mg.kernels.enable(False)
-    np.testing.assert_allclose(got, expected, rtol=1e-6)
+        kernels.enable(True)
+
+
+def test_a_kernel_that_does_not_compile_names_itself_and_the_switch(monkeypatch):
+    class CompileException(Exception):
+        pass
+
+    def compiled(*args):
+        raise CompileException("error: identifier 'CUDART_INF_F' is undefined")
+
+    fake_cupy = types.SimpleNamespace(ElementwiseKernel=lambda *a: compiled)
+    monkeypatch.setattr(mg.backend, "_cupy", fake_cupy)
+    kernel = kernels.Kernel("minigrad_test_kernel", "T x", "T y", "y = x;", lambda x, y: y)
+    with pytest.raises(RuntimeError, match="minigrad_test_kernel did not compile.*"
+                                           "MINIGRAD_KERNELS=0"):
+        kernel(1, 2)
+    TWINS.pop("minigrad_test_kernel")
+
+
+def test_no_kernel_needs_toolkit_headers():
+    """NVRTC finds no CUDA toolkit headers on a machine with only the CuPy wheel: a kernel
+    that includes one (math_constants.h, for CUDART_INF_F) fails to compile there."""
+    for module in (activation, im2col, norm, pool_kernels):
+        for value in vars(module).values():
+            if isinstance(value, kernels.Kernel):
+                assert "#include" not in value.body and "CUDART_" not in value.body, value.name
+
+
+def _copy_twin(x, n, y):
+    y[...] = x * n
+    return y
+
+
+@pytest.mark.skipif(mg.cuda.is_available() and not hasattr(mg.backend._cupy, "stats"),
+                    reason="checks the CuPy stand-in's ElementwiseKernel")
+def test_the_stand_in_runs_twins_and_refuses_kernel_calls_that_cupy_would_refuse():
+    import fake_cupy as fcp
+
+    with mock.patch.dict(TWINS, {"minigrad_test_scale": _copy_twin}):
+        scale = fcp.ElementwiseKernel("raw T x, int32 n", "T y", "y = x[i] * n;",
+                                      "minigrad_test_scale")
+    x, y = fcp.asarray(np.arange(3.0)), fcp.zeros(3)
+    np.testing.assert_array_equal(fcp.asnumpy(scale(x, 2, y)), [0.0, 2.0, 4.0])
+    with pytest.raises(TypeError, match="takes 3 arguments, got 2"):
+        scale(x, y)
+    with pytest.raises(TypeError, match="x must be a device array, got ndarray"):
+        scale(np.zeros(3), 1, y)
+    with pytest.raises(TypeError, match="n must be a number"):
+        scale(x, x, y)
+    with pytest.raises(TypeError, match="y is int64, but type T is float64"):
+        scale(x, 1, fcp.zeros(3, dtype=np.int64))
+    with pytest.raises(NotImplementedError, match="no NumPy twin"):
+        fcp.ElementwiseKernel("T x", "T y", "y = x;", "not_a_minigrad_kernel")

@@ -199,16 +199,19 @@ def test_forward_and_gradient_match_torch(op, device, dtype, data):
 
 
 @requires_torch
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op", ["conv2d", "max_pool2d", "batch_norm_training", "batch_norm_eval"])
 @given(data=st.data())
-def test_conv2d_rebuilding_its_columns_in_the_backward_matches_torch(device, data):
-    """Above COLS_KEPT_BYTES the forward frees im2col's buffer and the backward rebuilds it."""
-    from unittest import mock
+def test_reference_functions_match_central_differences_and_torch(op, data):
+    """The references of the ops with fast paths (ops/conv.py, pool.py, norm.py), which the
+    fast paths are tested against in test_fast_paths.py, checked here on their own."""
+    from minigrad.ops import fast
 
-    from minigrad.ops import conv
-
-    case = data.draw(conv2d_case())
-    with mock.patch.object(conv, "COLS_KEPT_BYTES", 0):
-        check_gradient(case.fn, case.inputs, device=device)
-        assert_matches_torch(case.fn, case.inputs, case.torch_fn, dtype=np.float32,
-                             device=device)
+    case = data.draw(CASES[op])
+    fast.enable(False)
+    try:
+        check_gradient(case.fn, case.inputs, requires_grad=case.requires_grad)
+        for dtype in (np.float32, np.float64):
+            assert_matches_torch(case.fn, case.inputs, case.torch_fn, dtype=dtype,
+                                 requires_grad=case.requires_grad)
+    finally:
+        fast.enable(True)

@@ -1,25 +1,67 @@
-"""CuPy-only fast paths, each beside the NumPy reference it must equal.
+"""CUDA kernels of the GPU fast paths (minigrad/ops/fast/cuda_*.py), each with its NumPy twin.
 
-The plain CuPy path (the ops in minigrad/ops, run with xp = cupy) is what minigrad uses by
-default. These kernels do the same work in one pass each; they stay off until
-`benchmarks/gpu_check.py --kernels` has shown, on a real GPU, that they give the plain path's
-results. Turn them on with `minigrad.kernels.enable()` or MINIGRAD_KERNELS=1.
+A kernel here is a CuPy `ElementwiseKernel`: its body runs once per output element `i`. Its
+*twin* is a NumPy function that takes the same arguments (inputs, then outputs) and does the
+same index arithmetic for every `i` at once. The twins are what the CPU can check: the tests
+compare them with minigrad's reference ops, and the CuPy stand-in of the test suite
+(tests/fake_cupy.py) runs a twin wherever real CuPy would run the kernel, so the whole CUDA
+path is exercised on every machine. On a GPU, `benchmarks/gpu_check.py` compares each kernel
+with its twin first.
 
-Status: written and their index arithmetic checked on the CPU (tests/test_kernels.py), not yet
-run on a GPU.
+The kernels are on by default on CUDA. `minigrad.kernels.enable(False)` (or the environment
+variable MINIGRAD_KERNELS=0) turns them off: CUDA then runs the plain reference ops with CuPy.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
-_enabled = os.environ.get("MINIGRAD_KERNELS") == "1"
+import numpy as np
+
+_enabled = os.environ.get("MINIGRAD_KERNELS", "1") != "0"
+
+TWINS: dict[str, Callable] = {}  # kernel name -> its NumPy twin, for the CuPy stand-in
+BLOCK = 1 << 22  # twins work through the indices in blocks, so their temporaries stay small
 
 
 def enable(on: bool = True) -> None:
+    """Use the CUDA kernels (the default) or, with False, the plain CuPy reference ops."""
     global _enabled
     _enabled = bool(on)
 
 
 def enabled() -> bool:
     return _enabled
+
+
+class Kernel:
+    """One elementwise CUDA kernel: compiled by CuPy on first use, called with its inputs and
+    its preallocated outputs, positionally, as `cupy.ElementwiseKernel` is."""
+
+    def __init__(self, name: str, in_params: str, out_params: str, body: str, twin: Callable):
+        self.name, self.in_params, self.out_params, self.body = name, in_params, out_params, body
+        self._compiled = None
+        TWINS[name] = twin
+
+    def __call__(self, *args):
+        from minigrad.backend import cupy_module
+
+        if self._compiled is None:
+            self._compiled = cupy_module().ElementwiseKernel(
+                self.in_params, self.out_params, self.body, self.name)
+        try:
+            return self._compiled(*args)
+        except Exception as error:
+            if type(error).__name__ != "CompileException":
+                raise
+            raise RuntimeError(
+                f"minigrad kernel {self.name} did not compile on this GPU ({error}); "
+                "minigrad.kernels.enable(False) or MINIGRAD_KERNELS=0 runs the plain CuPy ops"
+            ) from error
+
+
+def flat_indices(size: int):
+    """The twins' loop: blocks of the output's flat indices i, as int64 arrays."""
+    for start in range(0, size, BLOCK):
+        yield np.arange(start, min(size, start + BLOCK), dtype=np.int64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
+from minigrad.ops import fast
 from minigrad.ops.dims import normalize_dim
 from minigrad.ops.elementwise import as_floating
 from minigrad.tensor import Tensor
@@ -104,7 +105,7 @@ class LogSoftmax(Function):
 
 
 def relu(x: Tensor) -> Tensor:
-    return ReLU.apply(x)
+    return fast.select(ReLU, x).apply(x)
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:

@@ -1,68 +1,51 @@
 """2-D convolution as im2col + one matrix product, and its backward with col2im.
 
-A convolution slides a (C, KH, KW) kernel over the padded input. im2col lays every window out
-as one column, so the whole convolution, whole batch included, becomes a single GEMM:
+A convolution slides a (C, KH, KW) kernel over the zero-padded input. im2col lays every
+window out as one column, so the whole convolution, whole batch included, is a single GEMM:
 
-    x: (N, C, H, W) --pad--> (N, C, Hp, Wp)
-    im2col:  cols[c, kh, kw, oh, ow, n] = x_pad[n, c, oh*s + kh*d, ow*s + kw*d]
-             a strided *view* of x_pad (no copy), then one copy into (C*KH*KW, OH*OW*N)
-    GEMM:    out = W (OC, C*KH*KW) @ cols (C*KH*KW, OH*OW*N) -> (OC, OH*OW*N)
+    x: (N, C, H, W) --pad--> x_pad: (N, C, Hp, Wp)
+    im2col:  cols[(c, kh, kw), (n, oh, ow)] = x_pad[n, c, oh*s + kh*d, ow*s + kw*d]
+             read through a strided view of x_pad, then copied into (C*KH*KW, N*OH*OW)
+    GEMM:    out = W (OC, C*KH*KW) @ cols (C*KH*KW, N*OH*OW) -> (OC, N, OH, OW) -> NCHW
 
-The batch is the innermost axis of each row of cols: one large GEMM instead of N small ones,
-and every copy (im2col, col2im, padding, pooling) moves runs of N contiguous floats rather
-than a few pixels of one row. So the op keeps its arrays in memory as (C, H, W, N) and hands
-out the NCHW *view* of them (a transpose, no copy): the public shape is PyTorch's, and NumPy's
-elementwise ops (ReLU, the next layer's padding and pooling) keep the layout they are given.
-An NCHW input, such as a batch of images, is laid out once as (C, H, W, N) on entry.
-
-Memory: cols is C*KH*KW times the size of the input (VGG16's second conv at 224x224 and batch
-32: 3.7 GB). Up to COLS_KEPT_BYTES, the forward keeps cols for the weight gradient; above it,
-cols is freed as soon as the GEMM is done, and the backward builds it again from the padded
-input, which is KH*KW times smaller.
-
-With groups, channels split into G independent convolutions: W is (G, OC/G, C/G*KH*KW) and
-cols (G, C/G*KH*KW, OH*OW*N); matmul runs over G.
-
-Backward, for the output gradient g as (G, OC/G, OH*OW*N):
-    grad_W    = g @ cols^T                    (G, OC/G, C/G*KH*KW)
+Backward, for the output gradient g laid out as (OC, N*OH*OW):
+    grad_W    = g @ cols^T                                 (OC, C*KH*KW)
     grad_bias = sum of g over n, oh, ow
-    grad_cols = W^T @ g, and col2im adds each kernel offset's slice back where im2col read
-                it: a loop over the KH*KW offsets, each one strided add over all pixels.
+    grad_cols = W^T @ g, and col2im adds each window element back to the pixel it was read
+                from: a loop over the KH*KW kernel offsets, each one strided add over all
+                windows, so pixels that several windows share get the sum of their gradients.
+
+With groups, the C channels split into G independent convolutions: W is (G, OC/G, C/G*KH*KW)
+and cols (G, C/G*KH*KW, N*OH*OW); the matrix product runs over G.
+
+This is the reference: what gradcheck and the tests compare with PyTorch. The fast paths in
+ops/fast/ (the CPU's batch-innermost layout, CUDA kernels with 2-D GEMMs over chunks of the
+batch) compute the same thing and are tested against it; `conv2d` below picks one.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from minigrad import kernels
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
-from minigrad.kernels import im2col as cuda_kernels
-
-COLS_KEPT_BYTES = 256 * 2**20  # larger im2col buffers are rebuilt in the backward, not kept
-
-
-def batch_innermost(x):
-    """x (N, C, H, W) stored as (C, H, W, N) in memory, returned as its NCHW view; no copy
-    when it already is."""
-    xp = get_array_module(x)
-    return xp.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
-
-
-def _pad(x, padding):
-    """Zero-pad the last two axes, padding = (top, bottom, left, right), keeping x's layout."""
-    if not any(padding):
-        return x
-    top, bottom, left, right = padding
-    n, c, h, w = x.shape
-    shape = (n, c, h + top + bottom, w + left + right)
-    x_pad = get_array_module(x).zeros_like(x, shape=shape)  # order "K": x's axis order
-    x_pad[:, :, top : top + h, left : left + w] = x
-    return x_pad
+from minigrad.ops import fast
 
 
 def output_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int = 1) -> int:
     return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def pad(x, padding, fill=0):
+    """x (N, C, H, W) with its last two axes padded by padding = (top, bottom, left, right)."""
+    if not any(padding):
+        return x
+    top, bottom, left, right = padding
+    return get_array_module(x).pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)),
+                                   constant_values=fill)
+
+
+def unpad(x, padding):
+    top, bottom, left, right = padding
+    return x[:, :, top : x.shape[2] - bottom, left : x.shape[3] - right]
 
 
 def im2col_view(x_pad, kernel, stride, dilation, out_size):
@@ -75,18 +58,6 @@ def im2col_view(x_pad, kernel, stride, dilation, out_size):
         shape=(x_pad.shape[0], x_pad.shape[1], kh, kw, oh, ow),
         strides=(n_stride, c_stride, h_stride * dh, w_stride * dw, h_stride * sh, w_stride * sw),
     )
-
-
-def _im2col(x_pad, kernel, stride, dilation, out_size, groups):
-    """(N, C, KH, KW, OH, OW) view -> (C, KH, KW, OH, OW, N) -> (G, C/G*KH*KW, OH*OW*N): the
-    one copy of im2col."""
-    rows = x_pad.shape[1] // groups * kernel[0] * kernel[1]
-    if kernels.enabled() and not isinstance(x_pad, np.ndarray):  # one CUDA kernel instead
-        x_chwn = get_array_module(x_pad).ascontiguousarray(x_pad.transpose(1, 2, 3, 0))
-        return cuda_kernels.im2col(x_chwn, kernel, stride, dilation, out_size).reshape(
-            groups, rows, -1)
-    view = im2col_view(x_pad, kernel, stride, dilation, out_size)
-    return view.transpose(1, 2, 3, 4, 5, 0).reshape(groups, rows, -1)
 
 
 def col2im(grad_cols, grad_pad, kernel, stride, dilation, out_size):
@@ -105,58 +76,40 @@ def col2im(grad_cols, grad_pad, kernel, stride, dilation, out_size):
     return grad_pad
 
 
-def _unpad(x, padding):
-    top, bottom, left, right = padding
-    return x[:, :, top : x.shape[2] - bottom, left : x.shape[3] - right]
-
-
 class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, weight, bias=None, *, stride, padding, dilation, groups):
-        n = x.shape[0]
-        oc, c_per_group, kh, kw = weight.shape
-        x_pad = _pad(batch_innermost(x), padding)
+        n, (oc, _, kh, kw) = x.shape[0], weight.shape
+        x_pad = pad(x, padding)
         oh = output_size(x_pad.shape[2], kh, stride[0], 0, dilation[0])
         ow = output_size(x_pad.shape[3], kw, stride[1], 0, dilation[1])
-        cols = _im2col(x_pad, (kh, kw), stride, dilation, (oh, ow), groups)
-        w = weight.reshape(groups, oc // groups, c_per_group * kh * kw)
-        out = (w @ cols).reshape(oc, oh, ow, n)  # (G, OC/G, OH*OW*N) -> (OC, OH, OW, N)
+        # (N, C, KH, KW, OH, OW) -> (C, KH, KW, N, OH, OW) -> cols (G, C/G*KH*KW, N*OH*OW)
+        windows = im2col_view(x_pad, (kh, kw), stride, dilation, (oh, ow))
+        cols = windows.transpose(1, 2, 3, 0, 4, 5).reshape(groups, -1, n * oh * ow)
+        w = weight.reshape(groups, oc // groups, -1)
+        out = (w @ cols).reshape(oc, n, oh, ow).transpose(1, 0, 2, 3)  # (N, OC, OH, OW)
         if bias is not None:
-            out += bias.reshape(oc, 1, 1, 1)
-        keep = cols.nbytes <= COLS_KEPT_BYTES or not ctx.needs_input_grad[1]
-        ctx.save_for_backward(cols if keep else x_pad, weight)
-        ctx.cols_kept = keep
+            out = out + bias.reshape(1, oc, 1, 1)
+        ctx.save_for_backward(cols, weight)
         ctx.x_pad_shape, ctx.out_size = x_pad.shape, (oh, ow)
         ctx.stride, ctx.padding, ctx.dilation, ctx.groups = stride, padding, dilation, groups
-        return out.transpose(3, 0, 1, 2)  # the NCHW view of it
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         cols, weight = ctx.saved_tensors
-        if not ctx.cols_kept:  # cols was too large to keep: build it again from x_pad
-            cols = _im2col(cols, weight.shape[2:], ctx.stride, ctx.dilation, ctx.out_size,
-                           ctx.groups)
         xp = get_array_module(grad)
-        oc, c_per_group, kh, kw = weight.shape
-        groups, (oh, ow) = ctx.groups, ctx.out_size
-        # (N, OC, OH, OW) -> (OC, OH, OW, N) -> (G, OC/G, OH*OW*N); no copy when grad comes
-        # back in the layout the forward produced
-        g = grad.transpose(1, 2, 3, 0).reshape(groups, oc // groups, -1)
+        (oc, _, kh, kw), groups, (oh, ow) = weight.shape, ctx.groups, ctx.out_size
+        g = grad.transpose(1, 0, 2, 3).reshape(groups, oc // groups, -1)  # (G, OC/G, N*OH*OW)
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            w = weight.reshape(groups, oc // groups, -1)
-            grad_cols = w.swapaxes(1, 2) @ g  # (G, C/G*KH*KW, OH*OW*N)
-            # -> (C, KH, KW, OH, OW, N); col2im reads its (KH, KW, C, N, OH, OW) view
             n, c, hp, wp = ctx.x_pad_shape
-            grad_cols = grad_cols.reshape(c, kh, kw, oh, ow, n)
-            if kernels.enabled() and xp is not np:  # one gathering CUDA kernel instead
-                grad_pad = cuda_kernels.col2im(grad_cols, (c, hp, wp, n), (kh, kw), ctx.stride,
-                                               ctx.dilation, ctx.out_size).transpose(0, 3, 1, 2)
-            else:
-                grad_pad = xp.zeros((c, hp, wp, n), dtype=grad.dtype).transpose(0, 3, 1, 2)
-                col2im(grad_cols.transpose(1, 2, 0, 5, 3, 4), grad_pad, (kh, kw), ctx.stride,
-                       ctx.dilation, ctx.out_size)
-            grad_x = _unpad(grad_pad, ctx.padding).transpose(1, 0, 2, 3)  # (C, N) -> NCHW
+            grad_cols = weight.reshape(groups, oc // groups, -1).swapaxes(1, 2) @ g
+            # (C*KH*KW, N*OH*OW) -> (KH, KW, N, C, OH, OW), the offsets first for col2im
+            grad_cols = grad_cols.reshape(c, kh, kw, n, oh, ow).transpose(1, 2, 3, 0, 4, 5)
+            grad_pad = col2im(grad_cols, xp.zeros(ctx.x_pad_shape, dtype=grad.dtype), (kh, kw),
+                              ctx.stride, ctx.dilation, ctx.out_size)
+            grad_x = unpad(grad_pad, ctx.padding)
         if ctx.needs_input_grad[1]:
             grad_weight = (g @ cols.swapaxes(1, 2)).reshape(weight.shape)
         has_bias = len(ctx.needs_input_grad) == 3
@@ -218,4 +171,5 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
             f"the kernel {(kh, kw)} (reaching {reach} with dilation {dilation})"
         )
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return Conv2d.apply(*inputs, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    settings = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return fast.select(Conv2d, x, **settings).apply(*inputs, **settings)

@@ -4,29 +4,27 @@ Max and average pooling read their windows through the same strided view as im2c
 (ops/conv.py): (N, C, KH, KW, OH, OW), no copy. Their backwards loop over the KH*KW kernel
 offsets, each a strided add over all windows at once, so overlapping windows (kernel 3,
 stride 2) add their gradients up.
+
+These are the references. Max pooling has fast paths in ops/fast/ (on the CPU, a maximum over
+strided sub-grids when the windows tile the input; on CUDA, one kernel each way), chosen in
+`max_pool2d` and tested against MaxPool2d here.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from minigrad import kernels
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
-from minigrad.kernels import pool as cuda_kernels
-from minigrad.ops.conv import col2im, im2col_view, output_size, pair
+from minigrad.ops import fast
+from minigrad.ops.conv import col2im, im2col_view, output_size, pad, pair
 
 
 def _windows(x, kernel, stride, padding, fill):
     """The pooling windows of x padded with `fill`: a strided view (N, C, KH, KW, OH, OW), the
     padded shape and (OH, OW)."""
     (ph, pw) = padding
-    x_pad = x
-    if ph or pw:
-        x_pad = get_array_module(x).pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)),
-                                        constant_values=fill)
+    x_pad = pad(x, (ph, ph, pw, pw), fill)
     out_size = (output_size(x_pad.shape[2], kernel[0], stride[0], 0),
                 output_size(x_pad.shape[3], kernel[1], stride[1], 0))
     return im2col_view(x_pad, kernel, stride, (1, 1), out_size), x_pad.shape, out_size
@@ -41,15 +39,6 @@ class MaxPool2d(Function):
         xp = get_array_module(x)
         kh, kw = kernel
         ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
-        ctx.fused = kernels.enabled() and xp is not np
-        if ctx.fused:  # one CUDA kernel, on (C, H, W, N)
-            out_size = tuple(output_size(s + 2 * p, k, st, 0)
-                             for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
-            x_chwn = xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
-            out, argmax = cuda_kernels.max_pool(x_chwn, kernel, stride, padding, out_size)
-            ctx.save_for_backward(argmax)
-            ctx.x_chwn_shape = x_chwn.shape
-            return out.transpose(3, 0, 1, 2)
         windows, ctx.x_pad_shape, (oh, ow) = _windows(x, kernel, stride, padding, -xp.inf)
         ctx.out_size = (oh, ow)
         # (N, C, KH, KW, OH, OW) -> (N, C, KH*KW, OH, OW): position of the max in each window
@@ -64,70 +53,12 @@ class MaxPool2d(Function):
         (winner,) = ctx.saved_tensors
         xp = get_array_module(grad)
         (kh, kw), (ph, pw) = ctx.kernel, ctx.padding
-        if ctx.fused:
-            grad_chwn = xp.ascontiguousarray(grad.transpose(1, 2, 3, 0))
-            return cuda_kernels.max_pool_backward(grad_chwn, winner, ctx.x_chwn_shape,
-                                                  ctx.kernel, ctx.stride, ctx.padding
-                                                  ).transpose(3, 0, 1, 2)
         # each window's gradient, placed at the offset of its max: (KH, KW, N, C, OH, OW)
         offsets = xp.arange(kh * kw).reshape(kh, kw, 1, 1, 1, 1)
         grad_windows = (offsets == winner) * grad
         grad_pad = col2im(grad_windows, xp.zeros(ctx.x_pad_shape, dtype=grad.dtype), ctx.kernel,
                           ctx.stride, (1, 1), ctx.out_size)
         return grad_pad[:, :, ph : grad_pad.shape[2] - ph, pw : grad_pad.shape[3] - pw]
-
-
-def _same_layout(array, like):
-    """`array` laid out in memory as `like` is (the same shape): itself, or one copy."""
-    if array.strides == like.strides:
-        return array
-    copy = get_array_module(like).empty_like(like)
-    copy[...] = array
-    return copy
-
-
-class MaxPool2dTiled(Function):
-    """Max pooling whose windows tile the input (stride == kernel, no padding), as in LeNet and
-    VGG. Each kernel offset (i, j) picks one strided sub-grid x[:, :, i::KH, j::KW] of shape
-    (N, C, OH, OW); the output is their elementwise maximum, with no argmax and no copy of
-    the windows. The backward walks the offsets in the same order and gives each window's
-    gradient to the first sub-grid that holds its maximum (PyTorch's choice among ties).
-    """
-
-    @staticmethod
-    def forward(ctx, x, kernel):
-        xp = get_array_module(x)
-        (kh, kw), (oh, ow) = kernel, (x.shape[2] // kernel[0], x.shape[3] // kernel[1])
-        out = None
-        for i in range(kh):
-            for j in range(kw):
-                grid = x[:, :, i : i + kh * oh : kh, j : j + kw * ow : kw]
-                # copy(order="K") keeps x's memory layout (conv2d's output is (C, N, H, W))
-                out = grid.copy(order="K") if out is None else xp.maximum(out, grid, out=out)
-        ctx.save_for_backward(x, out)
-        ctx.kernel = kernel
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, out = ctx.saved_tensors
-        xp = get_array_module(grad)
-        (kh, kw), (oh, ow) = ctx.kernel, out.shape[2:]
-        # in x's memory layout, which the conv before reads fastest; every element is written
-        # below when the tiles cover x, else the uncovered border must be zero
-        tiled = x.shape[2] == kh * oh and x.shape[3] == kw * ow
-        grad_x = xp.empty_like(x) if tiled else xp.zeros_like(x)
-        grad = _same_layout(grad, out)  # one copy if need be, not four mismatched reads
-        open_ = xp.ones_like(out, dtype=bool)  # windows whose max has not had its gradient yet
-        winner = xp.empty_like(open_)
-        for i in range(kh):
-            for j in range(kw):
-                rows, cols = slice(i, i + kh * oh, kh), slice(j, j + kw * ow, kw)
-                xp.equal(x[:, :, rows, cols], out, out=winner)
-                winner &= open_
-                open_ ^= winner  # winner lies inside open_: this removes it
-                xp.multiply(grad, winner, out=grad_x[:, :, rows, cols])
-        return grad_x
 
 
 class AvgPool2d(Function):
@@ -206,9 +137,8 @@ def _pool_arguments(op, x, kernel_size, stride, padding):
 def max_pool2d(x, kernel_size, stride=None, padding=0):
     """The maximum over each kernel_size window, moved by stride (default: kernel_size)."""
     kernel, stride, padding = _pool_arguments("max_pool2d", x, kernel_size, stride, padding)
-    if stride == kernel and padding == (0, 0):
-        return MaxPool2dTiled.apply(x, kernel=kernel)
-    return MaxPool2d.apply(x, kernel=kernel, stride=stride, padding=padding)
+    settings = dict(kernel=kernel, stride=stride, padding=padding)
+    return fast.select(MaxPool2d, x, **settings).apply(x, **settings)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):

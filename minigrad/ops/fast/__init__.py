@@ -1,0 +1,79 @@
+"""Per-device fast paths of the heavy ops, and `select`, the one place that picks them.
+
+Each heavy op has a reference Function in minigrad/ops (NCHW, the mathematics on one screen:
+what a learner reads and what gradcheck and the PyTorch comparisons check). The modules here
+compute the same thing faster on one device:
+
+    cpu_conv.py         conv2d with the batch innermost in memory, (C, H, W, N): every im2col,
+                        col2im and padding copy moves runs of N floats (NumPy keeps a layout
+                        through elementwise ops, so ReLU and pooling keep it too)
+    cpu_pool.py         max pooling whose windows tile the input: a maximum of strided sub-grids
+    cuda_conv.py        conv2d on NCHW-contiguous CuPy arrays: im2col/col2im kernels writing and
+                        reading the GEMM's layout, 2-D GEMMs (cuBLAS, TF32 when allowed), the
+                        batch in chunks so the columns stay within a memory budget
+    cuda_pool.py        max pooling, one kernel each way, with the window offset of each max
+    cuda_norm.py        batch norm, each elementwise half one kernel
+    cuda_activation.py  ReLU whose backward is one kernel
+
+Each fast Function has `supports(**settings)`: whether it handles those settings (the CPU's
+tiled max pooling needs stride == kernel and no padding). tests/test_fast_paths.py checks
+every one against its reference, values and gradients.
+
+`enable(False)` (or MINIGRAD_FAST=0) runs the references everywhere; on CUDA the fast paths
+are also off while `minigrad.kernels` is.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from minigrad import kernels
+
+_enabled = os.environ.get("MINIGRAD_FAST", "1") != "0"
+_paths: dict[str, dict] = {}
+
+
+def enable(on: bool = True) -> None:
+    """Use the fast paths (the default) or, with False, only the reference Functions."""
+    global _enabled
+    _enabled = bool(on)
+
+
+def enabled() -> bool:
+    return _enabled
+
+
+def paths(device_type: str) -> dict:
+    """{reference Function: its fast Function} on "cpu" or "cuda" (imported on first use)."""
+    if device_type not in _paths:
+        from minigrad.ops import activation, conv, norm, pool
+
+        if device_type == "cpu":
+            from minigrad.ops.fast import cpu_conv, cpu_pool
+
+            _paths["cpu"] = {conv.Conv2d: cpu_conv.Conv2dCPU,
+                             pool.MaxPool2d: cpu_pool.MaxPool2dTiledCPU}
+        else:
+            from minigrad.ops.fast import cuda_activation, cuda_conv, cuda_norm, cuda_pool
+
+            _paths["cuda"] = {conv.Conv2d: cuda_conv.Conv2dCUDA,
+                              pool.MaxPool2d: cuda_pool.MaxPool2dCUDA,
+                              norm.BatchNorm: cuda_norm.BatchNormCUDA,
+                              activation.ReLU: cuda_activation.ReLUCUDA}
+    return _paths[device_type]
+
+
+def select(reference, x, **settings):
+    """The Function that computes `reference` for the tensor x with these settings: the fast
+    path of x's device when there is one that supports them, else the reference."""
+    if not _enabled:
+        return reference
+    if isinstance(x.data, np.ndarray):
+        candidate = paths("cpu").get(reference)
+    elif kernels.enabled():
+        candidate = paths("cuda").get(reference)
+    else:
+        return reference
+    return candidate if candidate is not None and candidate.supports(**settings) else reference

@@ -1,0 +1,108 @@
+"""conv2d on CUDA: the reference's mathematics (ops/conv.py), built for how CuPy runs.
+
+Activations stay NCHW and C-contiguous (CuPy's elementwise ops return C-contiguous arrays
+whatever layout they are given, so a conv that wanted another layout would pay a transpose
+per layer). For each chunk of the batch:
+
+    im2col kernel:  x[chunk] (Nc, C, H, W) -> cols (C*KH*KW, Nc*OH*OW), padding read as zeros
+    2-D GEMM:       out2d = W2d (OC, C*KH*KW) @ cols                       (OC, Nc*OH*OW)
+    one copy:       out[chunk] (Nc, OC, OH*OW) = out2d as (Nc, OC, OH*OW) + bias
+
+and backward, with g2d the chunk's output gradient as (OC, Nc*OH*OW):
+
+    grad_W2d  += g2d @ cols.T      (cols built again by the im2col kernel)
+    grad_cols  = W2d.T @ g2d,  then the col2im kernel gathers it into grad_x[chunk]
+
+The GEMMs are 2-D, so cuBLAS takes the transposes without copies and `mg.cuda.allow_tf32`
+reaches them (CuPy runs a 3-D matmul through a batched path that ignores TF32 and copies
+non-contiguous operands). The forward saves x and the weight, not cols: the columns of one
+chunk at a time exist, COLS_BUDGET_BYTES at most (one image's worth when that is more), so
+memory stays near PyTorch's. With groups, each group's rows of W2d and cols are contiguous
+blocks and get a 2-D GEMM of their own.
+"""
+
+from __future__ import annotations
+
+from minigrad.autograd import Function
+from minigrad.backend import get_array_module
+from minigrad.kernels import im2col as cuda_kernels
+from minigrad.ops.conv import output_size
+
+COLS_BUDGET_BYTES = 512 * 2**20  # the columns of one chunk of the batch, at most
+
+
+def batch_chunks(batch: int, bytes_per_image: int) -> list[tuple[int, int]]:
+    """(start, stop) ranges over the batch whose columns fit COLS_BUDGET_BYTES (>= 1 image)."""
+    step = max(1, COLS_BUDGET_BYTES // max(1, bytes_per_image))
+    return [(start, min(batch, start + step)) for start in range(0, batch, step)]
+
+
+def _group_products(xp, a, b, groups: int, transpose_a=False, transpose_b=False):
+    """a @ b (either transposed) per group, a and b each split into `groups` blocks of rows,
+    the products stacked along their first axis: one 2-D GEMM per group."""
+    products = []
+    for a_g, b_g in zip(xp.split(a, groups), xp.split(b, groups)):
+        products.append((a_g.T if transpose_a else a_g) @ (b_g.T if transpose_b else b_g))
+    return products[0] if groups == 1 else xp.concatenate(products)
+
+
+class Conv2dCUDA(Function):
+    @staticmethod
+    def supports(**settings) -> bool:
+        return True
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None, *, stride, padding, dilation, groups):
+        xp = get_array_module(x)
+        x = xp.ascontiguousarray(x)
+        (n, c, h, w), (oc, _, kh, kw) = x.shape, weight.shape
+        top, bottom, left, right = padding
+        oh = output_size(h, kh, stride[0], top + bottom, dilation[0])
+        ow = output_size(w, kw, stride[1], left + right, dilation[1])
+        geometry = ((kh, kw), stride, (top, left), dilation, (oh, ow))
+        w2d, rows = weight.reshape(oc, -1), c * kh * kw
+        out = xp.empty((n, oc, oh, ow), dtype=x.dtype)
+        for start, stop in batch_chunks(n, rows * oh * ow * x.itemsize):
+            cols = xp.empty((rows, (stop - start) * oh * ow), dtype=x.dtype)
+            cuda_kernels.im2col(x[start:stop], cols, *geometry)
+            out2d = _group_products(xp, w2d, cols, groups)
+            # (OC, Nc, OH*OW) -> (Nc, OC, OH*OW), the bias added in the same pass
+            source = out2d.reshape(oc, stop - start, oh * ow).transpose(1, 0, 2)
+            dest = out[start:stop].reshape(stop - start, oc, oh * ow)
+            if bias is None:
+                dest[...] = source
+            else:
+                xp.add(source, bias.reshape(1, oc, 1), out=dest)
+        ctx.save_for_backward(x, weight)
+        ctx.geometry, ctx.groups = geometry, groups
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        xp = get_array_module(grad)
+        g = xp.ascontiguousarray(grad)
+        (n, c) = x.shape[:2]
+        (oc, _, kh, kw), (oh, ow), groups = weight.shape, ctx.geometry[4], ctx.groups
+        w2d, rows = weight.reshape(oc, -1), c * kh * kw
+        need_x, need_w = ctx.needs_input_grad[:2]
+        grad_x = xp.empty_like(x) if need_x else None
+        grad_w2d = xp.zeros(w2d.shape, dtype=weight.dtype) if need_w else None
+        for start, stop in batch_chunks(n, rows * oh * ow * x.itemsize):
+            # (Nc, OC, OH*OW) -> g2d (OC, Nc*OH*OW)
+            g2d = xp.ascontiguousarray(
+                g[start:stop].reshape(stop - start, oc, oh * ow).transpose(1, 0, 2)
+            ).reshape(oc, -1)
+            if need_w:
+                cols = xp.empty((rows, g2d.shape[1]), dtype=x.dtype)
+                cuda_kernels.im2col(x[start:stop], cols, *ctx.geometry)
+                grad_w2d += _group_products(xp, g2d, cols, groups, transpose_b=True)
+                cols = None  # free before grad_cols takes its place
+            if need_x:
+                grad_cols = _group_products(xp, w2d, g2d, groups, transpose_a=True)
+                cuda_kernels.col2im(grad_cols, grad_x[start:stop], *ctx.geometry)
+        grad_weight = grad_w2d.reshape(weight.shape) if need_w else None
+        if len(ctx.needs_input_grad) == 2:
+            return grad_x, grad_weight
+        grad_bias = g.sum(axis=(0, 2, 3)) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias

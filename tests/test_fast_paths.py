@@ -1,0 +1,248 @@
+"""Every fast path of ops/fast/ against its reference Function (values and gradients), on the
+device it is for, and the dispatch that chooses between them.
+
+On a machine without a GPU the "cuda" device is the CuPy stand-in, which runs each CUDA
+kernel's NumPy twin: these tests then check the CUDA path's layouts, chunking, GEMMs and
+kernel arguments; on a GPU they check the kernels themselves.
+"""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+import pytest
+from helpers import DEVICES, rngs, sample
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minigrad as mg
+import minigrad.nn.functional as F
+from minigrad.ops import activation, conv, fast, norm, pool
+from minigrad.ops.fast import cpu_conv, cpu_pool, cuda_activation, cuda_conv, cuda_norm, cuda_pool
+from minigrad.testing import assert_functions_agree
+
+CUDA = pytest.mark.skipif("cuda" not in DEVICES, reason="no cuda device, real or stand-in")
+FAST_CONV = {"cpu": cpu_conv.Conv2dCPU, "cuda": cuda_conv.Conv2dCUDA}
+
+
+@st.composite
+def conv_geometry(draw):
+    rng = draw(rngs())
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    c, oc = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 3))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = tuple(draw(st.integers(0, 2)) for _ in range(4))  # top, bottom, left, right
+    reach = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    h = draw(st.integers(max(1, reach[0] - padding[0] - padding[1]), reach[0] + 4))
+    w = draw(st.integers(max(1, reach[1] - padding[2] - padding[3]), reach[1] + 4))
+    inputs = [sample(rng, (draw(st.integers(1, 3)), c, h, w)),
+              sample(rng, (oc, c // groups, *kernel))]
+    if draw(st.booleans()):
+        inputs.append(sample(rng, (oc,)))
+    requires_grad = [draw(st.booleans()), True] + [draw(st.booleans())] * (len(inputs) - 2)
+    settings = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return inputs, requires_grad, settings
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@given(case=conv_geometry())
+def test_conv2d_fast_path_matches_the_reference(device, case):
+    inputs, requires_grad, settings = case
+    assert_functions_agree(FAST_CONV[device], conv.Conv2d, inputs, device=device,
+                           requires_grad=requires_grad, **settings)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@given(case=conv_geometry())
+def test_conv2d_fast_path_matches_the_reference_in_float32(device, case):
+    inputs, requires_grad, settings = case
+    assert_functions_agree(FAST_CONV[device], conv.Conv2d, inputs, dtype=np.float32,
+                           device=device, requires_grad=requires_grad, atol=1e-5, rtol=1e-4,
+                           **settings)
+
+
+@given(case=conv_geometry())
+def test_cpu_conv2d_that_rebuilds_its_columns_matches_the_reference(case):
+    """Above COLS_KEPT_BYTES the CPU forward frees cols and the backward builds it again."""
+    inputs, requires_grad, settings = case
+    with mock.patch.object(cpu_conv, "COLS_KEPT_BYTES", 0):
+        assert_functions_agree(cpu_conv.Conv2dCPU, conv.Conv2d, inputs,
+                               requires_grad=requires_grad, **settings)
+
+
+@CUDA
+@given(case=conv_geometry(), budget=st.sampled_from([1, 200, 2000]))
+def test_cuda_conv2d_in_chunks_of_the_batch_matches_the_reference(case, budget):
+    """With a small column budget the batch goes through in chunks (down to one image)."""
+    inputs, requires_grad, settings = case
+    with mock.patch.object(cuda_conv, "COLS_BUDGET_BYTES", budget):
+        assert_functions_agree(cuda_conv.Conv2dCUDA, conv.Conv2d, inputs, device="cuda",
+                               requires_grad=requires_grad, **settings)
+
+
+def test_cuda_conv2d_chunks_keep_the_columns_within_the_budget():
+    with mock.patch.object(cuda_conv, "COLS_BUDGET_BYTES", 1000):
+        assert cuda_conv.batch_chunks(10, 300) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+        assert cuda_conv.batch_chunks(3, 5000) == [(0, 1), (1, 2), (2, 3)]  # one image at least
+        assert cuda_conv.batch_chunks(4, 10) == [(0, 4)]
+
+
+@st.composite
+def pool_geometry(draw, tiled=False):
+    rng = draw(rngs())
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = kernel if tiled else (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (0, 0) if tiled else tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    h, w = (draw(st.integers(max(1, k - 2 * p), 9)) for k, p in zip(kernel, padding))
+    x = sample(rng, (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w))
+    if draw(st.booleans()):
+        x = np.round(x)  # many ties: the first maximum of each window must get the gradient
+    return [x], dict(kernel=kernel, stride=stride, padding=padding)
+
+
+@given(case=pool_geometry(tiled=True))
+def test_cpu_tiled_max_pool_matches_the_reference(case):
+    inputs, settings = case
+    assert_functions_agree(cpu_pool.MaxPool2dTiledCPU, pool.MaxPool2d, inputs, **settings)
+
+
+@CUDA
+@given(case=pool_geometry(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_cuda_max_pool_matches_the_reference(case, dtype):
+    inputs, settings = case
+    assert_functions_agree(cuda_pool.MaxPool2dCUDA, pool.MaxPool2d, inputs, dtype=dtype,
+                           device="cuda", **settings)
+
+
+@st.composite
+def batch_norm_geometry(draw):
+    rng = draw(rngs())
+    c = draw(st.integers(1, 4))
+    shape = draw(st.sampled_from([(draw(st.integers(2, 6)), c),
+                                  (draw(st.integers(1, 3)), c, draw(st.integers(1, 4)),
+                                   draw(st.integers(2, 4)))]))
+    return rng, shape, [sample(rng, shape), sample(rng, (c,)), sample(rng, (c,))]
+
+
+@CUDA
+@given(case=batch_norm_geometry(), training=st.booleans(), momentum=st.sampled_from([0.1, 1.0]))
+def test_cuda_batch_norm_matches_the_reference_and_updates_the_same_statistics(
+        case, training, momentum):
+    rng, shape, inputs = case
+    c = shape[1]
+    start = (sample(rng, (c,)), sample(rng, (c,), "positive"))
+    stats = {}
+    for name in ("fast", "reference"):
+        stats[name] = [mg.tensor(a, device="cuda") for a in start]
+    settings = dict(training=training, momentum=momentum, eps=1e-5)
+    # each Function gets its own running statistics, updated in place; compared afterwards
+    assert_functions_agree(
+        _with_statistics(cuda_norm.BatchNormCUDA, stats["fast"]),
+        _with_statistics(norm.BatchNorm, stats["reference"]), inputs, device="cuda",
+        **settings)
+    for fast_stat, reference_stat in zip(stats["fast"], stats["reference"]):
+        np.testing.assert_allclose(fast_stat.numpy(), reference_stat.numpy(), rtol=1e-10)
+
+
+def _with_statistics(function, statistics):
+    """`function` with running_mean and running_var filled in, as batch_norm passes them."""
+    running_mean, running_var = (t.data for t in statistics)
+
+    class WithStatistics:
+        __name__ = function.__name__
+
+        @staticmethod
+        def apply(*tensors, **settings):
+            return function.apply(*tensors, running_mean=running_mean, running_var=running_var,
+                                  **settings)
+
+    return WithStatistics
+
+
+@CUDA
+@given(rng=rngs(), shape=st.sampled_from([(5,), (2, 3), (2, 3, 4, 5)]))
+def test_cuda_relu_matches_the_reference(rng, shape):
+    x = np.round(sample(rng, shape) * 2) / 2  # exact zeros too: the gradient there is 0
+    assert_functions_agree(cuda_activation.ReLUCUDA, activation.ReLU, [x], device="cuda")
+
+
+@CUDA
+def test_cuda_relu_backward_is_zero_where_the_unit_is_off_even_for_inf_gradients():
+    x = mg.tensor([-1.0, 2.0, 0.0], device="cuda", requires_grad=True)
+    F.relu(x).backward(mg.tensor([np.inf, 3.0, np.nan], device="cuda"))
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 3.0, 0.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# the dispatch
+
+
+def _chosen(reference, device, **settings):
+    return fast.select(reference, mg.zeros(1, device=device), **settings)
+
+
+def test_select_picks_the_cpu_fast_paths_where_they_apply():
+    assert _chosen(conv.Conv2d, "cpu") is cpu_conv.Conv2dCPU
+    tiled = dict(kernel=(2, 2), stride=(2, 2), padding=(0, 0))
+    assert _chosen(pool.MaxPool2d, "cpu", **tiled) is cpu_pool.MaxPool2dTiledCPU
+    overlapping = dict(kernel=(3, 3), stride=(2, 2), padding=(1, 1))
+    assert _chosen(pool.MaxPool2d, "cpu", **overlapping) is pool.MaxPool2d
+    assert _chosen(norm.BatchNorm, "cpu") is norm.BatchNorm  # no CPU fast path
+    assert _chosen(activation.ReLU, "cpu") is activation.ReLU
+
+
+@CUDA
+def test_select_picks_the_cuda_fast_paths_while_kernels_are_on():
+    assert mg.kernels.enabled(), "the kernels are on by default"
+    assert _chosen(conv.Conv2d, "cuda") is cuda_conv.Conv2dCUDA
+    overlapping = dict(kernel=(3, 3), stride=(2, 2), padding=(1, 1))
+    assert _chosen(pool.MaxPool2d, "cuda", **overlapping) is cuda_pool.MaxPool2dCUDA
+    assert _chosen(norm.BatchNorm, "cuda") is cuda_norm.BatchNormCUDA
+    assert _chosen(activation.ReLU, "cuda") is cuda_activation.ReLUCUDA
+    mg.kernels.enable(False)
+    try:
+        assert _chosen(conv.Conv2d, "cuda") is conv.Conv2d
+        assert _chosen(activation.ReLU, "cuda") is activation.ReLU
+        assert _chosen(conv.Conv2d, "cpu") is cpu_conv.Conv2dCPU  # the CPU does not use them
+    finally:
+        mg.kernels.enable(True)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fast_enable_false_runs_the_references_everywhere(device):
+    x = mg.tensor(np.random.default_rng(0).standard_normal((2, 3, 6, 6)), device=device)
+    weight = mg.ones(4, 3, 3, 3, dtype=mg.float64, device=device)
+    fast.enable(False)
+    try:
+        assert _chosen(conv.Conv2d, device) is conv.Conv2d
+        assert _chosen(activation.ReLU, device) is activation.ReLU
+        reference = F.max_pool2d(F.relu(F.conv2d(x, weight)), 2)
+    finally:
+        fast.enable(True)
+    assert _chosen(conv.Conv2d, device) is not conv.Conv2d
+    np.testing.assert_allclose(reference.numpy(),
+                               F.max_pool2d(F.relu(F.conv2d(x, weight)), 2).numpy(), rtol=1e-12)
+
+
+def test_public_functions_go_through_the_dispatch():
+    """conv2d, max_pool2d, batch_norm and relu each call fast.select once, with their
+    reference Function and their settings."""
+    x = mg.ones(1, 1, 4, 4)
+    calls = []
+    real_select = fast.select
+
+    def spy(reference, tensor, **settings):
+        calls.append((reference, settings))
+        return real_select(reference, tensor, **settings)
+
+    with mock.patch.object(fast, "select", spy):
+        F.conv2d(x, mg.ones(1, 1, 3, 3), padding=1)
+        F.max_pool2d(x, 2)
+        F.batch_norm(x, None, None, training=True)
+        F.relu(x)
+    assert [reference for reference, _ in calls] == [conv.Conv2d, pool.MaxPool2d,
+                                                     norm.BatchNorm, activation.ReLU]
+    assert calls[0][1]["padding"] == (1, 1, 1, 1) and calls[1][1]["stride"] == (2, 2)
