@@ -9,6 +9,8 @@ minigrad imports and runs on machines that have neither a GPU nor CuPy.
 from __future__ import annotations
 
 import contextlib
+import os
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
@@ -174,6 +176,7 @@ def to_device(array, device: Device):
     if source == device:
         return array
     if device.type == "cpu":
+        run_pending_checks()  # the copy waits for the GPU anyway
         return array.get()
     with device_context(device):
         return cupy_module().asarray(array)
@@ -198,6 +201,59 @@ def scatter_add(target, index, values) -> None:
         import cupyx
 
         cupyx.scatter_add(target, index, values)
+
+
+# ---------------------------------------------------------------------------------------------
+# checks of device data that do not make the GPU wait
+
+_sync_checks = os.environ.get("MINIGRAD_SYNC_CHECKS") == "1"
+_pending_checks: list[tuple] = []
+MAX_PENDING_CHECKS = 1000  # then they are made at once, so a program that never reads is told
+
+
+def set_sync_checks(enabled: bool) -> None:
+    """Make every check of device data at once (True: a debugging aid; each check then waits
+    for the GPU), or at the next read from the device (False, the default; also
+    MINIGRAD_SYNC_CHECKS=1)."""
+    global _sync_checks
+    _sync_checks = bool(enabled)
+    if enabled:
+        run_pending_checks()
+
+
+def check(failed, error: type[Exception], message: Callable[[], str]) -> None:
+    """Raise `error(message())` if the boolean 0-d array `failed` is true.
+
+    On the CPU that is known at once. On a GPU, reading `failed` would make the host wait
+    until all queued work is done, so the check is queued and made at the next point where
+    minigrad reads the device anyway: `item()`, `numpy()`, `tolist()`, a move to the CPU (a
+    training loop that logs its loss reaches one within `log_every` steps). `message` is
+    called only on failure, so it may read the data to name the bad value."""
+    if isinstance(failed, (np.ndarray, np.generic)) or _sync_checks:
+        if bool(failed):
+            raise error(message())
+        return
+    _pending_checks.append((failed, error, message))
+    if len(_pending_checks) >= MAX_PENDING_CHECKS:
+        run_pending_checks()
+
+
+def run_pending_checks() -> None:
+    """Make the queued device checks, with one read per device, and raise the first failure
+    (the others are dropped: one error at a time, as if each had been checked at once)."""
+    if not _pending_checks:
+        return
+    pending, _pending_checks[:] = list(_pending_checks), []
+    by_device: dict[Device, list[int]] = {}
+    for k, (failed, _, _) in enumerate(pending):
+        by_device.setdefault(device_of(failed), []).append(k)
+    failed_at = set()
+    for indices in by_device.values():
+        flags = get_array_module(pending[indices[0]][0]).stack([pending[k][0] for k in indices])
+        failed_at.update(k for k, bad in zip(indices, flags.get().tolist()) if bad)
+    if failed_at:
+        _, error, message = pending[min(failed_at)]
+        raise error(message())
 
 
 # ---------------------------------------------------------------------------------------------

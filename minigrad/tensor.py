@@ -139,12 +139,14 @@ class Tensor:
                 f"item: only one-element tensors can be converted to Python scalars, "
                 f"but this tensor has shape {self.shape}"
             )
+        backend.run_pending_checks()  # the read waits for the device anyway
         return self.data.item()
 
     def numpy(self) -> np.ndarray:
         """A NumPy copy of the data on the host (from any device)."""
         if self.device.type == "cpu":
             return self.data.copy()
+        backend.run_pending_checks()  # the read waits for the device anyway
         return self.data.get()
 
     def tolist(self):

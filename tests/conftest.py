@@ -7,6 +7,7 @@ examples of every property: HYPOTHESIS_PROFILE=thorough python -m pytest
 import os
 
 import fake_cupy
+import pytest
 from hypothesis import HealthCheck, settings
 
 import minigrad as mg
@@ -21,3 +22,11 @@ settings.register_profile("ci", max_examples=12, **_common)
 settings.register_profile("dev", max_examples=60, **_common)
 settings.register_profile("thorough", max_examples=400, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _device_checks_are_made_in_the_test_that_queued_them():
+    """A check of device data that a test queued (backend.check) and never read is made when
+    the test ends, so that its error is reported there and not in a later test."""
+    yield
+    mg.backend.run_pending_checks()

@@ -179,14 +179,16 @@ class _BatchNorm(Module):
         momentum = self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
-            if momentum is None:  # cumulative moving average
-                momentum = 1.0 / int(self.num_batches_tracked.item())
+            if momentum is None:  # cumulative moving average: 1 / batches seen, computed on
+                # the device (a 0-d array), so that the step never waits to read the count
+                momentum = 1 / self.num_batches_tracked.data.astype(self.running_mean.dtype)
         use_batch_stats = self.training or not self.track_running_stats
         return F.batch_norm(
             x,
             self.running_mean if not self.training or self.track_running_stats else None,
             self.running_var if not self.training or self.track_running_stats else None,
-            self.weight, self.bias, use_batch_stats, momentum or 0.0, self.eps,
+            self.weight, self.bias, use_batch_stats, 0.0 if momentum is None else momentum,
+            self.eps,
         )
 
     def extra_repr(self) -> str:

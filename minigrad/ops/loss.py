@@ -175,12 +175,16 @@ def _class_target(op: str, logits: Tensor, target: Tensor, ignore_index: int) ->
             f"{op}: target of shape {target.shape} does not match input of shape "
             f"{logits.shape}; expected {logits.shape[:1] + logits.shape[2:]}"
         )
-    # one reduction, so one wait for the device per step; the details only on failure
+    # checked on the device, without making a GPU wait (see backend.check); the bad value is
+    # looked up only on failure
     data, classes = target.data, logits.shape[1]
     outside = ((data < 0) | (data >= classes)) & (data != ignore_index)
-    if outside.any():
+
+    def message() -> str:
         bad = int(data[outside].reshape(-1)[0])
-        raise IndexError(f"{op}: target {bad} is out of range for {classes} classes [0, {classes})")
+        return f"{op}: target {bad} is out of range for {classes} classes [0, {classes})"
+
+    backend.check(outside.any(), IndexError, message)
 
 
 def _class_weight(op: str, logits: Tensor, weight) -> Tensor:
@@ -265,13 +269,14 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     """BCE of probabilities in [0, 1] against targets of the same shape."""
     _check_reduction("binary_cross_entropy", reduction)
     target, weight = _binary_arguments("binary_cross_entropy", input, target, weight=weight)
-    if input.data.size:
-        low, high = float(input.data.min()), float(input.data.max())
-        if low < 0 or high > 1:
-            raise ValueError(
-                f"binary_cross_entropy: input must be probabilities in [0, 1], found values in "
-                f"[{low}, {high}]; for logits use binary_cross_entropy_with_logits"
-            )
+    probabilities = input.data
+
+    def message() -> str:
+        low, high = float(probabilities.min()), float(probabilities.max())
+        return (f"binary_cross_entropy: input must be probabilities in [0, 1], found values in "
+                f"[{low}, {high}]; for logits use binary_cross_entropy_with_logits")
+
+    backend.check(((probabilities < 0) | (probabilities > 1)).any(), ValueError, message)
     return BinaryCrossEntropy.apply(input, target, weight, reduction=reduction)
 
 
