@@ -10,11 +10,17 @@ knows the Function and its input Tensors.
 without recursion, so a chain of any length works; it sums the gradients of a tensor used
 twice, stores the leaves' gradients in `.grad`, and frees each node's saved arrays once its
 gradient has passed.
+
+The graph's vertices are the nodes (Contexts) and the leaves. A node links to the *nodes* that
+made its inputs, not to the input Tensors, so an intermediate result is freed as soon as the
+program drops it unless a backward saved it: the output of a convolution that only feeds a
+ReLU (which saves its own output) does not live on until the backward pass.
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Sequence
 
 from minigrad.backend import device_context, device_of, get_array_module, is_array
@@ -81,14 +87,20 @@ class Context:
     `needs_input_grad[i]` says whether input i wants a gradient (a backward skips the others);
     `save_for_backward(*arrays)` keeps arrays until the gradient has passed this node.
     Small facts (shapes, axes) are stored as plain attributes: `ctx.axis = axis`.
+
+    For the backward pass it also knows, per input, the vertex the gradient goes on to
+    (`parents`: the input's own node, the input itself if it is a leaf, None if it wants no
+    gradient), and its output's shape and dtype, with a weak link to the output Tensor for
+    `retain_grad`.
     """
 
     def __init__(self, function: type[Function], inputs: tuple, needs_input_grad: tuple):
         self.function = function
-        self.inputs = inputs
+        self.parents = tuple(_vertex(t) if t.requires_grad else None for t in inputs)
         self.needs_input_grad = needs_input_grad
         self._saved: tuple | None = ()
         self._released = False
+        self.output_shape, self.output_dtype, self._output = (), None, None
 
     def save_for_backward(self, *arrays) -> None:
         self._saved = arrays
@@ -106,11 +118,16 @@ class Context:
     def release(self) -> None:
         """Free the saved arrays and the links to the inputs once the gradient has passed."""
         self._saved = None
-        self.inputs = ()
+        self.parents = ()
         self._released = True
 
     def __repr__(self) -> str:
         return f"<{self.function.__name__}Backward>"
+
+
+def _vertex(tensor):
+    """Where a gradient for `tensor` goes in the graph: its node, or the leaf itself."""
+    return tensor if tensor.grad_fn is None else tensor.grad_fn
 
 
 class Function:
@@ -156,6 +173,8 @@ class Function:
         if record:
             result.requires_grad = True
             result.grad_fn = ctx
+            ctx.output_shape, ctx.output_dtype = out.shape, out.dtype
+            ctx._output = weakref.ref(result)
         return result
 
 
@@ -173,32 +192,31 @@ def _common_device(function: type[Function], inputs: tuple):
 
 
 def _topological_order(roots: Sequence) -> list:
-    """Tensors reachable from `roots` through the graph, each after all of its inputs.
+    """Vertices (nodes and leaves) reachable from `roots`, each after all of its inputs.
 
-    An iterative depth-first search (a stack of (tensor, inputs_done) pairs), so a graph of any
+    An iterative depth-first search (a stack of (vertex, inputs_done) pairs), so a graph of any
     depth is sorted without Python's recursion limit.
     """
     order, visited = [], set()
     stack = [(root, False) for root in roots]
     while stack:
-        tensor, inputs_done = stack.pop()
+        vertex, inputs_done = stack.pop()
         if inputs_done:
-            order.append(tensor)
+            order.append(vertex)
             continue
-        if id(tensor) in visited:
+        if id(vertex) in visited:
             continue
-        visited.add(id(tensor))
-        stack.append((tensor, True))
-        node = tensor.grad_fn
-        if node is not None:
-            if node._released:
+        visited.add(id(vertex))
+        stack.append((vertex, True))
+        if isinstance(vertex, Context):
+            if vertex._released:
                 raise RuntimeError(
                     "backward: trying to go through the graph a second time, but its saved "
                     "arrays were freed by the first backward; pass retain_graph=True to the "
                     "first call if you need to"
                 )
-            for parent in node.inputs:
-                if parent.requires_grad and id(parent) not in visited:
+            for parent in vertex.parents:
+                if parent is not None and id(parent) not in visited:
                     stack.append((parent, False))
     return order
 
@@ -224,43 +242,45 @@ def backward(tensors, grad_tensors=None, retain_graph: bool = False) -> None:
         )
     grads = {}
     for tensor, gradient in zip(tensors, grad_tensors):
-        seed = _seed_gradient(tensor, gradient)
-        grads[id(tensor)] = grads[id(tensor)] + seed if id(tensor) in grads else seed
+        seed, key = _seed_gradient(tensor, gradient), id(_vertex(tensor))
+        grads[key] = grads[key] + seed if key in grads else seed
     handed_out = list(grads.values())  # arrays a leaf's .grad must not share memory with
 
-    order = _topological_order(tensors)
+    order = _topological_order([_vertex(t) for t in tensors])
     for position in range(len(order) - 1, -1, -1):
-        tensor = order[position]
-        order[position] = None  # let the activation go as soon as its gradient has passed
-        grad = grads.pop(id(tensor), None)
+        vertex = order[position]
+        order[position] = None  # let the node go as soon as its gradient has passed
+        grad = grads.pop(id(vertex), None)
         if grad is None:
             continue
-        node = tensor.grad_fn
-        if node is None or tensor._retains_grad:
-            _accumulate_into_grad(tensor, grad, handed_out)
-        if node is None:
+        if not isinstance(vertex, Context):  # a leaf
+            _accumulate_into_grad(vertex, grad, handed_out)
             continue
+        output = vertex._output()
+        if output is not None and output._retains_grad:
+            _accumulate_into_grad(output, grad, handed_out)
         device = device_of(grad)
         if device.type == "cpu":
-            input_grads = node.function.backward(node, grad)
+            input_grads = vertex.function.backward(vertex, grad)
         else:
             with device_context(device):
-                input_grads = node.function.backward(node, grad)
+                input_grads = vertex.function.backward(vertex, grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
-        if len(input_grads) != len(node.inputs):
+        if len(input_grads) != len(vertex.parents):
             raise RuntimeError(
-                f"{node.function.__name__}.backward returned {len(input_grads)} gradients for "
-                f"{len(node.inputs)} inputs"
+                f"{vertex.function.__name__}.backward returned {len(input_grads)} gradients "
+                f"for {len(vertex.parents)} inputs"
             )
-        for parent, parent_grad, needed in zip(node.inputs, input_grads, node.needs_input_grad):
-            if not needed or parent_grad is None:
+        for parent, parent_grad, needed in zip(vertex.parents, input_grads,
+                                               vertex.needs_input_grad):
+            if not needed or parent_grad is None or parent is None:
                 continue
-            parent_grad = _checked_gradient(node, parent, parent_grad)
+            parent_grad = _checked_gradient(vertex, parent, parent_grad)
             key = id(parent)
             grads[key] = grads[key] + parent_grad if key in grads else parent_grad
         if not retain_graph:
-            node.release()
+            vertex.release()
 
 
 def _seed_gradient(tensor, gradient):
@@ -302,11 +322,14 @@ def _checked_gradient(node: Context, parent, grad):
     """
     if not is_array(grad):
         grad = get_array_module(grad).asarray(grad)  # NumPy turns 0-d results into scalars
-    if grad.shape != parent.data.shape or grad.dtype != parent.data.dtype:
+    if isinstance(parent, Context):
+        shape, dtype = parent.output_shape, parent.output_dtype
+    else:
+        shape, dtype = parent.data.shape, parent.data.dtype
+    if grad.shape != shape or grad.dtype != dtype:
         raise RuntimeError(
             f"{node.function.__name__}.backward returned a gradient of shape {grad.shape} and "
-            f"dtype {grad.dtype} for an input of shape {parent.data.shape} and dtype "
-            f"{parent.data.dtype}"
+            f"dtype {grad.dtype} for an input of shape {shape} and dtype {dtype}"
         )
     return grad
 

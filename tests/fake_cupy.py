@@ -19,7 +19,7 @@ Every operation is done by NumPy underneath, so results equal the CPU path's.
 
 It also keeps the figures a GPU run would care about (`stats`): host reads, the 2-D and
 batched matrix products, elementwise ops that read a poorly coalesced operand (innermost axis
-not contiguous), and, inside `track_memory()`, the live and peak bytes of device arrays.
+not contiguous), and the live and peak bytes of device arrays (`track_memory()`).
 
 `install()` makes minigrad's "cuda" device use this module (and `cupyx.scatter_add`).
 """
@@ -53,7 +53,6 @@ class _Stats:
 
 
 stats = _Stats()
-_memory = None  # the tracker while track_memory() is on
 
 
 def _count_read() -> None:
@@ -62,7 +61,8 @@ def _count_read() -> None:
 
 
 class _MemoryTracker:
-    """Live and peak bytes of the memory that device arrays own (views count nothing)."""
+    """Live and peak bytes of the memory that device arrays own (views add nothing): every
+    array the stand-in makes is counted from birth until NumPy frees its memory."""
 
     def __init__(self):
         self.live = self.peak = 0
@@ -85,16 +85,29 @@ class _MemoryTracker:
         self.live -= nbytes
 
 
+_memory = _MemoryTracker()
+
+
+class MemoryWindow:
+    """Device memory over a stretch of code, in bytes above what was live when it began."""
+
+    def __init__(self):
+        self.start = _memory.live
+        _memory.peak = _memory.live
+
+    @property
+    def live(self) -> int:
+        return _memory.live - self.start
+
+    @property
+    def peak(self) -> int:
+        return _memory.peak - self.start
+
+
 @contextlib.contextmanager
 def track_memory():
-    """Count device memory inside the block; yields the tracker (.live, .peak in bytes).
-    Arrays made before the block are not counted."""
-    global _memory
-    _memory = _MemoryTracker()
-    try:
-        yield _memory
-    finally:
-        _memory = None
+    """Yields a MemoryWindow: .peak and .live, in bytes above the start of the block."""
+    yield MemoryWindow()
 
 
 def _check_strided(*operands) -> None:
@@ -110,8 +123,7 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     def __init__(self, array: np.ndarray):
         self._a = array
-        if _memory is not None:
-            _memory.add(array)
+        _memory.add(array)
 
     # what NumPy may not touch
     def __array__(self, dtype=None, copy=None):

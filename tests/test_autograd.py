@@ -73,17 +73,23 @@ def test_retain_graph_allows_a_second_backward():
     np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
 
 
-def test_intermediate_activations_are_released_once_their_gradient_has_passed():
-    x = mg.randn(100, 100, requires_grad=True)
-    hidden = (x * 2).exp()
+def test_the_graph_keeps_only_the_arrays_a_backward_saved_and_frees_them_after_it():
+    """A node links to the nodes of its inputs, not to the input Tensors: an intermediate
+    result that no backward needs (the input of exp) is freed as soon as the program drops it;
+    one that a backward saved (exp's output) lives until its gradient has passed."""
+    x = mg.randn(100, 100, dtype=mg.float64, requires_grad=True)
+    doubled = x * 2
+    hidden = doubled.exp()
     loss = hidden.sum()
-    ref = weakref.ref(hidden)
-    del hidden
+    doubled_array, hidden_array = weakref.ref(doubled.data), weakref.ref(hidden.data)
+    del doubled, hidden
     gc.collect()
-    assert ref() is not None  # the graph keeps it until backward
+    assert doubled_array() is None  # no backward needs it
+    assert hidden_array() is not None  # exp's backward does
     loss.backward()
     gc.collect()
-    assert ref() is None
+    assert hidden_array() is None
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp(2 * x.numpy()))
 
 
 def test_no_grad_records_nothing_and_restores_the_mode():

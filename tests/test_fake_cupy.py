@@ -110,3 +110,49 @@ def test_a_vgg_bn_step_with_bce_never_waits_for_the_device():
         loss.backward()
         optimizer.step()
     assert fcp.host_reads == reads_before
+
+
+@pytest.mark.skipif(not fcp.installed, reason="a real GPU is present; the stand-in is not used")
+def test_a_vgg_step_on_cuda_runs_2d_gemms_and_no_poorly_coalesced_elementwise_op():
+    """What made the first real-GPU run slow, caught on the CPU: a batched (3-D) matmul for a
+    convolution (CuPy's batched path ignores TF32 and copies its operands), and elementwise
+    ops on arrays whose innermost axis is not contiguous (6x slower on the H100)."""
+    mg.manual_seed(0)
+    model = mg.models.vgg16(num_classes=20, width_mult=0.125, batch_norm=True).to("cuda")
+    optimizer = mg.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images, labels = mg.randn(4, 3, 64, 64, device="cuda"), mg.randint(0, 20, (4,), device="cuda")
+    fcp.stats.reset()
+    loss = mg.nn.functional.cross_entropy(model(images), labels)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    assert fcp.stats.strided_elementwise == []
+    batched = [dims for dims in fcp.stats.matmuls if dims != (2, 2)]
+    # only the adaptive average pool's small bin matrices (7x7 over 2x2) are batched
+    assert len(batched) <= 4 and len(fcp.stats.matmuls) >= 3 * 13
+    assert {"minigrad_im2col", "minigrad_col2im", "minigrad_max_pool",
+            "minigrad_batch_norm_backward", "minigrad_relu_backward"} <= set(fcp.stats.kernels)
+
+
+@pytest.mark.skipif(not fcp.installed, reason="a real GPU is present; the stand-in is not used")
+@pytest.mark.parametrize("budget_images", [1, 3])
+def test_cuda_conv_keeps_its_columns_within_the_budget(budget_images):
+    """The columns of a 3x3 conv are 9x its input; the CUDA path never holds more than one
+    chunk of them (and of their gradient), so memory stays near the activations'."""
+    from unittest import mock
+
+    from minigrad.ops.fast import cuda_conv
+
+    n, c, size = 8, 16, 32
+    per_image = c * 9 * size * size * 4  # bytes of one image's columns
+    x = mg.randn(n, c, size, size, device="cuda", requires_grad=True)
+    weight = mg.randn(c, c, 3, 3, device="cuda", requires_grad=True)
+    upstream = mg.randn(n, c, size, size, device="cuda")
+    with mock.patch.object(cuda_conv, "COLS_BUDGET_BYTES", budget_images * per_image):
+        with fcp.track_memory() as memory:
+            mg.nn.functional.conv2d(x, weight, padding=1).backward(upstream)
+    activation = n * c * size * size * 4
+    # the output and grad_x (one activation each), the gradients of the chunk on their way
+    # to GEMM layout, and at most two chunks of columns (cols and grad_cols) alive at once
+    # (all of the columns at once would be 9 activations, 4.7 MB)
+    assert memory.peak <= 3 * activation + 2 * budget_images * per_image + 64 * 1024

@@ -41,6 +41,6 @@ class SGD(Optimizer):
                         buf = state["momentum_buffer"] = d.copy()
                     else:
                         buf *= momentum
-                        buf += (1 - dampening) * d
+                        buf += (1 - dampening) * d if dampening else d
                     d = d + momentum * buf if nesterov else buf
                 p.data -= lr * d

@@ -101,6 +101,7 @@ class Conv2dCUDA(Function):
             if need_x:
                 grad_cols = _group_products(xp, w2d, g2d, groups, transpose_a=True)
                 cuda_kernels.col2im(grad_cols, grad_x[start:stop], *ctx.geometry)
+                grad_cols = None  # free before the next chunk's cols
         grad_weight = grad_w2d.reshape(weight.shape) if need_w else None
         if len(ctx.needs_input_grad) == 2:
             return grad_x, grad_weight
