@@ -1,32 +1,44 @@
-"""Check minigrad's CUDA path on a real GPU, in one command:
+"""Check minigrad's CUDA path on a real GPU and measure it against PyTorch, in one command:
 
-    python benchmarks/gpu_check.py [--batch-sizes 32 64] [--tf32] [--kernels] [--write]
+    PYTHONPATH=. python benchmarks/gpu_check.py [--batch 64] [--write]
 
-(a) every op and layer on cuda and on cpu with the same inputs: forward values and gradients
-    must agree; (b) LeNet5 trains for a few hundred steps on cuda and its loss must fall;
-(c) a VGG16 training step (forward, backward, SGD step) at 224x224, minigrad against torch at
-    the same precision (TF32 off on both, or on both with --tf32), in the same run: images/s,
-    the ratio, and the peak GPU memory of each; (d) with --write, the table goes to
-    benchmarks/RESULTS.md with the GPU's name. Exits non-zero if (a) or (b) fails.
-With --kernels, minigrad's CUDA kernels (minigrad/kernels, off by default) are switched on for
-all of it: their (a) passing on a real GPU is what lets them be turned on by default.
+Run it first whenever a GPU is at hand (about 2 minutes on an H100; under 8). It prints as it
+goes, so a timeout loses nothing that was done:
+  1 kernels    every CUDA kernel of minigrad/kernels against its NumPy twin (must be equal)
+  2 fast paths every CUDA fast path (ops/fast/cuda_*.py) against its reference Function, on
+               the GPU, values and gradients; every op on cuda against cpu; LeNet5 trains
+  3 profile    GPU time per Function of one VGG16 training step (CUDA events)
+  4 speed      a VGG16 training step at 224x224 (SGD momentum, cross-entropy), minigrad
+               against PyTorch in the same run, at strict fp32 and with TF32: images/s and
+               peak memory (minigrad: the peak of the CuPy pool's used bytes through a memory
+               hook; torch: max_memory_allocated)
+With --write, the runs of 4 are appended to benchmarks/gpu_results.json and the table goes to
+benchmarks/RESULTS.md. Exits non-zero if 1 or 2 finds a difference.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import json
+import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 import minigrad as mg
 import minigrad.nn.functional as F
+from minigrad.testing import assert_functions_agree
 
 TITLE = "## GPU check (benchmarks/gpu_check.py)"
+RESULTS_JSON = Path(__file__).with_name("gpu_results.json")
+RUN_KEYS = ("device", "cupy", "torch", "model", "batch", "precision", "minigrad_images_per_s",
+            "torch_images_per_s", "minigrad_peak_gib", "torch_peak_gib")
 
-# name -> (function of minigrad tensors, input shapes, integer inputs' (shape, high))
+# name -> (function of minigrad tensors, input shapes)
 OP_CHECKS = {
     "add/mul/div broadcast": (lambda a, b: (a + b) * a / (b.abs() + 1), [(4, 5), (5,)]),
     "exp/log/sqrt/clamp": (lambda a: (a.exp() + 1).log().sqrt().clamp(0.1, 2.0), [(3, 4)]),
@@ -47,6 +59,7 @@ OP_CHECKS = {
                           [(2, 3, 8, 8)]),
     "batch_norm train": (lambda x, w, b: F.batch_norm(x, None, None, w, b, True),
                          [(4, 3, 5, 5), (3,), (3,)]),
+    "relu": (lambda x: F.relu(x) * x, [(3, 4, 5)]),
     "linear/leaky_relu": (lambda x, w, b: F.leaky_relu(F.linear(x, w, b), 0.1),
                           [(5, 4), (3, 4), (3,)]),
     "cross_entropy": (lambda x: F.cross_entropy(x, mg.tensor([0, 2, 1, 4], device=x.device),
@@ -54,6 +67,124 @@ OP_CHECKS = {
     "bce_with_logits": (lambda x: F.binary_cross_entropy_with_logits(
         x, (x.detach() > 0).float(), pos_weight=mg.ones(3, device=x.device) * 2), [(4, 3)]),
 }
+
+
+def say(*parts) -> None:
+    print(*parts, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1 kernels against their twins
+
+
+def kernel_cases():
+    """(kernel name, call arguments as NumPy arrays and numbers, indices of the outputs): each
+    kernel at a few geometries, padding, stride and dilation included."""
+    from minigrad.kernels import pool as pool_kernels
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for (n, c, h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) in [
+                ((2, 3, 9, 9), (3, 3), (2, 2), (1, 1), (1, 1)),
+                ((3, 4, 10, 11), (3, 2), (1, 2), (0, 1), (2, 1)),
+                ((4, 32, 30, 30), (3, 3), (1, 1), (1, 1), (1, 1))]:
+            oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+            ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+            geometry = (n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw)
+            x = rng.standard_normal((n, c, h, w)).astype(dtype)
+            cols = rng.standard_normal((c * kh * kw, n * oh * ow)).astype(dtype)
+            yield "minigrad_im2col", [x, *geometry, np.empty_like(cols)], [-1]
+            yield "minigrad_col2im", [cols, *geometry, np.empty_like(x)], [-1]
+        for shape, kernel, stride, padding in [((2, 3, 9, 9), (3, 3), (2, 2), (1, 1)),
+                                               ((4, 5, 8, 7), (2, 2), (2, 2), (0, 0))]:
+            x = np.round(rng.standard_normal(shape) * 2).astype(dtype)  # ties too
+            oh, ow = ((s + 2 * p - k) // st + 1
+                      for s, k, st, p in zip(shape[2:], kernel, stride, padding))
+            geometry = (*shape[2:], *kernel, oh, ow, *stride, *padding)
+            out = np.empty((*shape[:2], oh, ow), dtype)
+            argmax = np.empty(out.shape, pool_kernels.argmax_dtype(kernel))
+            yield "minigrad_max_pool", [x, *geometry, out, argmax], [-2, -1]
+            index = rng.integers(0, kernel[0] * kernel[1], out.shape).astype(argmax.dtype)
+            grad = rng.standard_normal(out.shape).astype(dtype)
+            yield "minigrad_max_pool_backward", [grad, index, *geometry, np.empty_like(x)], [-1]
+        x, g = (rng.standard_normal((4, 3, 5, 6)).astype(dtype) for _ in range(2))
+        per_channel = [rng.standard_normal(3).astype(dtype) for _ in range(4)]
+        yield "minigrad_batch_norm", [x, *per_channel, 30, 3, np.empty_like(x),
+                                      np.empty_like(x)], [-2, -1]
+        yield "minigrad_batch_norm_backward", [g, x, *per_channel[:3], 30, 3, 120,
+                                               np.empty_like(x)], [-1]
+        yield "minigrad_relu_backward", [np.round(x), g, np.empty_like(x)], [-1]
+
+
+def check_kernels() -> list[tuple[str, float, bool]]:
+    """(case, largest relative difference kernel vs twin, passed) for every kernel case."""
+    from minigrad import kernels
+    from minigrad.kernels import activation, im2col, norm, pool  # noqa: F401 - registers them
+
+    xp = mg.backend.array_module("cuda")
+    compiled = {}
+    for module in (activation, im2col, norm, pool):
+        for value in vars(module).values():
+            if isinstance(value, kernels.Kernel):
+                compiled[value.name] = value
+    rows = []
+    for k, (name, args, outputs) in enumerate(kernel_cases()):
+        expected = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+        kernels.TWINS[name](*expected)
+        on_device = [xp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+        compiled[name](*on_device)
+        worst = max(_relative_difference(xp.asnumpy(on_device[i]), expected[i]) for i in outputs)
+        rows.append((f"{name} #{k}", worst, worst <= 1e-5))
+    return rows
+
+
+def _relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a.astype(np.float64) - b) / (np.abs(b) + 1.0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# 2 fast paths, ops, LeNet5
+
+
+def check_fast_paths() -> list[tuple[str, str]]:
+    """(case, "ok" or the assertion's message) for each CUDA fast path against its reference."""
+    from minigrad.ops import activation, conv, norm, pool
+    from minigrad.ops.fast import cuda_activation, cuda_conv, cuda_norm, cuda_pool
+
+    rng = np.random.default_rng(0)
+    cases = [
+        ("conv2d 3x3 pad 1", cuda_conv.Conv2dCUDA, conv.Conv2d,
+         [rng.standard_normal((4, 8, 12, 12)), rng.standard_normal((16, 8, 3, 3)),
+          rng.standard_normal(16)],
+         dict(stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1), groups=1)),
+        ("conv2d stride 2 dilation 2 groups 2", cuda_conv.Conv2dCUDA, conv.Conv2d,
+         [rng.standard_normal((3, 4, 11, 10)), rng.standard_normal((6, 2, 3, 2))],
+         dict(stride=(2, 2), padding=(2, 1, 0, 1), dilation=(2, 1), groups=2)),
+        ("max_pool2d 2x2", cuda_pool.MaxPool2dCUDA, pool.MaxPool2d,
+         [np.round(rng.standard_normal((2, 3, 8, 8)))],
+         dict(kernel=(2, 2), stride=(2, 2), padding=(0, 0))),
+        ("max_pool2d 3x3 stride 2 pad 1", cuda_pool.MaxPool2dCUDA, pool.MaxPool2d,
+         [rng.standard_normal((2, 3, 9, 9))], dict(kernel=(3, 3), stride=(2, 2), padding=(1, 1))),
+        ("batch_norm train", cuda_norm.BatchNormCUDA, norm.BatchNorm,
+         [rng.standard_normal((4, 3, 5, 5)), rng.standard_normal(3), rng.standard_normal(3)],
+         dict(running_mean=None, running_var=None, training=True, momentum=0.1, eps=1e-5)),
+        ("relu", cuda_activation.ReLUCUDA, activation.ReLU, [rng.standard_normal((3, 4, 5))],
+         {}),
+    ]
+    rows = []
+    for name, fast_function, reference, inputs, settings in cases:
+        for dtype, tolerance in ((np.float64, 1e-9), (np.float32, 1e-4)):
+            try:
+                assert_functions_agree(fast_function, reference, inputs, dtype=dtype,
+                                       device="cuda", atol=tolerance, rtol=tolerance,
+                                       **settings)
+                outcome = "ok"
+            except AssertionError as error:
+                outcome = str(error).splitlines()[0]
+            rows.append((f"{name} {np.dtype(dtype).name}", outcome))
+    return rows
 
 
 def compare_ops(device: str, tolerance: float = 1e-4) -> list[tuple[str, float, bool]]:
@@ -69,8 +200,7 @@ def compare_ops(device: str, tolerance: float = 1e-4) -> list[tuple[str, float, 
             upstream = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
             out.backward(mg.tensor(upstream, device=where))
             results.append([out.numpy()] + [t.grad.numpy() for t in inputs])
-        worst = max(float(np.max(np.abs(a - b) / (np.abs(a) + 1.0)) if a.size else 0.0)
-                    for a, b in zip(*results))
+        worst = max(_relative_difference(a, b) for a, b in zip(*results))
         rows.append((name, worst, worst <= tolerance))
     return rows
 
@@ -97,56 +227,19 @@ def train_lenet(device: str, steps: int = 300, batch: int = 64) -> tuple[float, 
     return statistics.mean(values[:20]), statistics.mean(values[-20:])
 
 
-def time_vgg(batch: int, tf32: bool, steps: int = 5) -> dict:
-    """Images/s and peak memory of a VGG16 training step at 224x224, minigrad and torch."""
-    import cupy
-    import torch
-
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
-    mg.cuda.set_allow_tf32(tf32)
-    rng = np.random.default_rng(0)
-    images = rng.standard_normal((batch, 3, 224, 224), dtype=np.float32)
-    labels = rng.integers(0, 20, batch)
-    result = {}
-    pool = cupy.get_default_memory_pool()
-    result["minigrad"] = _time_minigrad_vgg(images, labels, steps)
-    result["minigrad_memory"] = pool.total_bytes() / 2**30  # the pool keeps what it needed
-    pool.free_all_blocks()
-
-    tnn = torch.nn
-    layers, channels = [], 3
-    for item in mg.models.vgg.CONFIG_D:
-        if item == "M":
-            layers.append(tnn.MaxPool2d(2))
-        else:
-            layers += [tnn.Conv2d(channels, item, 3, padding=1), tnn.ReLU(inplace=True)]
-            channels = item
-    theirs = tnn.Sequential(*layers, tnn.AdaptiveAvgPool2d(7), tnn.Flatten(),
-                            tnn.Linear(25088, 4096), tnn.ReLU(True), tnn.Dropout(),
-                            tnn.Linear(4096, 4096), tnn.ReLU(True), tnn.Dropout(),
-                            tnn.Linear(4096, 20)).cuda()
-    torch_optimizer = torch.optim.SGD(theirs.parameters(), lr=0.01, momentum=0.9)
-    tx, ty = torch.tensor(images).cuda(), torch.tensor(labels).cuda()
-    torch.cuda.reset_peak_memory_stats()
-
-    def reference():
-        loss = torch.nn.functional.cross_entropy(theirs(tx), ty)
-        torch_optimizer.zero_grad()
-        loss.backward()
-        torch_optimizer.step()
-
-    result["torch"] = _images_per_second(reference, batch, steps, torch.cuda.synchronize)
-    result["torch_memory"] = torch.cuda.max_memory_allocated() / 2**30
-    return result
+# ---------------------------------------------------------------------------------------------
+# 3 profile and 4 speed
 
 
-def _time_minigrad_vgg(images: np.ndarray, labels: np.ndarray, steps: int) -> float:
-    import cupy
-
-    model = mg.models.vgg16(num_classes=20).to("cuda")
+def minigrad_vgg_step(batch: int, size: int = 224, width_mult: float = 1.0):
+    """A VGG16 training step on cuda (model, optimizer, fixed batch): a function of no
+    arguments."""
+    mg.manual_seed(0)
+    model = mg.models.vgg16(num_classes=20, width_mult=width_mult).to("cuda")
     optimizer = mg.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x, y = mg.tensor(images, device="cuda"), mg.tensor(labels, device="cuda")
+    rng = np.random.default_rng(0)
+    x = mg.tensor(rng.standard_normal((batch, 3, size, size), dtype=np.float32), device="cuda")
+    y = mg.tensor(rng.integers(0, 20, batch), device="cuda")
 
     def step():
         loss = F.cross_entropy(model(x), y)
@@ -154,7 +247,82 @@ def _time_minigrad_vgg(images: np.ndarray, labels: np.ndarray, steps: int) -> fl
         loss.backward()
         optimizer.step()
 
-    return _images_per_second(step, len(images), steps, cupy.cuda.Device().synchronize)
+    return step
+
+
+class _Events:
+    """Start/stop marks on the GPU's stream (CUDA events), read after one synchronisation."""
+
+    def __init__(self):
+        self.cupy = mg.backend.cupy_module()
+
+    def mark(self):
+        event = self.cupy.cuda.Event()
+        event.record()
+        return event
+
+    def elapsed_ms(self, start, stop) -> float:
+        stop.synchronize()
+        return self.cupy.cuda.get_elapsed_time(start, stop)
+
+
+def profile_step(step, steps: int = 3, clock=None) -> list[tuple[float, int, str]]:
+    """(GPU ms per step, calls per step, "Function phase") for every Function that ran in
+    `step`, largest first, timed with `clock` (CUDA events by default)."""
+    from minigrad.autograd import Function
+
+    clock = clock or _Events()
+    marks = collections.defaultdict(list)
+    originals = {}
+
+    def timed(cls, phase, original):
+        def run(ctx, *args, **kwargs):
+            start = clock.mark()
+            result = original(ctx, *args, **kwargs)
+            marks[f"{cls.__name__} {phase}"].append((start, clock.mark()))
+            return result
+
+        return staticmethod(run)
+
+    step()  # warm-up: compile the kernels (and import the fast paths) outside the timing
+    classes, pending = set(), list(Function.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        classes.add(cls)
+        pending += cls.__subclasses__()
+    for cls in classes:
+        for phase in ("forward", "backward"):
+            if phase in cls.__dict__:
+                originals[(cls, phase)] = cls.__dict__[phase]
+                setattr(cls, phase, timed(cls, phase, getattr(cls, phase)))
+    try:
+        for _ in range(steps):
+            step()
+    finally:
+        for (cls, phase), original in originals.items():
+            setattr(cls, phase, original)
+    rows = [(sum(clock.elapsed_ms(a, b) for a, b in pairs) / steps, len(pairs) // steps, key)
+            for key, pairs in marks.items()]
+    return sorted(rows, reverse=True)
+
+
+def _peak_hook():
+    """A CuPy memory hook that keeps the peak of the pool's used bytes (not its total, which
+    keeps freed blocks cached)."""
+    cupy = mg.backend.cupy_module()
+
+    class PeakUsedBytes(cupy.cuda.MemoryHook):
+        name = "minigrad_peak_used_bytes"
+
+        def __init__(self):
+            super().__init__()
+            self.pool = cupy.get_default_memory_pool()
+            self.peak = self.pool.used_bytes()
+
+        def malloc_postprocess(self, **kwargs):
+            self.peak = max(self.peak, self.pool.used_bytes())
+
+    return PeakUsedBytes()
 
 
 def _images_per_second(step, batch: int, steps: int, synchronize) -> float:
@@ -167,57 +335,175 @@ def _images_per_second(step, batch: int, steps: int, synchronize) -> float:
     return batch * steps / (time.perf_counter() - start)
 
 
+def time_minigrad(batch: int, tf32: bool, steps: int = 5) -> tuple[float, float]:
+    """(images/s, peak GiB) of minigrad's VGG16 step on cuda."""
+    cupy = mg.backend.cupy_module()
+    mg.cuda.allow_tf32 = tf32
+    try:
+        step = minigrad_vgg_step(batch)
+        step()  # momentum buffers exist from here on, as in training
+        cupy.cuda.Device().synchronize()
+        hook = _peak_hook()
+        with hook:
+            speed = _images_per_second(step, batch, steps, cupy.cuda.Device().synchronize)
+        return speed, hook.peak / 2**30
+    finally:
+        mg.cuda.allow_tf32 = False
+        del step
+        cupy.get_default_memory_pool().free_all_blocks()
+
+
+def time_torch(batch: int, tf32: bool, steps: int = 5) -> tuple[float, float]:
+    """(images/s, peak GiB) of the same network and step in PyTorch on cuda (cuDNN)."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    tnn = torch.nn
+    layers, channels = [], 3
+    for item in mg.models.vgg.CONFIG_D:
+        if item == "M":
+            layers.append(tnn.MaxPool2d(2))
+        else:
+            layers += [tnn.Conv2d(channels, item, 3, padding=1), tnn.ReLU(inplace=True)]
+            channels = item
+    model = tnn.Sequential(*layers, tnn.AdaptiveAvgPool2d(7), tnn.Flatten(),
+                           tnn.Linear(25088, 4096), tnn.ReLU(True), tnn.Dropout(),
+                           tnn.Linear(4096, 4096), tnn.ReLU(True), tnn.Dropout(),
+                           tnn.Linear(4096, 20)).cuda()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.standard_normal((batch, 3, 224, 224), dtype=np.float32)).cuda()
+    y = torch.tensor(rng.integers(0, 20, batch)).cuda()
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    speed = _images_per_second(step, batch, steps, torch.cuda.synchronize)
+    return speed, torch.cuda.max_memory_allocated() / 2**30
+
+
+def run_record(precision: str, batch: int, minigrad_result, torch_result) -> dict:
+    """One run as gpu_results.json keeps it."""
+    record = {"device": gpu_name(), "cupy": _version("cupy"), "torch": _version("torch"),
+              "model": "vgg16", "batch": batch, "precision": precision,
+              "minigrad_images_per_s": round(minigrad_result[0], 1),
+              "torch_images_per_s": round(torch_result[0], 1),
+              "minigrad_peak_gib": round(minigrad_result[1], 2),
+              "torch_peak_gib": round(torch_result[1], 2)}
+    assert tuple(record) == RUN_KEYS
+    return record
+
+
+def append_runs(runs: list[dict], path: Path = RESULTS_JSON) -> None:
+    """Add `runs` to the list in gpu_results.json (made if missing), written atomically."""
+    existing = json.loads(path.read_text()) if path.exists() else []
+    if not isinstance(existing, list):
+        raise ValueError(f"{path}: expected a JSON list of runs, found {type(existing).__name__}")
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(existing + runs, indent=1) + "\n")
+    temporary.replace(path)
+
+
+def speed_table(runs: list[dict]) -> list[str]:
+    lines = ["| VGG16 step 224x224 | minigrad images/s | torch images/s | ratio | "
+             "minigrad peak | torch peak | memory ratio |", "|---|---|---|---|---|---|---|"]
+    for r in runs:
+        lines.append(
+            f"| batch {r['batch']}, {r['precision']} | {r['minigrad_images_per_s']} | "
+            f"{r['torch_images_per_s']} | "
+            f"{r['minigrad_images_per_s'] / r['torch_images_per_s']:.2f} | "
+            f"{r['minigrad_peak_gib']} GiB | {r['torch_peak_gib']} GiB | "
+            f"{r['minigrad_peak_gib'] / r['torch_peak_gib']:.2f} |")
+    return lines
+
+
+def gpu_name() -> str:
+    cupy = mg.backend.cupy_module()
+    properties = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    name = properties["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _version(module: str) -> str:
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return "not installed"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64])
-    parser.add_argument("--tf32", action="store_true", help="TF32 matmuls on both sides")
+    parser.add_argument("--batch", type=int, default=64, help="VGG16 batch size for 3 and 4")
     parser.add_argument("--lenet-steps", type=int, default=300)
-    parser.add_argument("--kernels", action="store_true", help="with minigrad.kernels enabled")
-    parser.add_argument("--no-timing", action="store_true", help="only parts (a) and (b)")
-    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument("--no-timing", action="store_true", help="only parts 1 and 2")
+    parser.add_argument("--write", action="store_true",
+                        help="append to benchmarks/gpu_results.json and update RESULTS.md")
     args = parser.parse_args(argv)
     if not mg.cuda.is_available():
         print("gpu_check: no CUDA GPU found by CuPy; nothing to check here", file=sys.stderr)
         return 2
-    mg.kernels.enable(args.kernels)
-    lines = [TITLE, "", f"GPU: {gpu_name()}.",
-             f"Command: `python benchmarks/gpu_check.py --batch-sizes "
-             f"{' '.join(map(str, args.batch_sizes))}{' --tf32' if args.tf32 else ''}"
-             f"{' --kernels' if args.kernels else ''}`.", "",
-             "| op or layer | largest relative difference cuda vs cpu | ok |", "|---|---|---|"]
-    ops = compare_ops("cuda")
-    lines += [f"| {name} | {worst:.2e} | {'yes' if ok else 'NO'} |" for name, worst, ok in ops]
+    say(f"# {gpu_name()}, CuPy {_version('cupy')}, torch {_version('torch')}, "
+        f"Python {platform.python_version()}, kernels {'on' if mg.kernels.enabled() else 'off'}")
+    lines = [TITLE, "", f"GPU: {gpu_name()}; CuPy {_version('cupy')}; torch {_version('torch')}.",
+             f"Command: `PYTHONPATH=. python benchmarks/gpu_check.py --batch {args.batch}`.", ""]
+
+    say("## 1 kernels against their NumPy twins")
+    kernel_rows = check_kernels()
+    for name, worst, ok in kernel_rows:
+        say(f"{name}: max relative difference {worst:.1e} {'ok' if ok else 'DIFFERS'}")
+    say("## 2 fast paths against their references, ops cuda against cpu, LeNet5")
+    fast_rows = check_fast_paths()
+    for name, outcome in fast_rows:
+        say(f"{name}: {outcome}")
+    op_rows = compare_ops("cuda")
+    for name, worst, ok in op_rows:
+        say(f"{name}: cuda vs cpu {worst:.1e} {'ok' if ok else 'DIFFERS'}")
     first, last = train_lenet("cuda", args.lenet_steps)
     lenet_ok = last < 0.5 * first
-    lines += ["", f"LeNet5 on cuda, {args.lenet_steps} steps: loss {first:.3f} -> {last:.3f} "
-                  f"({'falls' if lenet_ok else 'DOES NOT FALL'}).", ""]
+    say(f"LeNet5 {args.lenet_steps} steps on cuda: loss {first:.3f} -> {last:.3f}")
+    correct = (all(ok for *_, ok in kernel_rows) and all(o == "ok" for _, o in fast_rows)
+               and all(ok for *_, ok in op_rows) and lenet_ok)
+    lines += [f"Kernels equal to their twins: {sum(ok for *_, ok in kernel_rows)}/"
+              f"{len(kernel_rows)}. Fast paths equal to their references: "
+              f"{sum(o == 'ok' for _, o in fast_rows)}/{len(fast_rows)}. Ops cuda vs cpu: "
+              f"{sum(ok for *_, ok in op_rows)}/{len(op_rows)}. LeNet5 loss {first:.3f} -> "
+              f"{last:.3f}.", ""]
+
     if not args.no_timing:
-        lines += ["| VGG16 step 224x224 | minigrad images/s | torch images/s | ratio | "
-                  "minigrad memory | torch memory | memory ratio |",
-                  "|---|---|---|---|---|---|---|"]
-        for batch in args.batch_sizes:
-            r = time_vgg(batch, args.tf32)
-            lines.append(
-                f"| batch {batch}, {'TF32' if args.tf32 else 'fp32'} | {r['minigrad']:.1f} | "
-                f"{r['torch']:.1f} | {r['minigrad'] / r['torch']:.2f} | "
-                f"{r['minigrad_memory']:.2f} GiB | {r['torch_memory']:.2f} GiB | "
-                f"{r['minigrad_memory'] / r['torch_memory']:.2f} |")
-            print(lines[-1], flush=True)
+        say(f"## 3 GPU time per Function, VGG16 step, batch {args.batch}, fp32")
+        rows = profile_step(minigrad_vgg_step(args.batch))
+        say(f"total {sum(ms for ms, _, _ in rows):.1f} ms")
+        for ms, calls, key in rows[:25]:
+            say(f"{ms:8.2f} ms {calls:4d}x  {key}")
+        mg.backend.cupy_module().get_default_memory_pool().free_all_blocks()
+        say("## 4 VGG16 training step against PyTorch")
+        runs = []
+        for precision in ("fp32", "tf32"):
+            ours = time_minigrad(args.batch, precision == "tf32")
+            say(f"minigrad {precision}: {ours[0]:.1f} images/s, peak {ours[1]:.2f} GiB")
+            theirs = time_torch(args.batch, precision == "tf32")
+            __import__("torch").cuda.empty_cache()  # its model is gone; hand its cache back
+            say(f"torch    {precision}: {theirs[0]:.1f} images/s, peak {theirs[1]:.2f} GiB")
+            runs.append(run_record(precision, args.batch, ours, theirs))
+            say(speed_table(runs)[-1])
+        lines += speed_table(runs)
+        if args.write:
+            append_runs(runs)
+            say(f"appended {len(runs)} runs to {RESULTS_JSON}")
     report = "\n".join(lines) + "\n"
-    print(report)
+    say(report)
     if args.write:
         from common import write_section
 
         write_section(TITLE, report)
-    return 0 if all(ok for _, _, ok in ops) and lenet_ok else 1
-
-
-def gpu_name() -> str:
-    import cupy
-
-    properties = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
-    name = properties["name"]
-    return name.decode() if isinstance(name, bytes) else str(name)
+    return 0 if correct else 1
 
 
 if __name__ == "__main__":

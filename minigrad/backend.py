@@ -135,8 +135,10 @@ def cupy_module() -> ModuleType:
             import cupy
         except ImportError as error:
             raise RuntimeError(
-                "minigrad: the 'cuda' device needs CuPy, which is not installed here; "
-                "install it with: pip install 'minigrad[gpu]' (on a machine with an NVIDIA GPU)"
+                "minigrad: the 'cuda' device needs CuPy, which is not installed here. On a "
+                "machine with an NVIDIA GPU, from the minigrad checkout: pip install -e "
+                "'.[gpu]' for CUDA 12, or pip install -e '.[gpu-cuda13]' for CUDA 13 "
+                "(nvidia-smi shows the CUDA version the driver supports)"
             ) from error
         _cupy = cupy
         if _allow_tf32:
@@ -269,6 +271,11 @@ def set_allow_tf32(enabled: bool) -> None:
     global _allow_tf32
     if bool(enabled) == _allow_tf32:
         return
+    if enabled and not cuda_is_available():
+        raise RuntimeError(
+            "minigrad.cuda.allow_tf32: no usable CUDA GPU here (CuPy is missing or finds no "
+            "device); TF32 only changes float32 matrix products on an NVIDIA GPU"
+        )
     if _cupy is not None:
         _apply_tf32(_cupy, bool(enabled))  # raises, leaving the flag as it was, if it cannot
     _allow_tf32 = bool(enabled)

@@ -1,6 +1,8 @@
 """The GPU settings and the GPU check script, as far as they run without a GPU."""
 
+import json
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -12,12 +14,17 @@ from minigrad import backend
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 
+def _cupy_with_gpus(count: int, **attributes):
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: count)
+    return types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime), **attributes)
+
+
 def test_allow_tf32_is_off_by_default_and_sets_cupy_s_matmul_compute_type(monkeypatch):
     calls = []
     linalg = types.SimpleNamespace(COMPUTE_TYPE_TF32="tf32", COMPUTE_TYPE_DEFAULT="default",
                                    set_compute_type=lambda dtype, kind: calls.append(kind))
-    fake = types.SimpleNamespace(_core=types.SimpleNamespace(_routines_linalg=linalg),
-                                 float32="float32")
+    fake = _cupy_with_gpus(1, _core=types.SimpleNamespace(_routines_linalg=linalg),
+                           float32="float32")
     monkeypatch.setattr(backend, "_cupy", fake)
     assert mg.cuda.allow_tf32 is False
     try:
@@ -29,18 +36,99 @@ def test_allow_tf32_is_off_by_default_and_sets_cupy_s_matmul_compute_type(monkey
 
 
 def test_allow_tf32_names_the_workaround_where_cupy_has_no_switch(monkeypatch):
-    monkeypatch.setattr(backend, "_cupy", types.SimpleNamespace())
+    monkeypatch.setattr(backend, "_cupy", _cupy_with_gpus(1))
     with pytest.raises(RuntimeError, match="CUPY_TF32=1"):
         mg.cuda.set_allow_tf32(True)
     assert mg.cuda.allow_tf32 is False
 
 
+@pytest.mark.parametrize("cupy", [None, "no GPU"])
+def test_allow_tf32_without_a_usable_gpu_is_refused_with_minigrad_s_error(monkeypatch, cupy):
+    def missing():
+        raise RuntimeError("minigrad: the 'cuda' device needs CuPy")
+
+    if cupy is None:  # CuPy is not installed: importing it fails
+        monkeypatch.setattr(backend, "_cupy", None)
+        monkeypatch.setattr(backend, "cupy_module", missing)
+    else:  # CuPy is installed, the driver finds no device
+        monkeypatch.setattr(backend, "_cupy", _cupy_with_gpus(0))
+    with pytest.raises(RuntimeError, match="allow_tf32: no usable CUDA GPU here"):
+        mg.cuda.allow_tf32 = True
+    assert mg.cuda.allow_tf32 is False
+    mg.cuda.allow_tf32 = False  # turning it off needs no GPU
+
+
+def test_the_missing_cupy_hint_names_what_installs_from_a_clone(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_cupy(name, *args, **kwargs):
+        if name == "cupy":
+            raise ImportError("No module named 'cupy'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "_cupy", None)
+    monkeypatch.setattr(builtins, "__import__", no_cupy)
+    with pytest.raises(RuntimeError, match=r"pip install -e '\.\[gpu\]' for CUDA 12, or pip "
+                                           r"install -e '\.\[gpu-cuda13\]' for CUDA 13"):
+        backend.cupy_module()
+
+
 @pytest.mark.skipif(not mg.cuda.is_available(), reason="no cuda device, real or stand-in")
-def test_gpu_check_parts_a_and_b_pass_on_the_cuda_device():
+def test_gpu_check_correctness_parts_pass_on_the_cuda_device():
     import gpu_check
 
+    kernel_rows = gpu_check.check_kernels()
+    assert len(kernel_rows) == 2 * (3 * 2 + 2 * 2 + 3)  # every kernel, both dtypes
+    assert all(ok for *_, ok in kernel_rows), [r for r in kernel_rows if not r[2]]
+    fast_rows = gpu_check.check_fast_paths()
+    assert [outcome for _, outcome in fast_rows] == ["ok"] * len(fast_rows)
     rows = gpu_check.compare_ops("cuda")
     assert len(rows) == len(gpu_check.OP_CHECKS)
     assert all(ok for _, _, ok in rows), [r for r in rows if not r[2]]
     first, last = gpu_check.train_lenet("cuda", steps=60, batch=32)
     assert last < 0.5 * first
+
+
+class _PerfClock:
+    """profile_step's clock without CUDA events (the stand-in has none)."""
+
+    def mark(self):
+        return time.perf_counter()
+
+    def elapsed_ms(self, start, stop):
+        return (stop - start) * 1e3
+
+
+@pytest.mark.skipif(not mg.cuda.is_available(), reason="no cuda device, real or stand-in")
+def test_gpu_check_profiles_every_function_of_a_vgg_step():
+    import gpu_check
+
+    rows = gpu_check.profile_step(gpu_check.minigrad_vgg_step(2, size=32, width_mult=0.0625),
+                                  steps=2, clock=_PerfClock())
+    calls = {key: count for _, count, key in rows}
+    assert calls["Conv2dCUDA forward"] == calls["Conv2dCUDA backward"] == 13
+    assert calls["MaxPool2dCUDA forward"] == 5 and calls["ReLUCUDA backward"] == 15
+    assert [ms for ms, _, _ in rows] == sorted((ms for ms, _, _ in rows), reverse=True)
+    from minigrad.ops.fast.cuda_conv import Conv2dCUDA
+
+    assert Conv2dCUDA.forward.__name__ == "forward"  # the timing wrappers were taken off
+
+
+def test_gpu_results_json_is_a_list_of_runs_with_the_agreed_keys(tmp_path):
+    import gpu_check
+
+    record = dict(zip(gpu_check.RUN_KEYS, ["NVIDIA H100", "14.2.0", "2.11.0", "vgg16", 64,
+                                           "fp32", 600.0, 542.1, 9.1, 8.17]))
+    path = tmp_path / "gpu_results.json"
+    gpu_check.append_runs([record], path)
+    gpu_check.append_runs([dict(record, precision="tf32")], path)
+    runs = json.loads(path.read_text())
+    assert [r["precision"] for r in runs] == ["fp32", "tf32"]
+    assert all(tuple(r) == gpu_check.RUN_KEYS for r in runs)
+    assert "| batch 64, fp32 | 600.0 | 542.1 | 1.11 | 9.1 GiB | 8.17 GiB | 1.11 |" in (
+        gpu_check.speed_table(runs))
+    path.write_text("{}")
+    with pytest.raises(ValueError, match="expected a JSON list of runs"):
+        gpu_check.append_runs([record], path)
