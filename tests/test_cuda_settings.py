@@ -58,23 +58,6 @@ def test_allow_tf32_without_a_usable_gpu_is_refused_with_minigrad_s_error(monkey
     mg.cuda.allow_tf32 = False  # turning it off needs no GPU
 
 
-def test_the_missing_cupy_hint_names_what_installs_from_a_clone(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_cupy(name, *args, **kwargs):
-        if name == "cupy":
-            raise ImportError("No module named 'cupy'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(backend, "_cupy", None)
-    monkeypatch.setattr(builtins, "__import__", no_cupy)
-    with pytest.raises(RuntimeError, match=r"pip install -e '\.\[gpu\]' for CUDA 12, or pip "
-                                           r"install -e '\.\[gpu-cuda13\]' for CUDA 13"):
-        backend.cupy_module()
-
-
 @pytest.mark.skipif(not mg.cuda.is_available(), reason="no cuda device, real or stand-in")
 def test_gpu_check_correctness_parts_pass_on_the_cuda_device():
     import gpu_check

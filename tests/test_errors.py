@@ -137,7 +137,8 @@ def test_cuda_without_cupy_says_how_to_get_it(monkeypatch):
         pytest.skip("this machine has CuPy and a GPU")
     monkeypatch.setattr(backend, "_cupy", None)
     monkeypatch.setitem(__import__("sys").modules, "cupy", None)  # makes `import cupy` fail
-    with pytest.raises(RuntimeError, match=r"needs CuPy.*pip install 'minigrad\[gpu\]'"):
+    with pytest.raises(RuntimeError, match=r"needs CuPy.*pip install -e '\.\[gpu\]' for CUDA 12, "
+                                         r"or pip install -e '\.\[gpu-cuda13\]' for CUDA 13"):
         mg.zeros(2, device="cuda")
 
 
