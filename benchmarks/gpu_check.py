@@ -349,7 +349,7 @@ def time_minigrad(batch: int, tf32: bool, steps: int = 5) -> tuple[float, float]
         return speed, hook.peak / 2**30
     finally:
         mg.cuda.allow_tf32 = False
-        del step
+        step = None  # the model and its arrays go back to the pool, and the pool to the GPU
         cupy.get_default_memory_pool().free_all_blocks()
 
 

@@ -74,3 +74,17 @@ class Case:
     inputs: list
     torch_fn: Callable | None = None
     requires_grad: list | None = None
+
+
+@st.composite
+def window_geometry(draw, max_extra=4):
+    """A convolution's window settings and an input size they fit: kernel, stride, dilation,
+    padding (top, bottom, left, right), and (H, W) at least the dilated kernel once padded."""
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = tuple(draw(st.integers(0, 2)) for _ in range(4))
+    reach = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    h = draw(st.integers(max(1, reach[0] - padding[0] - padding[1]), reach[0] + max_extra))
+    w = draw(st.integers(max(1, reach[1] - padding[2] - padding[3]), reach[1] + max_extra))
+    return dict(kernel=kernel, stride=stride, dilation=dilation, padding=padding, size=(h, w))

@@ -12,7 +12,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from helpers import DEVICES, rngs, sample
+from helpers import DEVICES, rngs, sample, window_geometry
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,22 +28,16 @@ FAST_CONV = {"cpu": cpu_conv.Conv2dCPU, "cuda": cuda_conv.Conv2dCUDA}
 
 @st.composite
 def conv_geometry(draw):
-    rng = draw(rngs())
+    rng, window = draw(rngs()), draw(window_geometry())
     groups = draw(st.sampled_from([1, 1, 2, 3]))
     c, oc = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 3))
-    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 2)))
-    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    padding = tuple(draw(st.integers(0, 2)) for _ in range(4))  # top, bottom, left, right
-    reach = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
-    h = draw(st.integers(max(1, reach[0] - padding[0] - padding[1]), reach[0] + 4))
-    w = draw(st.integers(max(1, reach[1] - padding[2] - padding[3]), reach[1] + 4))
-    inputs = [sample(rng, (draw(st.integers(1, 3)), c, h, w)),
-              sample(rng, (oc, c // groups, *kernel))]
+    inputs = [sample(rng, (draw(st.integers(1, 3)), c, *window["size"])),
+              sample(rng, (oc, c // groups, *window["kernel"]))]
     if draw(st.booleans()):
         inputs.append(sample(rng, (oc,)))
     requires_grad = [draw(st.booleans()), True] + [draw(st.booleans())] * (len(inputs) - 2)
-    settings = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    settings = dict(stride=window["stride"], padding=window["padding"],
+                    dilation=window["dilation"], groups=groups)
     return inputs, requires_grad, settings
 
 

@@ -11,6 +11,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from helpers import window_geometry
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,13 +24,9 @@ from minigrad.ops import conv
 
 @st.composite
 def geometry(draw):
-    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    padding = tuple(draw(st.integers(0, 2)) for _ in range(4))  # top, bottom, left, right
-    reach = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
-    h = draw(st.integers(max(1, reach[0] - padding[0] - padding[1]), reach[0] + 5))
-    w = draw(st.integers(max(1, reach[1] - padding[2] - padding[3]), reach[1] + 5))
+    window = draw(window_geometry(max_extra=5))
+    (h, w), kernel, stride, padding, dilation = (window[key] for key in (
+        "size", "kernel", "stride", "padding", "dilation"))
     out = (conv.output_size(h, kernel[0], stride[0], padding[0] + padding[1], dilation[0]),
            conv.output_size(w, kernel[1], stride[1], padding[2] + padding[3], dilation[1]))
     n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))

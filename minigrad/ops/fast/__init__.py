@@ -15,9 +15,9 @@ compute the same thing faster on one device:
     cuda_norm.py        batch norm, each elementwise half one kernel
     cuda_activation.py  ReLU whose backward is one kernel
 
-Each fast Function has `supports(**settings)`: whether it handles those settings (the CPU's
-tiled max pooling needs stride == kernel and no padding). tests/test_fast_paths.py checks
-every one against its reference, values and gradients.
+A fast Function that handles only some settings says which with `supports(**settings)` (the
+CPU's tiled max pooling needs stride == kernel and no padding); the others handle all.
+tests/test_fast_paths.py checks every one against its reference, values and gradients.
 
 `enable(False)` (or MINIGRAD_FAST=0) runs the references everywhere; on CUDA the fast paths
 are also off while `minigrad.kernels` is.
@@ -76,4 +76,6 @@ def select(reference, x, **settings):
         candidate = paths("cuda").get(reference)
     else:
         return reference
-    return candidate if candidate is not None and candidate.supports(**settings) else reference
+    if candidate is None or not getattr(candidate, "supports", lambda **_: True)(**settings):
+        return reference
+    return candidate

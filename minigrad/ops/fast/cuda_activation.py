@@ -3,22 +3,12 @@ kernel instead of a comparison, a boolean temporary and a multiply."""
 
 from __future__ import annotations
 
-from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.kernels import activation as cuda_kernels
+from minigrad.ops.activation import ReLU
 
 
-class ReLUCUDA(Function):
-    @staticmethod
-    def supports(**settings) -> bool:
-        return True
-
-    @staticmethod
-    def forward(ctx, x):
-        out = get_array_module(x).maximum(x, 0)
-        ctx.save_for_backward(out)
-        return out
-
+class ReLUCUDA(ReLU):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors

@@ -11,6 +11,7 @@ per layer). For each chunk of the batch:
 and backward, with g2d the chunk's output gradient as (OC, Nc*OH*OW):
 
     grad_W2d  += g2d @ cols.T      (cols built again by the im2col kernel)
+    grad_bias += g2d summed over its rows
     grad_cols  = W2d.T @ g2d,  then the col2im kernel gathers it into grad_x[chunk]
 
 The GEMMs are 2-D, so cuBLAS takes the transposes without copies and `mg.cuda.allow_tf32`
@@ -48,10 +49,6 @@ def _group_products(xp, a, b, groups: int, transpose_a=False, transpose_b=False)
 
 class Conv2dCUDA(Function):
     @staticmethod
-    def supports(**settings) -> bool:
-        return True
-
-    @staticmethod
     def forward(ctx, x, weight, bias=None, *, stride, padding, dilation, groups):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
@@ -86,13 +83,17 @@ class Conv2dCUDA(Function):
         (oc, _, kh, kw), (oh, ow), groups = weight.shape, ctx.geometry[4], ctx.groups
         w2d, rows = weight.reshape(oc, -1), c * kh * kw
         need_x, need_w = ctx.needs_input_grad[:2]
+        need_bias = len(ctx.needs_input_grad) == 3 and ctx.needs_input_grad[2]
         grad_x = xp.empty_like(x) if need_x else None
         grad_w2d = xp.zeros(w2d.shape, dtype=weight.dtype) if need_w else None
+        grad_bias = xp.zeros(oc, dtype=weight.dtype) if need_bias else None
         for start, stop in batch_chunks(n, rows * oh * ow * x.itemsize):
             # (Nc, OC, OH*OW) -> g2d (OC, Nc*OH*OW)
             g2d = xp.ascontiguousarray(
                 g[start:stop].reshape(stop - start, oc, oh * ow).transpose(1, 0, 2)
             ).reshape(oc, -1)
+            if need_bias:
+                grad_bias += g2d.sum(axis=1)  # contiguous rows: a fast reduction
             if need_w:
                 cols = xp.empty((rows, g2d.shape[1]), dtype=x.dtype)
                 cuda_kernels.im2col(x[start:stop], cols, *ctx.geometry)
@@ -105,5 +106,4 @@ class Conv2dCUDA(Function):
         grad_weight = grad_w2d.reshape(weight.shape) if need_w else None
         if len(ctx.needs_input_grad) == 2:
             return grad_x, grad_weight
-        grad_bias = g.sum(axis=(0, 2, 3)) if ctx.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias

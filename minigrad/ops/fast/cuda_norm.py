@@ -13,10 +13,6 @@ from minigrad.ops.norm import statistics
 
 class BatchNormCUDA(Function):
     @staticmethod
-    def supports(**settings) -> bool:
-        return True
-
-    @staticmethod
     def forward(ctx, x, weight, bias, *, running_mean, running_var, training, momentum, eps):
         xp = get_array_module(x)
         axes = (0,) if x.ndim == 2 else (0, 2, 3)

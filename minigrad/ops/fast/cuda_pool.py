@@ -13,10 +13,6 @@ from minigrad.ops.conv import output_size
 
 class MaxPool2dCUDA(Function):
     @staticmethod
-    def supports(**settings) -> bool:
-        return True
-
-    @staticmethod
     def forward(ctx, x, kernel, stride, padding):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
