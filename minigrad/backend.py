@@ -9,7 +9,9 @@ minigrad imports and runs on machines that have neither a GPU nor CuPy.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import sys
 from collections.abc import Callable
 from types import ModuleType
 
@@ -70,6 +72,37 @@ def promote_types(a: np.dtype, b: np.dtype) -> np.dtype:
     if b_float and not a_float:
         return b
     return np.promote_types(a, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# the CPU's allocator
+
+MALLOC_MMAP_THRESHOLD = 64 * 2**20  # arrays up to this size come from the heap
+MALLOC_TRIM_THRESHOLD = 256 * 2**20  # free memory kept at the heap's top before it goes back
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed array memory for reuse instead of handing it back to the OS (glibc only).
+
+    The backward pass frees each activation as soon as its gradient has passed, and the forward
+    frees what no backward saved. glibc's malloc, left to itself, hands much of that memory
+    back to the OS mid-step (it maps large blocks separately and trims the heap's top), and
+    each new array then page-faults it back in: a LeNet5 training step at batch 64 took 5.8 ms
+    instead of 3.1 here. Fixed thresholds keep freed memory in the heap for the next array.
+    Called once on import; MINIGRAD_MALLOC_TUNING=0 leaves malloc alone. Returns whether the
+    thresholds were set."""
+    if os.environ.get("MINIGRAD_MALLOC_TUNING") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt's parameter numbers (malloc.h)
+        return bool(libc.mallopt(m_mmap_threshold, MALLOC_MMAP_THRESHOLD)
+                    and libc.mallopt(m_trim_threshold, MALLOC_TRIM_THRESHOLD))
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        return False
+
+
+cpu_allocator_tuned = tune_cpu_allocator()
 
 
 # ---------------------------------------------------------------------------------------------

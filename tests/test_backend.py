@@ -75,3 +75,12 @@ def test_dtype_promotion_matches_torch():
                                          np.dtype(b if b != "bool" else np.bool_))
             theirs = torch.promote_types(getattr(torch, a), getattr(torch, b))
             assert str(ours).replace("bool_", "bool") == str(theirs).replace("torch.", ""), (a, b)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
+def test_the_cpu_allocator_keeps_freed_memory_unless_told_not_to(monkeypatch):
+    """Freeing activations early made glibc hand memory back mid-step and page-fault it in
+    again (a LeNet5 step 1.9x slower); minigrad fixes malloc's thresholds on import."""
+    assert backend.cpu_allocator_tuned
+    monkeypatch.setenv("MINIGRAD_MALLOC_TUNING", "0")
+    assert backend.tune_cpu_allocator() is False
