@@ -7,7 +7,13 @@
 """
 
 from minigrad import cuda, data, kernels, metrics, models, nn, ops, optim, training
-from minigrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from minigrad.autograd import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from minigrad.backend import (
     Device,
     bool_,

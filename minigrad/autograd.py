@@ -20,32 +20,38 @@ ReLU (which saves its own output) does not live on until the backward pass.
 from __future__ import annotations
 
 import functools
+import threading
 import weakref
 from collections.abc import Sequence
 
 from minigrad.backend import device_context, device_of, get_array_module, is_array
 
-_grad_enabled = True
+
+class _GradModeState(threading.local):
+    enabled = True  # each thread starts with gradients on, as in PyTorch
+
+
+_grad_mode = _GradModeState()
 
 
 def is_grad_enabled() -> bool:
-    """Whether ops record the graph (False inside `no_grad`)."""
-    return _grad_enabled
+    """Whether ops record the graph in this thread (False inside `no_grad`)."""
+    return _grad_mode.enabled
 
 
 class _GradMode:
-    """Sets gradient recording on entry and restores it on exit; also a decorator."""
+    """Sets gradient recording for this thread on entry and restores it on exit; also a
+    decorator. Grad mode is per thread, as in PyTorch: one thread's `no_grad` block leaves
+    the others recording."""
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
 
     def __enter__(self):
-        global _grad_enabled
-        self.previous, _grad_enabled = _grad_enabled, self.mode
+        self.previous, _grad_mode.enabled = _grad_mode.enabled, self.mode
 
     def __exit__(self, *exc_info):
-        global _grad_enabled
-        _grad_enabled = self.previous
+        _grad_mode.enabled = self.previous
 
     def __call__(self, fn):
         @functools.wraps(fn)
@@ -68,6 +74,15 @@ class enable_grad(_GradMode):
 
     def __init__(self):
         super().__init__(True)
+
+
+class inference_mode(_GradMode):
+    """PyTorch's `inference_mode(mode=True)`: for evaluation and serving. Here it records no
+    graph, as `no_grad` does (PyTorch additionally marks the tensors made inside it, which
+    minigrad does not need); `inference_mode(False)` records as usual."""
+
+    def __init__(self, mode: bool = True):
+        super().__init__(not mode)
 
 
 class set_grad_enabled(_GradMode):
@@ -158,7 +173,7 @@ class Function:
         from minigrad.tensor import Tensor
 
         device = _common_device(cls, inputs)
-        if _grad_enabled:
+        if _grad_mode.enabled:
             needs_input_grad = tuple(t.requires_grad for t in inputs)
             record = any(needs_input_grad)
         else:

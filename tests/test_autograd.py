@@ -192,3 +192,51 @@ def test_an_op_whose_backward_returns_a_wrong_shape_is_caught():
     x = mg.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(RuntimeError, match=r"Broken.backward returned a gradient of shape \(\)"):
         Broken.apply(x).sum().backward()
+
+
+def test_grad_mode_is_per_thread():
+    """One thread's no_grad block leaves another thread recording (PyTorch keeps grad mode
+    per thread); each thread starts with gradients on."""
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+    seen = {}
+
+    def evaluate():
+        with mg.no_grad():
+            inside.set()
+            release.wait(5)
+            seen["evaluating thread"] = mg.is_grad_enabled()
+
+    worker = threading.Thread(target=evaluate)
+    worker.start()
+    assert inside.wait(5)
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()  # the main thread still records while the other is in no_grad
+    release.set()
+    worker.join(5)
+    assert mg.is_grad_enabled() and y.requires_grad and seen["evaluating thread"] is False
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+
+    started_with = []
+    with mg.no_grad():
+        fresh = threading.Thread(target=lambda: started_with.append(mg.is_grad_enabled()))
+        fresh.start()
+        fresh.join(5)
+    assert started_with == [True]
+
+
+def test_inference_mode_records_nothing_and_restores_the_mode():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    with mg.inference_mode():
+        assert not (x * 2).requires_grad and not mg.is_grad_enabled()
+        with mg.inference_mode(False):
+            assert (x * 2).requires_grad
+    assert mg.is_grad_enabled()
+
+    @mg.inference_mode()
+    def predict(t):
+        return t * 3
+
+    assert not predict(x).requires_grad

@@ -145,3 +145,24 @@ def test_indexing_with_repeated_indices_adds_their_gradients():
     x = mg.tensor([1.0, 2.0, 3.0], requires_grad=True)
     x[[0, 0, 2, 0]].sum().backward()
     assert x.grad.tolist() == [3.0, 0.0, 1.0]
+
+
+@requires_torch
+@pytest.mark.parametrize("call", [
+    lambda t: t.var(1, False), lambda t: t.std(0, True, True), lambda t: t.var(False),
+    lambda t: t.std(True), lambda t: t.var(dim=1, correction=0, keepdim=True),
+    lambda t: t.std((0, 1), unbiased=False), lambda t: t.var(),
+])
+def test_var_and_std_bind_positional_arguments_as_pytorch_does(call):
+    """var(dim, unbiased, keepdim): x.var(1, False) is the biased variance along dim 1."""
+    import torch
+
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    ours, theirs = call(mg.tensor(x)), call(torch.tensor(x))
+    assert ours.shape == tuple(theirs.shape)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+
+
+def test_var_refuses_unbiased_together_with_correction():
+    with pytest.raises(TypeError, match="var: give unbiased or correction, not both"):
+        mg.ones(3).var(0, True, correction=0)

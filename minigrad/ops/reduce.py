@@ -198,20 +198,28 @@ def amin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return Amax.apply(x, axes=normalize_dims("amin", dim, x.ndim), keepdim=keepdim, largest=False)
 
 
-def var(x: Tensor, dim=None, keepdim: bool = False, *, correction: int = 1,
-        unbiased: bool | None = None) -> Tensor:
-    """Variance; `correction=1` (or `unbiased=True`) divides by n - 1, as PyTorch does."""
+def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: int | None = None) -> Tensor:
+    """Variance, with PyTorch's argument order: `var(dim, unbiased, keepdim)`, `var(unbiased)`
+    or `var(dim, correction=c, keepdim=...)`. `unbiased=True` (or `correction=1`, the default)
+    divides by n - 1; `unbiased=False` (`correction=0`) by n."""
     _check_floating("var", x)
-    if unbiased is not None:
-        correction = 1 if unbiased else 0
+    if isinstance(dim, bool):  # var(unbiased): PyTorch's overload with no dim
+        if unbiased is not None:
+            raise TypeError(f"var: got unbiased twice ({dim!r} and {unbiased!r})")
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise TypeError("var: give unbiased or correction, not both")
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
     axes = normalize_dims("var", dim, x.ndim)
     return Var.apply(x, axes=axes, keepdim=keepdim, correction=correction)
 
 
-def std(x: Tensor, dim=None, keepdim: bool = False, *, correction: int = 1,
-        unbiased: bool | None = None) -> Tensor:
-    """Standard deviation: the square root of `var`."""
-    return var(x, dim, keepdim, correction=correction, unbiased=unbiased).sqrt()
+def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: int | None = None) -> Tensor:
+    """Standard deviation: the square root of `var`, with the same arguments."""
+    return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
 
 
 def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
