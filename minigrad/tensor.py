@@ -112,12 +112,6 @@ class Tensor:
         """The same data, cut from the graph (shares memory, as in PyTorch)."""
         return Tensor(self.data)
 
-    def zero_(self) -> Tensor:
-        """Fill with zeros in place; refused for a leaf that records gradients."""
-        _check_in_place(self, "zero_")
-        self.data[...] = 0
-        return self
-
     def __setitem__(self, index, value) -> None:
         """In-place assignment, for tensors outside the graph (targets, buffers, masks)."""
         _check_in_place(self, "__setitem__")
@@ -130,6 +124,7 @@ class Tensor:
         if isinstance(index, Tensor):
             index = index.data
         self.data[index] = value
+        autograd.bump_version(self.data)  # a backward that saved these values must not run
 
     # -- conversion ---------------------------------------------------------------------------
     def item(self):
@@ -214,10 +209,11 @@ class Tensor:
 
 def _check_in_place(tensor: Tensor, op: str) -> None:
     if tensor.requires_grad and autograd.is_grad_enabled():
-        raise RuntimeError(
-            f"{op}: a tensor that requires grad (shape {tensor.shape}) cannot be changed in "
-            "place while gradients are recorded; do it inside `with minigrad.no_grad():`"
-        )
+        what = ("a leaf Variable that requires grad is being used in an in-place operation"
+                if tensor.grad_fn is None else "indexed assignment to a tensor in the graph is "
+                "not recorded by minigrad")
+        raise RuntimeError(f"{op}: {what} (shape {tensor.shape}); do it inside "
+                           "`with minigrad.no_grad():`, or build the new tensor out of place")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,16 +231,16 @@ def _to_array(data, dtype, device: Device | None = None):
     if backend.is_array(data) or isinstance(data, np.generic):
         array = data
     else:
-        array = np.asarray(data)
-        if array.dtype.kind == "f":
-            array = array.astype(backend.get_default_dtype(), copy=False)
-        elif array.dtype.kind in "iu" and array.dtype != backend.uint8:
-            array = array.astype(backend.int64, copy=False)
-        elif array.dtype.kind not in "bu":
+        array = np.asarray(data)  # Python floats are float64 here: exact for any dtype asked
+        if array.dtype.kind not in "biuf":
             raise TypeError(
                 f"tensor: cannot make a numeric tensor from {type(data).__name__} "
                 f"(NumPy reads it as dtype {array.dtype})"
             )
+        if dtype is None and array.dtype.kind == "f":
+            array = array.astype(backend.get_default_dtype(), copy=False)
+        elif dtype is None and array.dtype.kind in "iu" and array.dtype != backend.uint8:
+            array = array.astype(backend.int64, copy=False)
     if device is not None:
         array = backend.to_device(array, device)
     xp = backend.get_array_module(array)
