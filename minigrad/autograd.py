@@ -24,6 +24,8 @@ import threading
 import weakref
 from collections.abc import Sequence
 
+import numpy as np
+
 from minigrad.backend import device_context, device_of, get_array_module, is_array
 
 
@@ -96,6 +98,34 @@ class set_grad_enabled(_GradMode):
         return self  # the mode was already set when this was made
 
 
+# ---------------------------------------------------------------------------------------------
+# versions: how often each buffer was changed in place
+
+_versions: dict[int, int] = {}  # address of a buffer's first byte -> in-place changes so far
+
+
+def _buffer_address(array) -> int:
+    """Where the memory that `array` views begins: views of one buffer share it."""
+    while is_array(getattr(array, "base", None)):
+        array = array.base
+    if isinstance(array, np.ndarray):
+        return array.__array_interface__["data"][0]
+    return array.data.ptr
+
+
+def bump_version(array) -> None:
+    """Record that the memory of `array` (and of every view of it) was changed in place."""
+    address = _buffer_address(array)
+    _versions[address] = _versions.get(address, 0) + 1
+
+
+def version(array) -> int:
+    """A count of the in-place changes to the memory of `array`: what matters is whether it
+    moved between two looks (the count is kept by address, so a new buffer at an old address
+    may start above 0)."""
+    return _versions.get(_buffer_address(array), 0)
+
+
 class Context:
     """A node of the graph: what a Function's forward leaves for its backward.
 
@@ -114,11 +144,15 @@ class Context:
         self.parents = tuple(_vertex(t) if t.requires_grad else None for t in inputs)
         self.needs_input_grad = needs_input_grad
         self._saved: tuple | None = ()
+        self._versions: tuple = ()
         self._released = False
         self.output_shape, self.output_dtype, self._output = (), None, None
 
     def save_for_backward(self, *arrays) -> None:
+        """Keep `arrays` for the backward, with the version of each one's memory: a backward
+        whose saved array was changed in place since then refuses to run."""
         self._saved = arrays
+        self._versions = tuple(version(a) if is_array(a) else None for a in arrays)
 
     @property
     def saved_tensors(self) -> tuple:
@@ -128,6 +162,16 @@ class Context:
                 "backward; call backward(retain_graph=True) the first time to go through the "
                 "graph twice"
             )
+        for k, (array, saved_version) in enumerate(zip(self._saved, self._versions)):
+            if saved_version is not None and version(array) != saved_version:
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified by "
+                    f"an inplace operation: {self.function.__name__}Backward saved an array of "
+                    f"shape {tuple(array.shape)} and dtype {array.dtype} (saved array {k}), "
+                    f"which was changed in place {version(array) - saved_version} time(s) "
+                    f"since. Make that change out of place (x = x * 2 rather than x *= 2), or "
+                    f"after backward()"
+                )
         return self._saved
 
     def release(self) -> None:

@@ -142,9 +142,10 @@ def test_cuda_without_cupy_says_how_to_get_it(monkeypatch):
         mg.zeros(2, device="cuda")
 
 
-def test_in_place_changes_to_a_tensor_that_records_gradients_are_refused():
+def test_in_place_changes_to_a_leaf_that_records_gradients_are_refused():
     x = mg.randn(3, requires_grad=True)
-    with pytest.raises(RuntimeError, match="zero_: a tensor that requires grad"):
+    with pytest.raises(RuntimeError, match="zero_: a leaf Variable that requires grad is "
+                                           "being used in an in-place operation"):
         x.zero_()
     with pytest.raises(RuntimeError, match="__setitem__"):
         x[0] = 1.0

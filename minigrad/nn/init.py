@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from minigrad import backend
-from minigrad.autograd import no_grad
+from minigrad.autograd import bump_version, no_grad
 from minigrad.tensor import Tensor
 
 
@@ -44,6 +44,7 @@ def _fill(tensor: Tensor, draw) -> Tensor:
     with no_grad(), backend.device_context(tensor.device):
         rng = backend.generator(tensor.device)
         tensor.data[...] = draw(rng, tensor.shape, tensor.dtype)
+    bump_version(tensor.data)
     return tensor
 
 
@@ -59,6 +60,7 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 def constant_(tensor: Tensor, val: float) -> Tensor:
     with no_grad():
         tensor.data[...] = val
+    bump_version(tensor.data)
     return tensor
 
 

@@ -219,8 +219,17 @@ class Dropout(Module):
 
 
 class ReLU(Module):
+    """max(x, 0). `inplace=True` is accepted and gives the same result (see F.relu)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(x)
+        return F.relu(x, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class LeakyReLU(Module):

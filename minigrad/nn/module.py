@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from minigrad import backend
-from minigrad.autograd import no_grad
+from minigrad.autograd import bump_version, no_grad
 from minigrad.tensor import Tensor
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -244,6 +244,7 @@ class Module:
             for key, array in arrays.items():
                 tensor = own[key]
                 tensor.data[...] = backend.to_device(array.astype(tensor.dtype), tensor.device)
+                bump_version(tensor.data)
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing -----------------------------------------------------------------------------

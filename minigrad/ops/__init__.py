@@ -4,7 +4,7 @@ The end of this file is the one place where the ops become Tensor methods and op
 `Tensor.__add__` is `elementwise.add`, `Tensor.sum` is `reduce.sum`, and so on.
 """
 
-from minigrad.ops import activation, elementwise, linalg, reduce, shape
+from minigrad.ops import activation, elementwise, inplace, linalg, reduce, shape
 from minigrad.ops.activation import log_softmax, relu, sigmoid, softmax, tanh
 from minigrad.ops.elementwise import (
     abs,
@@ -85,6 +85,9 @@ Tensor.__abs__ = abs
 Tensor.__getitem__ = index
 Tensor.__eq__, Tensor.__ne__ = eq, ne
 Tensor.__lt__, Tensor.__le__, Tensor.__gt__, Tensor.__ge__ = lt, le, gt, ge
+# in place: x += y changes x's memory (Python would otherwise rebind x to x + y)
+Tensor.__iadd__, Tensor.__isub__ = inplace.add_, inplace.sub_
+Tensor.__imul__, Tensor.__itruediv__ = inplace.mul_, inplace.div_
 
 for _name, _op in {
     # elementwise
@@ -102,6 +105,11 @@ for _name, _op in {
     "reshape": reshape, "view": view, "flatten": flatten, "permute": permute,
     "transpose": transpose, "squeeze": squeeze, "unsqueeze": unsqueeze, "expand": expand,
     "matmul": matmul,
+    # in place (ops/inplace.py)
+    "add_": inplace.add_, "sub_": inplace.sub_, "mul_": inplace.mul_, "div_": inplace.div_,
+    "zero_": inplace.zero_, "fill_": inplace.fill_, "copy_": inplace.copy_,
+    "normal_": inplace.normal_, "uniform_": inplace.uniform_, "clamp_": inplace.clamp_,
+    "relu_": inplace.relu_,
 }.items():
     setattr(Tensor, _name, _op)
 Tensor.T = property(shape.T)
@@ -109,5 +117,6 @@ Tensor.contiguous = lambda self: self
 del _name, _op
 
 __all__ = [
-    "activation", "elementwise", "linalg", "reduce", "shape", "cast", "cat", "stack", "where",
+    "activation", "elementwise", "inplace", "linalg", "reduce", "shape", "cast", "cat", "stack",
+    "where",
 ]

@@ -104,7 +104,10 @@ class LogSoftmax(Function):
         return grad - softmax * grad.sum(axis=ctx.dim, keepdims=True)
 
 
-def relu(x: Tensor) -> Tensor:
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0). `inplace=True` is accepted for PyTorch code (`F.relu(x, inplace=True)`) and
+    gives the same result, computed out of place: minigrad frees a tensor that no backward
+    saved as soon as it is dropped, so writing into it would save no memory."""
     return fast.select(ReLU, x).apply(x)
 
 

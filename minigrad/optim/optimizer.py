@@ -12,6 +12,7 @@ import copy
 import numpy as np
 
 from minigrad import backend
+from minigrad.autograd import bump_version
 from minigrad.tensor import Tensor
 
 
@@ -66,7 +67,8 @@ class Optimizer:
                         f"{type(self).__name__}: a gradient of shape {p.grad.shape} and dtype "
                         f"{p.grad.dtype} does not fit its parameter {p.shape} {p.dtype}"
                     )
-                yield p
+                bump_version(p.data)  # the step changes p in place: a pending backward that
+                yield p  # saved p must refuse to run, as in PyTorch
 
     # -- saving and restoring -----------------------------------------------------------------
     def state_dict(self) -> dict:
