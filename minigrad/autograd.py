@@ -224,10 +224,10 @@ class Function:
             needs_input_grad, record = (False,) * len(inputs), False
         ctx = Context(cls, inputs if record else (), needs_input_grad)
         if device.type == "cpu":
-            out = cls.forward(ctx, *[t.data for t in inputs], **settings)
+            out = cls.forward(ctx, *[t.array for t in inputs], **settings)
         else:
             with device_context(device):
-                out = cls.forward(ctx, *[t.data for t in inputs], **settings)
+                out = cls.forward(ctx, *[t.array for t in inputs], **settings)
         result = Tensor(out)
         if record:
             result.requires_grad = True
@@ -239,9 +239,9 @@ class Function:
 
 def _common_device(function: type[Function], inputs: tuple):
     """The device of all inputs, or an error naming the op and the devices that differ."""
-    device = device_of(inputs[0].data)
+    device = device_of(inputs[0].array)
     for t in inputs[1:]:
-        other = device_of(t.data)
+        other = device_of(t.array)
         if other != device:
             raise RuntimeError(
                 f"{function.__name__.lower()}: expected all tensors on one device, but found "
@@ -352,13 +352,13 @@ def _seed_gradient(tensor, gradient):
             "requires_grad=True on the leaves you want gradients for"
         )
     if gradient is None:
-        if tensor.data.size != 1:
+        if tensor.array.size != 1:
             raise RuntimeError(
                 f"backward: a gradient can be created implicitly only for a single-element "
                 f"output, but this tensor has shape {tensor.shape}; pass "
                 f"backward(gradient=...) of that shape"
             )
-        return get_array_module(tensor.data).ones_like(tensor.data)
+        return get_array_module(tensor.array).ones_like(tensor.array)
     if not isinstance(gradient, Tensor):
         raise TypeError(f"backward: gradient must be a Tensor, got {type(gradient).__name__}")
     if gradient.shape != tensor.shape or gradient.dtype != tensor.dtype:
@@ -370,7 +370,7 @@ def _seed_gradient(tensor, gradient):
         raise RuntimeError(
             f"backward: gradient is on {gradient.device} but the tensor is on {tensor.device}"
         )
-    return gradient.data
+    return gradient.array
 
 
 def _checked_gradient(node: Context, parent, grad):
@@ -384,7 +384,7 @@ def _checked_gradient(node: Context, parent, grad):
     if isinstance(parent, Context):
         shape, dtype = parent.output_shape, parent.output_dtype
     else:
-        shape, dtype = parent.data.shape, parent.data.dtype
+        shape, dtype = parent.array.shape, parent.array.dtype
     if grad.shape != shape or grad.dtype != dtype:
         raise RuntimeError(
             f"{node.function.__name__}.backward returned a gradient of shape {grad.shape} and "
@@ -410,4 +410,4 @@ def _accumulate_into_grad(tensor, grad, handed_out: list) -> None:
         handed_out.append(grad)
         tensor.grad = Tensor(grad)
     else:
-        tensor.grad.data = tensor.grad.data + grad
+        tensor.grad.array = tensor.grad.array + grad

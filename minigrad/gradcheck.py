@@ -68,10 +68,10 @@ def gradcheck(
     def objective() -> float:
         with autograd.no_grad():
             results = _outputs(fn(*inputs))
-        return sum(float((results[k].data * v.data).sum()) for k, v in zip(kept, upstream))
+        return sum(float((results[k].array * v.array).sum()) for k, v in zip(kept, upstream))
 
     for i, grad in zip(checked, analytical):
-        x = inputs[i].data
+        x = inputs[i].array
         if fast_mode:
             _check_direction(objective, x, grad, i, eps, atol, rtol, rng)
         else:
@@ -84,7 +84,7 @@ def _float64_copy(x: Tensor, position: int) -> Tensor:
         raise ValueError(f"gradcheck: input {position} requires grad but has dtype {x.dtype}")
     if not backend.is_floating(x.dtype):
         return x
-    copy = Tensor(x.data.astype(backend.float64, copy=True))
+    copy = Tensor(x.array.astype(backend.float64, copy=True))
     return copy.requires_grad_(x.requires_grad)
 
 

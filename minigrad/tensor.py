@@ -1,10 +1,12 @@
 """The Tensor: one array of the backend (numpy or cupy), plus what autograd needs.
 
-A Tensor holds `.data` (the array), `.requires_grad`, `.grad` (a Tensor once backward has run)
-and `.grad_fn` (the graph node that made it, None for a leaf). Its arithmetic operators and
-math methods (`x + y`, `x.sum()`, `x.relu()`) are ops from `minigrad.ops`, bound to the class
-at the end of `minigrad/ops/__init__.py`. This file holds the rest: construction, conversion,
-the factory functions (`tensor`, `zeros`, `randn`, ...) and `backward`.
+A Tensor holds `.array` (the NumPy or CuPy array of its values), `.requires_grad`, `.grad` (a
+Tensor once backward has run) and `.grad_fn` (the graph node that made it, None for a leaf).
+`.data` is PyTorch's: the same values as a Tensor outside the graph, sharing the memory. Its
+arithmetic operators and math methods (`x + y`, `x.sum()`, `x.relu()`) are ops from
+`minigrad.ops`, bound to the class at the end of `minigrad/ops/__init__.py`. This file holds
+the rest: construction, conversion, the factory functions (`tensor`, `zeros`, `randn`, ...) and
+`backward`.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from minigrad.backend import Device
 class Tensor:
     """An n-dimensional array that can record the operations applied to it."""
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_retains_grad", "__weakref__")
+    __slots__ = ("array", "grad", "requires_grad", "grad_fn", "_retains_grad", "__weakref__")
     __array_ufunc__ = None  # `ndarray + Tensor` defers to Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False):
         if not isinstance(data, np.ndarray) and not backend.is_array(data):
             data = _to_array(data, dtype=None)
-        self.data = data
+        self.array = data
         self.grad: Tensor | None = None
         self.grad_fn = None
         self._retains_grad = False
@@ -36,20 +38,36 @@ class Tensor:
 
     # -- what it is ---------------------------------------------------------------------------
     @property
+    def data(self) -> Tensor:
+        """This tensor's values as a Tensor outside the graph that shares their memory, as in
+        PyTorch: `w.data.normal_(0, 0.02)` changes w, and no gradient is recorded through it.
+        (The backend array itself is `.array`.)"""
+        return Tensor(self.array)
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        """`t.data = other` makes t hold other's values (its memory, shape and dtype), as in
+        PyTorch, without touching t's place in the graph."""
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Tensor.data: expected a Tensor, got {type(value).__name__}; "
+                            "wrap it with minigrad.tensor(...)")
+        self.array = value.array
+
+    @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self.array.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def device(self) -> Device:
-        return backend.device_of(self.data)
+        return backend.device_of(self.array)
 
     @property
     def is_cuda(self) -> bool:
@@ -63,10 +81,10 @@ class Tensor:
         return self.shape if dim is None else self.shape[dim]
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self.array.size)
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -110,7 +128,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (shares memory, as in PyTorch)."""
-        return Tensor(self.data)
+        return Tensor(self.array)
 
     def __setitem__(self, index, value) -> None:
         """In-place assignment, for tensors outside the graph (targets, buffers, masks)."""
@@ -120,29 +138,29 @@ class Tensor:
                 raise RuntimeError(
                     f"__setitem__: value is on {value.device} but the tensor is on {self.device}"
                 )
-            value = value.data
+            value = value.array
         if isinstance(index, Tensor):
-            index = index.data
-        self.data[index] = value
-        autograd.bump_version(self.data)  # a backward that saved these values must not run
+            index = index.array
+        self.array[index] = value
+        autograd.bump_version(self.array)  # a backward that saved these values must not run
 
     # -- conversion ---------------------------------------------------------------------------
     def item(self):
         """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise RuntimeError(
                 f"item: only one-element tensors can be converted to Python scalars, "
                 f"but this tensor has shape {self.shape}"
             )
         backend.run_pending_checks()  # the read waits for the device anyway
-        return self.data.item()
+        return self.array.item()
 
     def numpy(self) -> np.ndarray:
         """A NumPy copy of the data on the host (from any device)."""
         if self.device.type == "cpu":
-            return self.data.copy()
+            return self.array.copy()
         backend.run_pending_checks()  # the read waits for the device anyway
-        return self.data.get()
+        return self.array.get()
 
     def tolist(self):
         return self.numpy().tolist()
@@ -152,15 +170,15 @@ class Tensor:
             raise TypeError(
                 f"can't convert a {self.device} tensor to NumPy implicitly; use .numpy() or .cpu()"
             )
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self.array if dtype is None else self.array.astype(dtype)
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise RuntimeError(
                 f"the truth value of a tensor of shape {self.shape} is ambiguous; "
                 "use .any() or .all()"
             )
-        return bool(self.data.item())
+        return bool(self.array.item())
 
     def __float__(self) -> float:
         return float(self.item())
@@ -169,7 +187,7 @@ class Tensor:
         return int(self.item())
 
     def __index__(self) -> int:
-        if backend.is_floating(self.dtype) or self.data.size != 1:
+        if backend.is_floating(self.dtype) or self.array.size != 1:
             raise TypeError(f"only one-element integer tensors can be used as an index, got "
                             f"shape {self.shape} and dtype {self.dtype}")
         return int(self.item())
@@ -227,7 +245,7 @@ def _to_array(data, dtype, device: Device | None = None):
     int64, as in PyTorch. Nothing is moved between devices unless `device` says so.
     """
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     if backend.is_array(data) or isinstance(data, np.generic):
         array = data
     else:
@@ -253,7 +271,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     """A new leaf tensor holding a copy of `data` (a number, nested lists or an array)."""
     device = Device(device) if device is not None else None
     array = _to_array(data, dtype, device)
-    source = data.data if isinstance(data, Tensor) else data
+    source = data.array if isinstance(data, Tensor) else data
     if array is source:
         array = array.copy()
     return Tensor(array, requires_grad=requires_grad)

@@ -110,10 +110,10 @@ def assert_matches_torch(
         _assert_same(f"gradient of input {i}", a.grad.numpy(), b.grad.numpy(), atol, rtol)
         assert a.grad.device == device, f"gradient of input {i} is on {a.grad.device}"
         for k, u in enumerate(ours_upstream):
-            assert not _shares_memory(a.grad.data, u.data), (
+            assert not _shares_memory(a.grad.array, u.array), (
                 f"the gradient of input {i} shares memory with upstream gradient {k}"
             )
-        assert not _shares_memory(a.grad.data, a.data), f"input {i}'s gradient is its own data"
+        assert not _shares_memory(a.grad.array, a.array), f"input {i}'s gradient is its own data"
     for k, (u, before) in enumerate(zip(ours_upstream, upstream_before)):
         assert np.array_equal(u.numpy(), before), f"backward changed upstream gradient {k}"
 

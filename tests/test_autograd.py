@@ -81,7 +81,7 @@ def test_the_graph_keeps_only_the_arrays_a_backward_saved_and_frees_them_after_i
     doubled = x * 2
     hidden = doubled.exp()
     loss = hidden.sum()
-    doubled_array, hidden_array = weakref.ref(doubled.data), weakref.ref(hidden.data)
+    doubled_array, hidden_array = weakref.ref(doubled.array), weakref.ref(hidden.array)
     del doubled, hidden
     gc.collect()
     assert doubled_array() is None  # no backward needs it
@@ -157,7 +157,7 @@ def test_detach_shares_data_but_leaves_the_graph():
     x = mg.tensor([1.0, 2.0], requires_grad=True)
     d = x.detach()
     assert not d.requires_grad and d.grad_fn is None
-    assert np.shares_memory(d.data, x.data)
+    assert np.shares_memory(d.array, x.array)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -31,7 +31,7 @@ def test_tensors_on_two_devices_are_refused_naming_both(monkeypatch):
     real_device_of = autograd.device_of
     monkeypatch.setattr(
         autograd, "device_of",
-        lambda array: backend.Device("cuda:0") if array is b.data else real_device_of(array),
+        lambda array: backend.Device("cuda:0") if array is b.array else real_device_of(array),
     )
     with pytest.raises(RuntimeError, match="add: expected all tensors on one device, but found "
                                            "tensors on cpu and cuda:0"):

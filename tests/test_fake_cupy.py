@@ -32,7 +32,7 @@ def test_only_functions_cupy_has_and_device_results_from_reductions():
 @pytest.mark.skipif(not fcp.installed, reason="a real GPU is present; the stand-in is not used")
 def test_minigrad_cuda_tensors_live_on_the_stand_in_and_meet_cpu_tensors_with_an_error():
     x = mg.ones(3, device="cuda")
-    assert isinstance(x.data, fcp.ndarray) and x.device == "cuda:0"
+    assert isinstance(x.array, fcp.ndarray) and x.device == "cuda:0"
     with pytest.raises(RuntimeError, match="cpu and cuda:0"):
         mg.ones(3) + x
     with pytest.raises(TypeError, match="can't convert a cuda:0 tensor to NumPy implicitly"):

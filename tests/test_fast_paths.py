@@ -143,7 +143,7 @@ def test_cuda_batch_norm_matches_the_reference_and_updates_the_same_statistics(
 
 def _with_statistics(function, statistics):
     """`function` with running_mean and running_var filled in, as batch_norm passes them."""
-    running_mean, running_var = (t.data for t in statistics)
+    running_mean, running_var = (t.array for t in statistics)
 
     class WithStatistics:
         __name__ = function.__name__

@@ -43,13 +43,13 @@ def test_manual_sgd_with_in_place_updates_trains_step_for_step_as_pytorch():
 @pytest.mark.parametrize("device", DEVICES)
 def test_in_place_arithmetic_changes_the_tensor_itself(device):
     w = mg.tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
-    view, before = w.detach(), mg.autograd.version(w.data)
+    view, before = w.detach(), mg.autograd.version(w.array)
     with mg.no_grad():
         w -= 0.5 * mg.ones(3, device=device)
         w *= 2
         w.add_(mg.ones(3, device=device), alpha=3)
         w /= 2
-    assert w.requires_grad and w.is_leaf and mg.autograd.version(w.data) == before + 4
+    assert w.requires_grad and w.is_leaf and mg.autograd.version(w.array) == before + 4
     np.testing.assert_allclose(w.numpy(), [2.0, 3.0, 4.0])
     np.testing.assert_allclose(view.numpy(), [2.0, 3.0, 4.0])  # the same memory
 
@@ -142,10 +142,10 @@ def test_views_share_the_version_of_their_memory():
     y = x * 1.0
     flat = y.reshape(-1)  # a view of y's memory
     out = flat.exp().reshape(2, 2) * y  # Mul saves y, Exp saves its own output
-    before = mg.autograd.version(y.data)
+    before = mg.autograd.version(y.array)
     with mg.no_grad():
         flat.add_(1.0)  # changes y through the view
-    assert mg.autograd.version(y.data) == mg.autograd.version(flat.data) == before + 1
+    assert mg.autograd.version(y.array) == mg.autograd.version(flat.array) == before + 1
     with pytest.raises(RuntimeError, match="MulBackward saved an array of shape \\(2, 2\\)"):
         out.sum().backward()
 
@@ -171,7 +171,7 @@ def test_in_place_results_must_keep_the_shape_and_cast_to_the_dtype():
 def test_fills_copies_and_random_fills_in_place(device):
     mg.manual_seed(0)
     x = mg.zeros(2, 1000, device=device)
-    before = mg.autograd.version(x.data)
+    before = mg.autograd.version(x.array)
     x.normal_(3.0, 0.5)
     assert abs(float(x.mean()) - 3.0) < 0.05 and abs(float(x.std()) - 0.5) < 0.05
     x.uniform_(-2.0, -1.0)
@@ -181,7 +181,7 @@ def test_fills_copies_and_random_fills_in_place(device):
     x.copy_(mg.arange(1000, dtype=mg.float64))  # broadcast over rows, cast to float32
     assert x.dtype == mg.float32 and x.numpy()[1, 999] == 999.0
     x.zero_()
-    assert not x.numpy().any() and mg.autograd.version(x.data) == before + 6
+    assert not x.numpy().any() and mg.autograd.version(x.array) == before + 6
 
 
 def test_relu_inplace_is_accepted_with_pytorch_s_result_and_repr():

@@ -139,12 +139,12 @@ def test_optimizer_state_survives_a_checkpoint(tmp_path):
 
 def test_updates_are_in_place_float32_and_record_no_graph():
     p = mg.randn(3, requires_grad=True)
-    data = p.data
+    data = p.array
     p.grad = mg.ones(3)
     for optimizer in (mg.optim.SGD([p], lr=0.1, momentum=0.9), mg.optim.Adam([p])):
         optimizer.step()
         optimizer.step()
-    assert p.data is data and p.dtype == mg.float32 and p.grad_fn is None
+    assert p.array is data and p.dtype == mg.float32 and p.grad_fn is None
     state = optimizer.state[p]
     assert state["exp_avg"].dtype == np.float32 and state["exp_avg_sq"].dtype == np.float32
     optimizer.zero_grad()

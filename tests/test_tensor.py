@@ -166,3 +166,25 @@ def test_var_and_std_bind_positional_arguments_as_pytorch_does(call):
 def test_var_refuses_unbiased_together_with_correction():
     with pytest.raises(TypeError, match="var: give unbiased or correction, not both"):
         mg.ones(3).var(0, True, correction=0)
+
+
+def test_data_is_a_tensor_outside_the_graph_sharing_the_memory_as_in_pytorch():
+    layer = mg.nn.Linear(3, 2)
+    mg.manual_seed(0)
+    layer.weight.data.normal_(0.0, 0.02)  # the DCGAN-style initialisation
+    assert 0 < float(layer.weight.abs().max()) < 0.1
+    layer.bias.data.copy_(mg.tensor([1.0, 2.0]))
+    assert layer.bias.numpy().tolist() == [1.0, 2.0]
+    data = layer.weight.data
+    assert isinstance(data, mg.Tensor) and not data.requires_grad and data.grad_fn is None
+    assert np.shares_memory(data.array, layer.weight.array)
+
+    w = mg.tensor([1.0, 2.0], requires_grad=True)
+    (w * w).sum().backward()
+    w.data -= 0.5 * w.grad.data  # no no_grad needed: .data is outside the graph
+    assert w.numpy().tolist() == [0.0, 0.0] and w.requires_grad and w.is_leaf
+    w.data = mg.tensor([5.0, 6.0, 7.0])  # as in PyTorch, .data may take other values
+    assert w.shape == (3,) and w.requires_grad
+    with pytest.raises(TypeError, match="Tensor.data: expected a Tensor, got ndarray"):
+        w.data = np.zeros(3)
+    assert isinstance(w.array, np.ndarray)  # the backend array itself

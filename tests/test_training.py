@@ -100,7 +100,7 @@ def test_fit_on_the_gpu_gives_the_cpu_s_result(tmp_path, device):
         history = fit(model, optimizer, nn.CrossEntropyLoss(), train, val, epochs=2,
                       device=where, metric=accuracy, progress=False)
         assert all(p.device == where for p in model.parameters())
-        assert all(v["exp_avg"].__class__ is model[0].weight.data.__class__
+        assert all(v["exp_avg"].__class__ is model[0].weight.array.__class__
                    for v in optimizer.state.values())
         results.append((history, model.state_dict()))
     (cpu_history, cpu_state), (gpu_history, gpu_state) = results

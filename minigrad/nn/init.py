@@ -43,8 +43,8 @@ def calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
 def _fill(tensor: Tensor, draw) -> Tensor:
     with no_grad(), backend.device_context(tensor.device):
         rng = backend.generator(tensor.device)
-        tensor.data[...] = draw(rng, tensor.shape, tensor.dtype)
-    bump_version(tensor.data)
+        tensor.array[...] = draw(rng, tensor.shape, tensor.dtype)
+    bump_version(tensor.array)
     return tensor
 
 
@@ -59,8 +59,8 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
     with no_grad():
-        tensor.data[...] = val
-    bump_version(tensor.data)
+        tensor.array[...] = val
+    bump_version(tensor.array)
     return tensor
 
 

@@ -178,10 +178,10 @@ class _BatchNorm(Module):
             )
         momentum = self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked.array += 1
             if momentum is None:  # cumulative moving average: 1 / batches seen, computed on
                 # the device (a 0-d array), so that the step never waits to read the count
-                momentum = 1 / self.num_batches_tracked.data.astype(self.running_mean.dtype)
+                momentum = 1 / self.num_batches_tracked.array.astype(self.running_mean.dtype)
         use_batch_stats = self.training or not self.track_running_stats
         return F.batch_norm(
             x,

@@ -26,7 +26,7 @@ class Parameter(Tensor):
     assigned to a Module attribute."""
 
     def __init__(self, data, requires_grad: bool = True):
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad)
+        super().__init__(data.array if isinstance(data, Tensor) else data, requires_grad)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
@@ -155,7 +155,7 @@ class Module:
             if set_to_none:
                 param.grad = None
             elif param.grad is not None:
-                param.grad.data[...] = 0
+                param.grad.array[...] = 0
 
     def to(self, *args, **kwargs) -> Module:
         """Move (in place) every parameter, gradient and buffer to a device and/or cast the
@@ -180,9 +180,9 @@ class Module:
             return backend.to_device(array, device) if device is not None else array
 
         for tensor in [*self.parameters(), *self.buffers()]:
-            tensor.data = convert(tensor.data)
+            tensor.array = convert(tensor.array)
             if tensor.grad is not None:
-                tensor.grad.data = convert(tensor.grad.data)
+                tensor.grad.array = convert(tensor.grad.array)
         return self
 
     def float(self) -> Module:
@@ -243,8 +243,8 @@ class Module:
         with no_grad():
             for key, array in arrays.items():
                 tensor = own[key]
-                tensor.data[...] = backend.to_device(array.astype(tensor.dtype), tensor.device)
-                bump_version(tensor.data)
+                tensor.array[...] = backend.to_device(array.astype(tensor.dtype), tensor.device)
+                bump_version(tensor.array)
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing -----------------------------------------------------------------------------

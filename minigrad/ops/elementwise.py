@@ -36,7 +36,7 @@ def _as_tensor(value, like: Tensor) -> Tensor:
     if backend.is_array(value):
         return Tensor(value)
     dtype = _scalar_dtype(value, like.dtype)
-    xp = get_array_module(like.data)
+    xp = get_array_module(like.array)
     return Tensor(xp.asarray(value, dtype=dtype))
 
 
@@ -340,7 +340,7 @@ def _compare(name: str, ufunc_name: str):
         a, b = operands(name, a, b)
         if a.device != b.device:
             raise RuntimeError(f"{name}: tensors are on {a.device} and {b.device}")
-        return Tensor(getattr(get_array_module(a.data), ufunc_name)(a.data, b.data))
+        return Tensor(getattr(get_array_module(a.array), ufunc_name)(a.array, b.array))
 
     compare.__name__ = name
     return compare

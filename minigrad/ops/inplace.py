@@ -62,16 +62,16 @@ def _in_place(tensor: Tensor, name: str, out_of_place, update_array, others=()) 
     in_graph = tensor.requires_grad or any(isinstance(o, Tensor) and o.requires_grad
                                            for o in others)
     if autograd.is_grad_enabled() and in_graph:
-        old = Tensor(tensor.data.copy())
+        old = Tensor(tensor.array.copy())
         old.requires_grad, old.grad_fn = tensor.requires_grad, tensor.grad_fn
         result = out_of_place(old)
         _check_result(name, tensor, result.shape, result.dtype)
-        tensor.data[...] = result.data
+        tensor.array[...] = result.array
         tensor.requires_grad, tensor.grad_fn = True, result.grad_fn
         result.grad_fn._output = weakref.ref(tensor)  # retain_grad reaches this tensor
     else:
-        update_array(tensor.data)
-    autograd.bump_version(tensor.data)
+        update_array(tensor.array)
+    autograd.bump_version(tensor.array)
     return tensor
 
 
@@ -101,7 +101,7 @@ def _binary(name: str, op, ufunc_name: str):
             if ufunc_name == "divide" and result_dtype.kind != "f":
                 result_dtype = backend.get_default_dtype()  # int / int is float, as in torch
             _check_result(name, self, np.broadcast_shapes(array.shape, b.shape), result_dtype)
-            getattr(get_array_module(array), ufunc_name)(array, b.data, out=array,
+            getattr(get_array_module(array), ufunc_name)(array, b.array, out=array,
                                                          casting="unsafe")
 
         return _in_place(self, name, lambda old: op(old, other), update, (other,))
@@ -119,14 +119,14 @@ div_ = _binary("div_", elementwise.div, "divide")
 def _overwrite(tensor: Tensor, name: str, new: Tensor) -> Tensor:
     def update(array):
         _check_result(name, tensor, np.broadcast_shapes(tensor.shape, new.shape), tensor.dtype)
-        array[...] = new.data
+        array[...] = new.array
 
     return _in_place(tensor, name, lambda old: Overwrite.apply(old, new), update, (new,))
 
 
 def fill_(tensor: Tensor, value, _name: str = "fill_") -> Tensor:
     """Every element set to `value`."""
-    xp = get_array_module(tensor.data)
+    xp = get_array_module(tensor.array)
     return _overwrite(tensor, _name, Tensor(xp.asarray(value, dtype=tensor.dtype)))
 
 

@@ -177,7 +177,7 @@ def _class_target(op: str, logits: Tensor, target: Tensor, ignore_index: int) ->
         )
     # checked on the device, without making a GPU wait (see backend.check); the bad value is
     # looked up only on failure
-    data, classes = target.data, logits.shape[1]
+    data, classes = target.array, logits.shape[1]
     outside = ((data < 0) | (data >= classes)) & (data != ignore_index)
 
     def message() -> str:
@@ -190,7 +190,7 @@ def _class_target(op: str, logits: Tensor, target: Tensor, ignore_index: int) ->
 def _class_weight(op: str, logits: Tensor, weight) -> Tensor:
     classes = logits.shape[1]
     if weight is None:
-        xp = get_array_module(logits.data)
+        xp = get_array_module(logits.array)
         return Tensor(xp.ones(classes, dtype=logits.dtype))
     if weight.shape != (classes,):
         raise ValueError(f"{op}: weight has shape {weight.shape}, expected ({classes},)")
@@ -249,7 +249,7 @@ def _binary_arguments(op: str, input: Tensor, target: Tensor, **weights):  # noq
                         f"{target.dtype}; convert it with .float()")
     if target.requires_grad:
         raise ValueError(f"{op}: gradients with respect to the target are not supported")
-    xp = get_array_module(input.data)
+    xp = get_array_module(input.array)
     result = [target.to(input.dtype)]
     for name, w in weights.items():
         if w is None:
@@ -269,7 +269,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     """BCE of probabilities in [0, 1] against targets of the same shape."""
     _check_reduction("binary_cross_entropy", reduction)
     target, weight = _binary_arguments("binary_cross_entropy", input, target, weight=weight)
-    probabilities = input.data
+    probabilities = input.array
 
     def message() -> str:
         low, high = float(probabilities.min()), float(probabilities.max())

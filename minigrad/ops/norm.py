@@ -94,7 +94,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
         raise ValueError("batch_norm: eval mode needs running_mean and running_var")
     weight = weight if weight is not None else ones(channels, dtype=x.dtype, device=x.device)
     bias = bias if bias is not None else zeros(channels, dtype=x.dtype, device=x.device)
-    settings = dict(running_mean=None if running_mean is None else running_mean.data,
-                    running_var=None if running_var is None else running_var.data,
+    settings = dict(running_mean=None if running_mean is None else running_mean.array,
+                    running_var=None if running_var is None else running_var.array,
                     training=training, momentum=momentum, eps=eps)
     return fast.select(BatchNorm, x, **settings).apply(x, weight, bias, **settings)

@@ -170,7 +170,7 @@ def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 
 def _extremum(op: str, x: Tensor, dim, keepdim: bool, largest: bool):
-    if x.data.size == 0:
+    if x.array.size == 0:
         raise RuntimeError(f"{op}: the tensor of shape {x.shape} is empty")
     if dim is None:
         return Amax.apply(x, axes=tuple(range(x.ndim)), keepdim=False, largest=largest)
@@ -230,24 +230,24 @@ def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
 def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """Index of the largest element (of the flattened tensor when `dim` is None)."""
     if dim is None:
-        return Tensor(get_array_module(x.data).asarray(x.data.argmax()).astype(backend.int64))
+        return Tensor(get_array_module(x.array).asarray(x.array.argmax()).astype(backend.int64))
     dim = normalize_dim("argmax", dim, x.ndim)
-    return Tensor(x.data.argmax(axis=dim, keepdims=keepdim).astype(backend.int64))
+    return Tensor(x.array.argmax(axis=dim, keepdims=keepdim).astype(backend.int64))
 
 
 def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """Index of the smallest element (of the flattened tensor when `dim` is None)."""
     if dim is None:
-        return Tensor(get_array_module(x.data).asarray(x.data.argmin()).astype(backend.int64))
+        return Tensor(get_array_module(x.array).asarray(x.array.argmin()).astype(backend.int64))
     dim = normalize_dim("argmin", dim, x.ndim)
-    return Tensor(x.data.argmin(axis=dim, keepdims=keepdim).astype(backend.int64))
+    return Tensor(x.array.argmin(axis=dim, keepdims=keepdim).astype(backend.int64))
 
 
 def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
     axes = normalize_dims("all", dim, x.ndim)
-    return Tensor(get_array_module(x.data).asarray(x.data.all(axis=axes, keepdims=keepdim)))
+    return Tensor(get_array_module(x.array).asarray(x.array.all(axis=axes, keepdims=keepdim)))
 
 
 def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
     axes = normalize_dims("any", dim, x.ndim)
-    return Tensor(get_array_module(x.data).asarray(x.data.any(axis=axes, keepdims=keepdim)))
+    return Tensor(get_array_module(x.array).asarray(x.array.any(axis=axes, keepdims=keepdim)))

@@ -66,11 +66,11 @@ def reshape(x: Tensor, *shape) -> Tensor:
     shape = tuple(int(n) for n in _sizes(shape))
     known = math.prod(n for n in shape if n != -1)
     fits = shape.count(-1) <= 1 and (
-        known == x.data.size if -1 not in shape else known != 0 and x.data.size % known == 0
+        known == x.array.size if -1 not in shape else known != 0 and x.array.size % known == 0
     )
     if not fits or any(n < -1 for n in shape):
         raise RuntimeError(
-            f"reshape: cannot view a tensor of shape {x.shape} ({x.data.size} elements) "
+            f"reshape: cannot view a tensor of shape {x.shape} ({x.array.size} elements) "
             f"as shape {shape}"
         )
     return x if shape == x.shape else Reshape.apply(x, shape=shape)
@@ -246,7 +246,7 @@ def index(x: Tensor, key) -> Tensor:
 
 def _normalize_index(x: Tensor, key) -> tuple:
     """The index as a tuple of ints, slices, None, Ellipsis and arrays on x's device."""
-    xp = get_array_module(x.data)
+    xp = get_array_module(x.array)
     items = key if isinstance(key, tuple) else (key,)
     normalized = []
     for item in items:
@@ -255,7 +255,7 @@ def _normalize_index(x: Tensor, key) -> tuple:
                 raise RuntimeError(
                     f"index: the index tensor is on {item.device} but the tensor is on {x.device}"
                 )
-            item = item.data
+            item = item.array
         elif isinstance(item, list) or (
             backend.is_array(item) and backend.get_array_module(item) is not xp
         ):

@@ -33,25 +33,25 @@ class Adam(Optimizer):
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             weight_decay = group["weight_decay"]
             for p in self._params_with_grad(group):
-                xp = get_array_module(p.data)
-                grad = p.grad.data
+                xp = get_array_module(p.array)
+                grad = p.grad.array
                 state = self.state.setdefault(p, {})
                 if not state:
                     state["step"] = 0
-                    state["exp_avg"] = xp.zeros_like(p.data)
-                    state["exp_avg_sq"] = xp.zeros_like(p.data)
+                    state["exp_avg"] = xp.zeros_like(p.array)
+                    state["exp_avg_sq"] = xp.zeros_like(p.array)
                 state["step"] += 1
                 if weight_decay and self.decoupled:
-                    p.data *= 1 - lr * weight_decay
+                    p.array *= 1 - lr * weight_decay
                 elif weight_decay:
-                    grad = grad + weight_decay * p.data
+                    grad = grad + weight_decay * p.array
                 m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
                 m *= beta1
                 m += (1 - beta1) * grad
                 v *= beta2
                 v += (1 - beta2) * grad * grad
                 denominator = xp.sqrt(v) / math.sqrt(1 - beta2**t) + eps
-                p.data -= (lr / (1 - beta1**t)) * m / denominator
+                p.array -= (lr / (1 - beta1**t)) * m / denominator
 
 
 class AdamW(Adam):

@@ -54,7 +54,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 elif p.grad is not None:
-                    p.grad.data[...] = 0
+                    p.grad.array[...] = 0
 
     def step(self) -> None:
         raise NotImplementedError
@@ -67,7 +67,7 @@ class Optimizer:
                         f"{type(self).__name__}: a gradient of shape {p.grad.shape} and dtype "
                         f"{p.grad.dtype} does not fit its parameter {p.shape} {p.dtype}"
                     )
-                bump_version(p.data)  # the step changes p in place: a pending backward that
+                bump_version(p.array)  # the step changes p in place: a pending backward that
                 yield p  # saved p must refuse to run, as in PyTorch
 
     # -- saving and restoring -----------------------------------------------------------------

@@ -31,9 +31,9 @@ class SGD(Optimizer):
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov = group["weight_decay"], group["nesterov"]
             for p in self._params_with_grad(group):
-                d = p.grad.data
+                d = p.grad.array
                 if weight_decay:
-                    d = d + weight_decay * p.data
+                    d = d + weight_decay * p.array
                 if momentum:
                     state = self.state.setdefault(p, {})
                     buf = state.get("momentum_buffer")
@@ -43,4 +43,4 @@ class SGD(Optimizer):
                         buf *= momentum
                         buf += (1 - dampening) * d if dampening else d
                     d = d + momentum * buf if nesterov else buf
-                p.data -= lr * d
+                p.array -= lr * d

@@ -70,7 +70,7 @@ def select(reference, x, **settings):
     path of x's device when there is one that supports them, else the reference."""
     if not _enabled:
         return reference
-    if isinstance(x.data, np.ndarray):
+    if isinstance(x.array, np.ndarray):
         candidate = paths("cpu").get(reference)
     elif kernels.enabled():
         candidate = paths("cuda").get(reference)
