@@ -44,8 +44,9 @@ def test_every_sample_once_per_epoch_in_batches_of_the_asked_size(n, batch_size,
     assert len(batches) == len(loader)
     seen = np.concatenate([x for x, _ in batches]) if batches else np.array([])
     for x, y in batches:
+        assert isinstance(x, mg.Tensor) and isinstance(y, mg.Tensor)  # as torch yields them
         assert len(x) == batch_size or (not drop_last and x is batches[-1][0])
-        np.testing.assert_array_equal(y, x.astype(np.int64) ** 2)
+        np.testing.assert_array_equal(y.numpy(), x.numpy().astype(np.int64) ** 2)
     expected = (n // batch_size) * batch_size if drop_last else n
     assert len(seen) == expected and len(set(seen.tolist())) == expected
     if not shuffle:
@@ -175,3 +176,20 @@ def test_kfold_matches_scikit_learn():
     for (a_train, a_val), (b_train, b_val) in zip(ours, theirs):
         np.testing.assert_array_equal(a_train, b_train)
         np.testing.assert_array_equal(a_val, b_val)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_usual_pytorch_loop_runs_with_minigrad_utils_data(device):
+    """`from torch.utils.data import ...`, batches of Tensors, `.to(device)` in the loop."""
+    import minigrad.utils.data
+    from minigrad.utils.data import DataLoader as Loader
+    from minigrad.utils.data import TensorDataset as Pairs
+
+    assert Loader is DataLoader and minigrad.utils.data is mg.data and mg.utils.data is mg.data
+    dataset = Pairs(mg.randn(10, 3), mg.randint(0, 2, (10,)))
+    model = mg.nn.Linear(3, 2).to(device)
+    for inputs, targets in Loader(dataset, batch_size=4, shuffle=True, seed=0):
+        inputs, targets = inputs.to(device), targets.to(device)
+        loss = mg.nn.functional.cross_entropy(model(inputs), targets)
+        loss.backward()
+        assert inputs.device == device and targets.dtype == mg.int64

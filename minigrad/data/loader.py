@@ -43,6 +43,8 @@ def default_collate(samples: list):
 
 
 def _to_tensors(batch, device):
+    """Numeric arrays of a collated batch as Tensors (moved to `device` if one is given);
+    anything else (strings, file names) as it is."""
     if isinstance(batch, tuple):
         return tuple(_to_tensors(b, device) for b in batch)
     if isinstance(batch, list):
@@ -50,7 +52,7 @@ def _to_tensors(batch, device):
     if isinstance(batch, dict):
         return {k: _to_tensors(v, device) for k, v in batch.items()}
     if isinstance(batch, np.ndarray) and batch.dtype.kind in "biuf":
-        return Tensor(batch).to(device)
+        return Tensor(batch) if device is None else Tensor(batch).to(device)
     return batch
 
 
@@ -61,8 +63,10 @@ class DataLoader:
     batch_size, shuffle, drop_last: as in PyTorch.
     num_workers: threads preparing batches ahead (0: in the calling thread).
     seed: makes the shuffle order and the random transforms reproducible.
-    collate_fn: turns a list of samples into a batch (default: stack into NumPy arrays).
-    device: if given, batches come as Tensors on that device instead of NumPy arrays.
+    collate_fn: turns a list of samples into a batch (default: stack them); its numeric arrays
+        are yielded as Tensors, as torch.utils.data yields them.
+    device: if given, the batches' Tensors are moved there ("cuda"), so a loop needs no
+        `.to(device)` (one still works).
     skip_errors: skip samples whose loading raises (a corrupt image) instead of stopping;
         `skipped` then counts them, and each epoch that skipped some warns with the count.
     """
@@ -118,7 +122,7 @@ class DataLoader:
                                        f"{type(self.dataset).__name__} failed: {error}") from error
                 skipped += 1
         batch = self.collate_fn(samples) if samples else None
-        if batch is not None and self.device is not None:
+        if batch is not None:
             batch = _to_tensors(batch, self.device)
         return batch, skipped
 
