@@ -172,7 +172,10 @@ def test_module_registration_modes_and_conversion():
     assert len(list(model.parameters())) == 4  # the shared layer counts once
     assert [n for n, _ in model.named_buffers()] == ["3.running_mean", "3.running_var",
                                                      "3.num_batches_tracked"]
-    assert len(list(model.children())) == 5 and len(list(model.modules())) == 6
+    # a module registered twice is listed once, as in PyTorch (4 children, 5 modules)
+    assert len(list(model.children())) == 4 and len(list(model.modules())) == 5
+    assert [n for n, _ in model.named_modules()] == ["", "0", "1", "3", "4"]
+    assert list(model.state_dict())[:4] == ["0.weight", "0.bias", "2.weight", "2.bias"]
     model.eval()
     assert not any(m.training for m in model.modules())
     model.train()

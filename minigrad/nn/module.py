@@ -97,20 +97,38 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
+        if args and type(self).__module__.startswith("minigrad.") and _not_a_tensor(args[0]):
+            raise TypeError(f"{type(self).__name__}: expected a minigrad Tensor, got "
+                            f"{_type_name(args[0])}; wrap it with minigrad.tensor(...)")
         return self.forward(*args, **kwargs)
 
     # -- walking the tree ---------------------------------------------------------------------
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True,
+                      _seen: set | None = None) -> Iterator[tuple[str, Module]]:
+        """This module and every one below it, with dotted names; a module registered twice
+        (a shared layer) is listed once, under its first name, unless remove_duplicate=False
+        (state_dict lists it under each name, as PyTorch's does)."""
+        seen = set() if _seen is None else _seen
+        if remove_duplicate:
+            if id(self) in seen:
+                return
+            seen.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
             if child is not None:
-                yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+                yield from child.named_modules(f"{prefix}.{name}" if prefix else name,
+                                               remove_duplicate, seen)
 
     def modules(self) -> Iterator[Module]:
         return (module for _, module in self.named_modules())
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
-        return ((n, m) for n, m in self._modules.items() if m is not None)
+        """The direct submodules, each once (a module registered twice under its first name)."""
+        seen = set()
+        for name, child in self._modules.items():
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                yield name, child
 
     def children(self) -> Iterator[Module]:
         return (module for _, module in self.named_children())
@@ -201,7 +219,7 @@ class Module:
     def state_dict(self) -> OrderedDict:
         """A fresh dict of name -> NumPy array (a host copy) of every parameter and buffer."""
         state = OrderedDict()
-        for module_name, module in self.named_modules():
+        for module_name, module in self.named_modules(remove_duplicate=False):
             dot = f"{module_name}." if module_name else ""
             for name, tensor in [*module._parameters.items(), *module._buffers.items()]:
                 if tensor is not None:
@@ -214,12 +232,15 @@ class Module:
         can read (torch CPU tensors). With strict=True, missing or unexpected keys are an
         error; a shape mismatch always is. All problems are listed at once."""
         own = OrderedDict()
-        for module_name, module in self.named_modules():
+        for module_name, module in self.named_modules(remove_duplicate=False):
             dot = f"{module_name}." if module_name else ""
             for name, tensor in [*module._parameters.items(), *module._buffers.items()]:
                 if tensor is not None:
                     own[dot + name] = tensor
-        missing = [k for k in own if k not in state_dict]
+        # a checkpoint from before BatchNorm counted its batches has no num_batches_tracked:
+        # PyTorch loads it and keeps the count it has, and so does minigrad
+        missing = [k for k in own if k not in state_dict
+                   and not k.rsplit(".", 1)[-1] == "num_batches_tracked"]
         unexpected = [k for k in state_dict if k not in own]
         arrays, problems = {}, []
         for key, tensor in own.items():
@@ -329,3 +350,17 @@ class ModuleList(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+def _not_a_tensor(value) -> bool:
+    """Data a layer cannot take: a NumPy array, or a list or tuple of numbers."""
+    if isinstance(value, np.ndarray):
+        return True
+    while isinstance(value, (list, tuple)) and value:
+        value = value[0]
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+
+
+def _type_name(value) -> str:
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__name__}" if cls.__module__ != "builtins" else cls.__name__

@@ -40,11 +40,31 @@ def _as_tensor(value, like: Tensor) -> Tensor:
     return Tensor(xp.asarray(value, dtype=dtype))
 
 
+def _category(dtype) -> int:
+    return {"b": 0, "u": 1, "i": 1, "f": 2}[np.dtype(dtype).kind]
+
+
+def result_dtype(*tensors: Tensor) -> np.dtype:
+    """PyTorch's rule: the tensors with dimensions decide; 0-d tensors (and the numbers made
+    into them) count only when they are of a higher category (bool < integer < float), so
+    float32 + a 0-d float64 stays float32, and int64 + a 0-d float64 is float64."""
+    def common(dtypes):
+        dtype = dtypes[0]
+        for other in dtypes[1:]:
+            dtype = backend.promote_types(dtype, other)
+        return dtype
+
+    dimensioned = [t.dtype for t in tensors if t.ndim]
+    zero_dim = [t.dtype for t in tensors if not t.ndim]
+    if not dimensioned or not zero_dim:
+        return common(dimensioned or zero_dim)
+    dtype, zero_dtype = common(dimensioned), common(zero_dim)
+    return zero_dtype if _category(zero_dtype) > _category(dtype) else dtype
+
+
 def promote(*tensors: Tensor) -> tuple:
     """The tensors cast (differentiably) to their common dtype, chosen as PyTorch does."""
-    dtype = tensors[0].dtype
-    for t in tensors[1:]:
-        dtype = backend.promote_types(dtype, t.dtype)
+    dtype = result_dtype(*tensors)
     return tuple(t if t.dtype == dtype else cast(t, dtype) for t in tensors)
 
 
@@ -137,7 +157,11 @@ class Pow(Function):
         xp = get_array_module(grad)
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_a = unbroadcast(grad * b * a ** (b - 1), a.shape)
+            # b * a^(b-1), taken as 0 where b == 0 (so x**0 has gradient 0 at x = 0 too, as
+            # in PyTorch, rather than 0 * inf)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                local = xp.where(b == 0, 0, b * a ** (b - 1))
+            grad_a = unbroadcast(grad * local, a.shape)
         if ctx.needs_input_grad[1]:
             # d(a^b)/db = a^b log a; PyTorch takes it as 0 where a == 0 (and b >= 0)
             log_a = xp.log(xp.where(a == 0, 1, a))
@@ -311,6 +335,9 @@ def where(condition: Tensor, x, y) -> Tensor:
     if not isinstance(condition, Tensor) or condition.dtype != backend.bool_:
         got = condition.dtype if isinstance(condition, Tensor) else type(condition).__name__
         raise TypeError(f"where: condition must be a bool tensor, got {got}")
+    if not isinstance(x, Tensor) and not isinstance(y, Tensor):  # where(c, 1.0, 0.0)
+        x = Tensor(get_array_module(condition.array).asarray(
+            x, dtype=_scalar_dtype(x, _scalar_dtype(y, backend.bool_))))
     x, y = operands("where", x, y)
     broadcast_shape("where", condition.shape, x.shape, y.shape)
     return Where.apply(condition, x, y)
@@ -383,8 +410,8 @@ class ToDevice(Function):
 def cast(x: Tensor, dtype) -> Tensor:
     """`x` as `dtype`; the gradient is cast back to x's dtype."""
     dtype = backend.as_dtype(dtype)
-    if x.requires_grad and not backend.is_floating(dtype):
-        raise TypeError(f"to: cannot cast a tensor that requires grad to {dtype}; detach it first")
+    if not backend.is_floating(dtype):  # integers have no gradient: the result is outside the
+        x = x.detach()  # graph, as PyTorch's x.long() of a tensor that requires grad
     return x if x.dtype == dtype else Cast.apply(x, dtype=dtype)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops.broadcast import broadcast_shape, unbroadcast
-from minigrad.ops.elementwise import promote
 from minigrad.tensor import Tensor
 
 
@@ -82,8 +81,19 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         )
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias has shape {bias.shape}, expected ({weight.shape[0]},)")
-    inputs = promote(x, weight) if bias is None else promote(x, weight, bias)
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    _same_dtype("linear", *inputs)
     return Linear.apply(*inputs)
+
+
+def _same_dtype(op: str, *tensors: Tensor) -> None:
+    """PyTorch's matrix products take no mixed dtypes (a float64 input into a float32 layer is
+    a mistake to report, not to promote silently)."""
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) > 1:
+        raise RuntimeError(f"{op}: expected all operands to have the same dtype, but got "
+                           f"{' and '.join(str(t.dtype) for t in tensors)}; convert them with "
+                           ".float() or .double()")
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -104,4 +114,5 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
             f"{inner_a} and {inner_b} differ"
         )
     broadcast_shape("matmul (batch dimensions)", a.shape[:-2], b.shape[:-2])
-    return MatMul.apply(*promote(a, b))
+    _same_dtype("matmul", a, b)
+    return MatMul.apply(a, b)

@@ -141,7 +141,8 @@ def _reduce(losses, reduction: str, divisor):
     total = losses.sum()
     if reduction == "sum":
         return total
-    return total / (losses.size if divisor is None else divisor)
+    with np.errstate(divide="ignore", invalid="ignore"):  # every target ignored: NaN, as torch
+        return total / (losses.size if divisor is None else divisor)
 
 
 def _spread_loss_grad(grad_per_element, grad, reduction: str, divisor):
@@ -150,7 +151,10 @@ def _spread_loss_grad(grad_per_element, grad, reduction: str, divisor):
         shape = grad.shape + (1,) * (grad_per_element.ndim - grad.ndim)
         return grad_per_element * grad.reshape(shape)
     if reduction == "mean":
-        grad = grad / (grad_per_element.size if divisor is None else divisor)
+        count = grad_per_element.size if divisor is None else divisor
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # nothing counted (every target ignored): no gradient, as in PyTorch, not 0 * inf
+            grad = get_array_module(grad).where(count == 0, 0, grad / count)
     return grad_per_element * grad
 
 

@@ -114,17 +114,23 @@ class MaxAlongDim(Function):
         return (positions == index) * grad
 
 
+def _variance(ctx, x, axes, keepdim, correction):
+    """sum((x - mean)^2) / (n - correction) over `axes`; keeps x - mean for the backward."""
+    centered = x - x.mean(axis=axes, keepdims=True)
+    ctx.divisor = builtins.max(math.prod(x.shape[a] for a in axes) - correction, 0)
+    ctx.axes, ctx.keepdim = axes, keepdim
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return centered, (centered * centered).sum(axis=axes, keepdims=keepdim) / ctx.divisor
+
+
 class Var(Function):
     """Variance over `axes` with Bessel's `correction` (1: unbiased, PyTorch's default)."""
 
     @staticmethod
     def forward(ctx, x, axes, keepdim, correction):
-        centered = x - x.mean(axis=axes, keepdims=True)
-        ctx.divisor = builtins.max(math.prod(x.shape[a] for a in axes) - correction, 0)
-        ctx.axes, ctx.keepdim = axes, keepdim
+        centered, var = _variance(ctx, x, axes, keepdim, correction)
         ctx.save_for_backward(centered)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return (centered * centered).sum(axis=axes, keepdims=keepdim) / ctx.divisor
+        return var
 
     @staticmethod
     def backward(ctx, grad):
@@ -132,6 +138,29 @@ class Var(Function):
         if not ctx.keepdim:
             grad = get_array_module(grad).expand_dims(grad, ctx.axes)
         return grad * (2 * centered / ctx.divisor)
+
+
+class Std(Function):
+    """Standard deviation, the square root of the variance. Its gradient is
+    (x - mean) / (divisor * std), taken as 0 where std is 0 (a constant), as PyTorch does,
+    rather than 0 / 0."""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim, correction):
+        centered, var = _variance(ctx, x, axes, keepdim, correction)
+        out = get_array_module(x).sqrt(var)
+        ctx.save_for_backward(centered, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        centered, out = ctx.saved_tensors
+        xp = get_array_module(grad)
+        if not ctx.keepdim:
+            grad, out = xp.expand_dims(grad, ctx.axes), xp.expand_dims(out, ctx.axes)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            local = xp.where(out == 0, 0, centered / (ctx.divisor * out))
+        return grad * local
 
 
 class LogSumExp(Function):
@@ -159,7 +188,7 @@ class LogSumExp(Function):
 
 def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - PyTorch's name
     axes = normalize_dims("sum", dim, x.ndim)
-    if x.dtype == backend.bool_:
+    if x.dtype.kind in "biu":  # PyTorch sums bools and every integer type as int64
         x = x.to(backend.int64)
     return Sum.apply(x, axes=axes, keepdim=keepdim)
 
@@ -198,28 +227,37 @@ def amin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return Amax.apply(x, axes=normalize_dims("amin", dim, x.ndim), keepdim=keepdim, largest=False)
 
 
+def _correction(op: str, dim, unbiased, correction):
+    """PyTorch's overloads: (dim, unbiased), (unbiased) with no dim, or correction=."""
+    if isinstance(dim, bool):  # var(unbiased): PyTorch's overload with no dim
+        if unbiased is not None:
+            raise TypeError(f"{op}: got unbiased twice ({dim!r} and {unbiased!r})")
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"{op}: give unbiased or correction, not both")
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    return dim, correction
+
+
 def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
         correction: int | None = None) -> Tensor:
     """Variance, with PyTorch's argument order: `var(dim, unbiased, keepdim)`, `var(unbiased)`
     or `var(dim, correction=c, keepdim=...)`. `unbiased=True` (or `correction=1`, the default)
     divides by n - 1; `unbiased=False` (`correction=0`) by n."""
     _check_floating("var", x)
-    if isinstance(dim, bool):  # var(unbiased): PyTorch's overload with no dim
-        if unbiased is not None:
-            raise TypeError(f"var: got unbiased twice ({dim!r} and {unbiased!r})")
-        dim, unbiased = None, dim
-    if unbiased is not None and correction is not None:
-        raise TypeError("var: give unbiased or correction, not both")
-    if correction is None:
-        correction = 1 if unbiased is None or unbiased else 0
+    dim, correction = _correction("var", dim, unbiased, correction)
     axes = normalize_dims("var", dim, x.ndim)
     return Var.apply(x, axes=axes, keepdim=keepdim, correction=correction)
 
 
 def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
         correction: int | None = None) -> Tensor:
-    """Standard deviation: the square root of `var`, with the same arguments."""
-    return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
+    """Standard deviation, with the arguments of `var`."""
+    _check_floating("std", x)
+    dim, correction = _correction("std", dim, unbiased, correction)
+    axes = normalize_dims("std", dim, x.ndim)
+    return Std.apply(x, axes=axes, keepdim=keepdim, correction=correction)
 
 
 def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
@@ -229,16 +267,18 @@ def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
 
 def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """Index of the largest element (of the flattened tensor when `dim` is None)."""
-    if dim is None:
-        return Tensor(get_array_module(x.array).asarray(x.array.argmax()).astype(backend.int64))
+    if dim is None:  # over the flattened tensor; keepdim keeps every dim, as size 1
+        index = get_array_module(x.array).asarray(x.array.argmax()).astype(backend.int64)
+        return Tensor(index.reshape((1,) * x.ndim) if keepdim else index)
     dim = normalize_dim("argmax", dim, x.ndim)
     return Tensor(x.array.argmax(axis=dim, keepdims=keepdim).astype(backend.int64))
 
 
 def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """Index of the smallest element (of the flattened tensor when `dim` is None)."""
-    if dim is None:
-        return Tensor(get_array_module(x.array).asarray(x.array.argmin()).astype(backend.int64))
+    if dim is None:  # over the flattened tensor; keepdim keeps every dim, as size 1
+        index = get_array_module(x.array).asarray(x.array.argmin()).astype(backend.int64)
+        return Tensor(index.reshape((1,) * x.ndim) if keepdim else index)
     dim = normalize_dim("argmin", dim, x.ndim)
     return Tensor(x.array.argmin(axis=dim, keepdims=keepdim).astype(backend.int64))
 
