@@ -161,3 +161,40 @@ def test_optimizers_refuse_bad_parameters_and_settings():
         mg.optim.SGD([x], lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="two groups"):
         mg.optim.SGD([{"params": [x]}, {"params": [x]}], lr=0.1)
+
+
+def _lrs_over_epochs(lib, make_schedulers, epochs=14, set_by_hand=None):
+    """The lr after each epoch of SGD with the given schedulers stepped in order."""
+    parameter = lib.zeros(2, requires_grad=True)
+    optimizer = lib.optim.SGD([parameter], lr=0.1, momentum=0.9)
+    schedulers = make_schedulers(lib, optimizer)
+    lrs = []
+    for epoch in range(epochs):
+        optimizer.step()
+        for scheduler in schedulers:
+            scheduler.step()
+        if set_by_hand is not None and epoch == set_by_hand:
+            optimizer.param_groups[0]["lr"] = 0.5
+        lrs.append(optimizer.param_groups[0]["lr"])
+    return lrs
+
+
+@requires_torch
+@pytest.mark.parametrize("combination", [
+    lambda lib, o: [lib.optim.lr_scheduler.StepLR(o, 3, 0.5),
+                    lib.optim.lr_scheduler.MultiStepLR(o, [2, 5, 5], 0.3)],
+    lambda lib, o: [lib.optim.lr_scheduler.CosineAnnealingLR(o, 4, 1e-3),
+                    lib.optim.lr_scheduler.StepLR(o, 5, 0.1)],
+], ids=["step+multistep", "cosine+step"])
+def test_several_schedulers_on_one_optimizer_compose_as_in_pytorch(combination):
+    ours, theirs = (_lrs_over_epochs(lib, combination) for lib in (mg, torch()))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+@requires_torch
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_an_lr_set_by_hand_is_kept_and_scheduled_on_as_in_pytorch(name):
+    make = (lambda lib, o: [SCHEDULERS[name](lib, o)])
+    ours, theirs = (_lrs_over_epochs(lib, make, set_by_hand=4) for lib in (mg, torch()))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    assert ours[4] == 0.5  # the hand-set value was not overwritten

@@ -26,7 +26,10 @@ class _Scheduler:
 
 
 class LRScheduler(_Scheduler):
-    """Schedules that are a closed form of the epoch: lr = base_lr * factor(epoch)."""
+    """Schedules of the epoch, in PyTorch's chainable form: each step takes the lr that a group
+    has *now* to the next one (`next_lr`), so two schedulers on one optimizer compose and an lr
+    set by hand is kept and scheduled on from. `lr_at` is the same schedule in closed form
+    from the base lr, used when a schedule starts at a given `last_epoch` (resuming)."""
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         if not isinstance(optimizer, Optimizer):
@@ -37,19 +40,27 @@ class LRScheduler(_Scheduler):
             group.setdefault("initial_lr", group["lr"])
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
-        self.step()
+        if last_epoch == -1:
+            self.step()
+        else:  # resuming at an epoch: the closed form, as PyTorch's first step then does
+            self.last_epoch += 1
+            for group, base_lr in zip(optimizer.param_groups, self.base_lrs):
+                group["lr"] = self.lr_at(base_lr, self.last_epoch)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
+        raise NotImplementedError
+
+    def next_lr(self, lr: float, base_lr: float, epoch: int) -> float:
         raise NotImplementedError
 
     def step(self) -> None:
         self.last_epoch += 1
         for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = self.lr_at(base_lr, self.last_epoch)
+            group["lr"] = self.next_lr(group["lr"], base_lr, self.last_epoch)
 
 
 class StepLR(LRScheduler):
-    """lr = base_lr * gamma ** (epoch // step_size)."""
+    """lr = base_lr * gamma ** (epoch // step_size): times gamma every step_size epochs."""
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1):
@@ -61,9 +72,12 @@ class StepLR(LRScheduler):
     def lr_at(self, base_lr: float, epoch: int) -> float:
         return base_lr * self.gamma ** (epoch // self.step_size)
 
+    def next_lr(self, lr: float, base_lr: float, epoch: int) -> float:
+        return lr * self.gamma if epoch > 0 and epoch % self.step_size == 0 else lr
+
 
 class MultiStepLR(LRScheduler):
-    """lr = base_lr * gamma ** (number of milestones reached)."""
+    """lr = base_lr * gamma ** (number of milestones reached): times gamma at each one."""
 
     def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1,
                  last_epoch: int = -1):
@@ -73,9 +87,13 @@ class MultiStepLR(LRScheduler):
     def lr_at(self, base_lr: float, epoch: int) -> float:
         return base_lr * self.gamma ** bisect.bisect_right(self.milestones, epoch)
 
+    def next_lr(self, lr: float, base_lr: float, epoch: int) -> float:
+        return lr * self.gamma ** self.milestones.count(epoch)
+
 
 class CosineAnnealingLR(LRScheduler):
-    """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
+    """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2, stepped as the
+    ratio of two consecutive values of that curve (PyTorch's recursive form)."""
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,  # noqa: N803
                  last_epoch: int = -1):
@@ -87,6 +105,15 @@ class CosineAnnealingLR(LRScheduler):
     def lr_at(self, base_lr: float, epoch: int) -> float:
         cosine = (1 + math.cos(math.pi * epoch / self.T_max)) / 2
         return self.eta_min + (base_lr - self.eta_min) * cosine
+
+    def next_lr(self, lr: float, base_lr: float, epoch: int) -> float:
+        if epoch == 0:
+            return lr
+        if (epoch - 1 - self.T_max) % (2 * self.T_max) == 0:  # the curve's lowest point
+            return lr + (base_lr - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
+        ratio = ((1 + math.cos(math.pi * epoch / self.T_max))
+                 / (1 + math.cos(math.pi * (epoch - 1) / self.T_max)))
+        return ratio * (lr - self.eta_min) + self.eta_min
 
 
 class ReduceLROnPlateau(_Scheduler):
