@@ -379,3 +379,37 @@ def _random(draw, size, dtype, device, requires_grad) -> Tensor:
     with backend.device_context(device):
         array = draw(backend.generator(device), _shape_of(size), dtype)
     return Tensor(array, requires_grad=requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    """`steps` evenly spaced values from start to end, both included."""
+    values = np.linspace(start, end, steps)
+    return tensor(values, dtype=dtype or backend.get_default_dtype(), device=device,
+                  requires_grad=requires_grad)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A CPU tensor sharing the NumPy array's memory (and dtype), as torch.from_numpy."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(array)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """`data` as a tensor, sharing memory when it already is an array of that dtype and
+    device (a Tensor is returned as it is then), else a copy."""
+    if isinstance(data, Tensor):
+        if (dtype is None or data.dtype == backend.as_dtype(dtype)) and (
+                device is None or data.device == Device(device)):
+            return data
+        data = data.array
+    if backend.is_array(data) and (dtype is None or data.dtype == backend.as_dtype(dtype)) and (
+            device is None or backend.device_of(data) == Device(device)):
+        return Tensor(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def randn_like(other: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return randn(*other.shape, dtype=dtype or other.dtype, device=device or other.device,
+                 requires_grad=requires_grad)

@@ -319,7 +319,8 @@ _FUNCTIONS = {
     "subtract", "divide", "logical_and", "logical_or", "logical_xor", "logical_not", "sum",
     "mean", "argmax", "argmin", "reshape", "transpose", "moveaxis",
     "may_share_memory", "array_equal", "allclose", "copyto", "prod", "cumsum", "square",
-    "power", "negative", "floor", "ceil", "round",
+    "power", "negative", "floor", "ceil", "round", "sin", "cos", "floor_divide", "bitwise_and",
+    "bitwise_or", "bitwise_xor", "invert", "flip", "indices", "argsort",
 }
 # the functions that CuPy runs as ufuncs (or elementwise kernels): C-contiguous results
 _ELEMENTWISE = {
@@ -327,7 +328,8 @@ _ELEMENTWISE = {
     "isfinite", "isnan", "equal", "not_equal", "less", "less_equal", "greater",
     "greater_equal", "multiply", "add", "subtract", "divide", "logical_and", "logical_or",
     "logical_xor", "logical_not", "square", "power", "negative", "floor", "ceil", "round",
-    "matmul", "ascontiguousarray",
+    "matmul", "ascontiguousarray", "sin", "cos", "floor_divide", "bitwise_and", "bitwise_or",
+    "bitwise_xor", "invert",
 }
 inf, nan, pi, newaxis = np.inf, np.nan, np.pi, np.newaxis
 float16, float32, float64 = np.float16, np.float32, np.float64

@@ -239,6 +239,96 @@ def clamp_case(draw):
     return Case(lambda x: x.clamp(low, high), [sample(rng, draw(shapes()))])
 
 
+@st.composite
+def along_dim_case(draw, make):
+    """make(draw, rng, shape, dim) -> Case, for an op that works along one dim."""
+    rng = draw(rngs())
+    shape = draw(shapes(min_dims=1))
+    dim = draw(st.integers(-len(shape), len(shape) - 1))
+    return make(draw, rng, shape, dim)
+
+
+def _gather(draw, rng, shape, dim):
+    index_shape = tuple(draw(st.integers(1, s)) for s in shape)
+    index = rng.integers(0, shape[dim], index_shape)
+    return Case(lambda x, i: x.gather(dim, i), [sample(rng, shape), index],
+                requires_grad=[True, False])
+
+
+def _sort(draw, rng, shape, dim):
+    descending = draw(st.booleans())
+    return Case(lambda x: x.sort(dim, descending), [sample(rng, shape)])
+
+
+def _topk(draw, rng, shape, dim):
+    k, largest = draw(st.integers(0, shape[dim])), draw(st.booleans())
+    return Case(lambda x: x.topk(k, dim, largest), [sample(rng, shape)])
+
+
+def _split(draw, rng, shape, dim):
+    size = draw(st.integers(1, shape[dim] + 1))
+    if draw(st.booleans()):
+        return Case(lambda x: x.split(size, dim), [sample(rng, shape)])
+    return Case(lambda x: x.chunk(size, dim), [sample(rng, shape)])
+
+
+def _index_select(draw, rng, shape, dim):
+    index = rng.integers(0, shape[dim], draw(st.integers(0, 4)))
+    return Case(lambda x, i: x.index_select(dim, i), [sample(rng, shape), index],
+                requires_grad=[True, False])
+
+
+def _cumsum(draw, rng, shape, dim):
+    return Case(lambda x: x.cumsum(dim), [sample(rng, shape)])
+
+
+@st.composite
+def masked_fill_case(draw):
+    rng = draw(rngs())
+    x_shape, mask_shape = draw(broadcast_shapes())
+    if len(mask_shape) > len(x_shape) or any(
+            m not in (1, s) for m, s in zip(mask_shape[::-1], x_shape[::-1])):
+        mask_shape = x_shape  # the mask broadcasts to x, never x to the mask
+    mask = rng.random(mask_shape) < 0.5
+    return Case(lambda x, m: x.masked_fill(m, -2.5), [sample(rng, x_shape), mask],
+                requires_grad=[True, False])
+
+
+@st.composite
+def repeat_case(draw):
+    rng = draw(rngs())
+    shape = draw(shapes(max_dims=2))
+    count = max(1, len(shape) + draw(st.integers(0, 1)))  # torch needs one at least
+    sizes = tuple(draw(st.integers(1, 3)) for _ in range(count))
+    return Case(lambda x: x.repeat(*sizes), [sample(rng, shape)])
+
+
+@st.composite
+def flip_case(draw):
+    rng = draw(rngs())
+    shape = draw(shapes(min_dims=1))
+    dims = draw(st.lists(st.integers(0, len(shape) - 1), min_size=1, unique=True))
+    return Case(lambda x: x.flip(dims), [sample(rng, shape)])
+
+
+@st.composite
+def norm_case(draw):
+    rng = draw(rngs())
+    shape = draw(shapes(min_dims=1))
+    dim = draw(dims_of(len(shape)))
+    p, keepdim = draw(st.sampled_from([1, 2, 3])), draw(st.booleans())
+    return Case(lambda x: x.norm(p, dim, keepdim), [sample(rng, shape, "nonzero")])
+
+
+@st.composite
+def matrix_product_case(draw, batched):
+    rng = draw(rngs())
+    b, n, m, p = (draw(st.integers(1, 3)) for _ in range(4))
+    if batched:
+        return Case(lambda x, y: x.bmm(y), [sample(rng, (b, n, m)), sample(rng, (b, m, p))])
+    return Case(lambda x, y: x.mm(y), [sample(rng, (n, m)), sample(rng, (m, p))])
+
+
 CASES = {
     # elementwise arithmetic, broadcasting
     "add": binary(lambda a, b: a + b),
@@ -298,6 +388,26 @@ CASES = {
     "expand": expand_case(),
     "cat": cat_case(),
     "stack": cat_case(stack=True),
+    # more of PyTorch's everyday ops
+    "sin": unary(lambda x: x.sin()),
+    "cos": unary(lambda x: x.cos()),
+    "log1p": unary(lambda x: x.log1p(), "positive"),
+    "maximum": binary(lambda a, b: a.maximum(b)),
+    "minimum": binary(lambda a, b: a.minimum(b)),
+    "remainder": binary(lambda a, b: a % b, ("real", "nonzero")),
+    "cumsum": along_dim_case(_cumsum),
+    "norm": norm_case(),
+    "gather": along_dim_case(_gather),
+    "sort": along_dim_case(_sort),
+    "topk": along_dim_case(_topk),
+    "split_chunk": along_dim_case(_split),
+    "index_select": along_dim_case(_index_select),
+    "masked_fill": masked_fill_case(),
+    "repeat": repeat_case(),
+    "flip": flip_case(),
+    "mm": matrix_product_case(batched=False),
+    "bmm": matrix_product_case(batched=True),
+    "t": unary(lambda x: x.t(), min_dims=2, max_dims=2),
     # indexing
     "index_basic": basic_index_case(),
     "index_integer_array": integer_index_case(),

@@ -194,7 +194,9 @@ def test_several_schedulers_on_one_optimizer_compose_as_in_pytorch(combination):
 @requires_torch
 @pytest.mark.parametrize("name", list(SCHEDULERS))
 def test_an_lr_set_by_hand_is_kept_and_scheduled_on_as_in_pytorch(name):
-    make = (lambda lib, o: [SCHEDULERS[name](lib, o)])
+    def make(lib, optimizer):
+        return [SCHEDULERS[name](lib, optimizer)]
+
     ours, theirs = (_lrs_over_epochs(lib, make, set_by_hand=4) for lib in (mg, torch()))
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
     assert ours[4] == 0.5  # the hand-set value was not overwritten

@@ -124,3 +124,54 @@ def test_a_batch_norm_checkpoint_without_num_batches_tracked_loads_strictly():
     reference.load_state_dict({k: torch().tensor(v) for k, v in state.items()})
     with pytest.raises(RuntimeError, match="Missing key"):
         layer.load_state_dict({"running_mean": np.zeros(3)})  # other keys are still required
+
+
+@requires_torch
+@pytest.mark.parametrize("case", [
+    lambda L: L.tensor([-2.5, 0.0, 3.0]).sign(),
+    lambda L: L.tensor([7, -7, 5]) // 2,
+    lambda L: L.tensor([7.5, -7.5]) // L.tensor([2.0, 2.0]),
+    lambda L: L.tensor([True, False, True]) & L.tensor([True, True, False]),
+    lambda L: L.tensor([True, False, True]) | L.tensor([False, False, True]),
+    lambda L: L.tensor([True, False]) ^ L.tensor([True, True]),
+    lambda L: ~L.tensor([True, False]),
+    lambda L: ~L.tensor([5, 0]),
+    lambda L: L.linspace(-1.0, 2.0, 7),
+    lambda L: L.ones(2, 3).new_zeros(4, 1),
+    lambda L: L.arange(6).view_as(L.ones(2, 3)),
+    lambda L: L.arange(3).type_as(L.ones(1, dtype=L.float64)),
+    lambda L: L.tensor([[1.0, 2.0], [3.0, 4.0]]).t(),
+], ids=["sign", "floordiv-int", "floordiv-float", "and", "or", "xor", "not-bool", "not-int",
+        "linspace", "new_zeros", "view_as", "type_as", "t"])
+def test_everyday_methods_give_pytorch_s_values_and_dtypes(case):
+    ours, theirs = _both(case)
+    assert ours.shape == tuple(theirs.shape) and str(ours.dtype) == _dtype_name(theirs.dtype)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+@requires_torch
+def test_maximum_and_minimum_split_the_gradient_of_ties_as_pytorch():
+    def run(L, op):
+        a = L.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        b = L.tensor([1.0, 5.0, 3.0], requires_grad=True)
+        getattr(L, op)(a, b).backward(L.tensor([1.0, 2.0, 4.0]))
+        return a.grad.numpy(), b.grad.numpy()
+
+    for op in ("maximum", "minimum"):
+        for ours, theirs in zip(run(mg, op), run(torch(), op)):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+def test_from_numpy_and_as_tensor_share_memory_where_pytorch_does():
+    array = np.arange(3.0)
+    shared = mg.from_numpy(array)
+    array[0] = 9.0
+    assert shared.dtype == mg.float64 and shared.tolist() == [9.0, 1.0, 2.0]
+    assert mg.as_tensor(array).array is array
+    assert mg.as_tensor(shared) is shared
+    assert mg.as_tensor(array, dtype=mg.float32).dtype == mg.float32  # a cast copies
+    assert mg.as_tensor([1, 2]).dtype == mg.int64
+    with pytest.raises(TypeError, match="from_numpy: expected a numpy.ndarray, got list"):
+        mg.from_numpy([1.0])
+    like = mg.randn_like(mg.zeros(2, 3, dtype=mg.float64))
+    assert like.shape == (2, 3) and like.dtype == mg.float64

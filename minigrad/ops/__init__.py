@@ -9,27 +9,39 @@ from minigrad.ops.activation import log_softmax, relu, sigmoid, softmax, tanh
 from minigrad.ops.elementwise import (
     abs,
     add,
+    bitwise_and,
+    bitwise_not,
+    bitwise_or,
+    bitwise_xor,
     cast,
     clamp,
     clone,
+    cos,
     div,
     eq,
     exp,
+    floor_divide,
     ge,
     gt,
     le,
     log,
+    log1p,
     lt,
+    maximum,
+    minimum,
     mul,
     ne,
     neg,
     pow,
+    remainder,
+    sign,
+    sin,
     sqrt,
     sub,
     to,
     where,
 )
-from minigrad.ops.linalg import matmul
+from minigrad.ops.linalg import bmm, matmul, mm
 from minigrad.ops.reduce import (
     all,
     amax,
@@ -37,23 +49,34 @@ from minigrad.ops.reduce import (
     any,
     argmax,
     argmin,
+    cumsum,
     logsumexp,
     max,
     mean,
     min,
+    norm,
     std,
     sum,
     var,
 )
 from minigrad.ops.shape import (
     cat,
+    chunk,
     expand,
     flatten,
+    flip,
+    gather,
     index,
+    index_select,
+    masked_fill,
     permute,
+    repeat,
     reshape,
+    sort,
+    split,
     squeeze,
     stack,
+    topk,
     transpose,
     unsqueeze,
     view,
@@ -85,6 +108,12 @@ Tensor.__abs__ = abs
 Tensor.__getitem__ = index
 Tensor.__eq__, Tensor.__ne__ = eq, ne
 Tensor.__lt__, Tensor.__le__, Tensor.__gt__, Tensor.__ge__ = lt, le, gt, ge
+Tensor.__floordiv__, Tensor.__rfloordiv__ = floor_divide, _reflected(floor_divide)
+Tensor.__mod__, Tensor.__rmod__ = remainder, _reflected(remainder)
+Tensor.__and__, Tensor.__rand__ = bitwise_and, _reflected(bitwise_and)
+Tensor.__or__, Tensor.__ror__ = bitwise_or, _reflected(bitwise_or)
+Tensor.__xor__, Tensor.__rxor__ = bitwise_xor, _reflected(bitwise_xor)
+Tensor.__invert__ = bitwise_not
 # in place: x += y changes x's memory (Python would otherwise rebind x to x + y)
 Tensor.__iadd__, Tensor.__isub__ = inplace.add_, inplace.sub_
 Tensor.__imul__, Tensor.__itruediv__ = inplace.mul_, inplace.div_
@@ -104,7 +133,12 @@ for _name, _op in {
     # shape
     "reshape": reshape, "view": view, "flatten": flatten, "permute": permute,
     "transpose": transpose, "squeeze": squeeze, "unsqueeze": unsqueeze, "expand": expand,
-    "matmul": matmul,
+    "matmul": matmul, "mm": mm, "bmm": bmm,
+    # more of PyTorch's everyday methods
+    "sin": sin, "cos": cos, "log1p": log1p, "sign": sign, "maximum": maximum,
+    "minimum": minimum, "remainder": remainder, "cumsum": cumsum, "norm": norm,
+    "gather": gather, "sort": sort, "topk": topk, "flip": flip, "repeat": repeat,
+    "split": split, "chunk": chunk, "index_select": index_select, "masked_fill": masked_fill,
     # in place (ops/inplace.py)
     "add_": inplace.add_, "sub_": inplace.sub_, "mul_": inplace.mul_, "div_": inplace.div_,
     "zero_": inplace.zero_, "fill_": inplace.fill_, "copy_": inplace.copy_,
@@ -113,6 +147,11 @@ for _name, _op in {
 }.items():
     setattr(Tensor, _name, _op)
 Tensor.T = property(shape.T)
+Tensor.t = lambda self: shape.transpose(self, 0, 1) if self.ndim == 2 else self
+Tensor.view_as = lambda self, other: reshape(self, other.shape)
+Tensor.type_as = lambda self, other: cast(self, other.dtype)
+Tensor.new_zeros = lambda self, *size, dtype=None: Tensor(
+    elementwise.get_array_module(self.array).zeros(shape._sizes(size), dtype=dtype or self.dtype))
 Tensor.contiguous = lambda self: self
 del _name, _op
 

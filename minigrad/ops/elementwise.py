@@ -358,6 +358,139 @@ def clone(x: Tensor) -> Tensor:
     return Clone.apply(x)
 
 
+class Sin(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).sin(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * get_array_module(x).cos(x)
+
+
+class Cos(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).cos(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return -grad * get_array_module(x).sin(x)
+
+
+class Log1p(Function):
+    """log(1 + x), accurate for small x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).log1p(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (1 + x)
+
+
+class Maximum(Function):
+    """The larger of a and b, elementwise; where they are equal each gets half the gradient,
+    as in PyTorch. (Minimum is the same with a and b's roles read the other way.)"""
+
+    @staticmethod
+    def forward(ctx, a, b, smaller=False):
+        xp = get_array_module(a)
+        a_wins = (a < b) if smaller else (a > b)
+        ctx.save_for_backward(a_wins + 0.5 * (a == b))  # a's share of the gradient
+        ctx.a_shape, ctx.b_shape = a.shape, b.shape
+        return xp.minimum(a, b) if smaller else xp.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (share,) = ctx.saved_tensors
+        share = share.astype(grad.dtype, copy=False)
+        return (unbroadcast(grad * share, ctx.a_shape),
+                unbroadcast(grad * (1 - share), ctx.b_shape))
+
+
+class Remainder(Function):
+    """a - b * floor(a / b): Python's %, with the sign of b, as torch.remainder."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        xp = get_array_module(a)
+        quotient = xp.floor(a / b) if a.dtype.kind == "f" else a // b
+        ctx.save_for_backward(quotient)
+        ctx.a_shape, ctx.b_shape = a.shape, b.shape
+        return a - b * quotient
+
+    @staticmethod
+    def backward(ctx, grad):
+        (quotient,) = ctx.saved_tensors
+        return unbroadcast(grad, ctx.a_shape), unbroadcast(-grad * quotient, ctx.b_shape)
+
+
+def sin(x: Tensor) -> Tensor:
+    return Sin.apply(as_floating(x))
+
+
+def cos(x: Tensor) -> Tensor:
+    return Cos.apply(as_floating(x))
+
+
+def log1p(x: Tensor) -> Tensor:
+    return Log1p.apply(as_floating(x))
+
+
+def sign(x: Tensor) -> Tensor:
+    """-1, 0 or 1; outside the graph (its gradient is 0 everywhere it exists)."""
+    return Tensor(get_array_module(x.array).sign(x.array))
+
+
+def maximum(a, b) -> Tensor:
+    return Maximum.apply(*operands("maximum", a, b))
+
+
+def minimum(a, b) -> Tensor:
+    return Maximum.apply(*operands("minimum", a, b), smaller=True)
+
+
+def remainder(a, b) -> Tensor:
+    return Remainder.apply(*operands("remainder", a, b))
+
+
+def floor_divide(a, b) -> Tensor:
+    """floor(a / b), as `//` (outside the graph, as PyTorch's floor_divide)."""
+    a, b = operands("floor_divide", a, b)
+    return Tensor(get_array_module(a.array).floor_divide(a.array, b.array))
+
+
+def _bitwise(name: str, ufunc_name: str):
+    def bitwise(a, b) -> Tensor:
+        a, b = operands(name, a, b)
+        if a.dtype.kind not in "biu":
+            raise TypeError(f"{name}: expected bool or integer tensors, got {a.dtype}")
+        return Tensor(getattr(get_array_module(a.array), ufunc_name)(a.array, b.array))
+
+    bitwise.__name__ = name
+    return bitwise
+
+
+bitwise_and = _bitwise("bitwise_and", "bitwise_and")
+bitwise_or = _bitwise("bitwise_or", "bitwise_or")
+bitwise_xor = _bitwise("bitwise_xor", "bitwise_xor")
+
+
+def bitwise_not(x: Tensor) -> Tensor:
+    """~x: logical not of a bool tensor, bitwise not of an integer one."""
+    if x.dtype.kind not in "biu":
+        raise TypeError(f"bitwise_not: expected a bool or integer tensor, got {x.dtype}")
+    return Tensor(get_array_module(x.array).invert(x.array))
+
+
 # ---------------------------------------------------------------------------------------------
 # comparisons: results are bool tensors, outside the graph
 

@@ -116,3 +116,17 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     broadcast_shape("matmul (batch dimensions)", a.shape[:-2], b.shape[:-2])
     _same_dtype("matmul", a, b)
     return MatMul.apply(a, b)
+
+
+def mm(a: Tensor, b: Tensor) -> Tensor:
+    """The product of two matrices (2-D only, as torch.mm)."""
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"mm: expected two matrices, got shapes {a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+def bmm(a: Tensor, b: Tensor) -> Tensor:
+    """Batched matrix products of (B, n, m) and (B, m, p), as torch.bmm (no broadcasting)."""
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"bmm: expected (B, n, m) and (B, m, p), got {a.shape} and {b.shape}")
+    return matmul(a, b)

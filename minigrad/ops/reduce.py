@@ -291,3 +291,34 @@ def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
 def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
     axes = normalize_dims("any", dim, x.ndim)
     return Tensor(get_array_module(x.array).asarray(x.array.any(axis=axes, keepdims=keepdim)))
+
+
+class CumSum(Function):
+    """Running sums along `dim`; the gradient is the running sum of the gradient taken from
+    the other end."""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        return x.cumsum(axis=dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xp = get_array_module(grad)
+        return xp.flip(xp.flip(grad, axis=ctx.dim).cumsum(axis=ctx.dim), axis=ctx.dim)
+
+
+def cumsum(x: Tensor, dim: int) -> Tensor:
+    if x.dtype.kind in "biu":  # as sum: integers add up as int64
+        x = x.to(backend.int64)
+    return CumSum.apply(x, dim=normalize_dim("cumsum", dim, x.ndim))
+
+
+def norm(x: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
+    """The p-norm over `dim` (all elements by default): (sum |x|^p)^(1/p); p may be inf."""
+    _check_floating("norm", x)
+    if p == math.inf:
+        return x.abs().amax(dim=tuple(range(x.ndim)) if dim is None else dim, keepdim=keepdim)
+    if p == 2:
+        return (x * x).sum(dim=dim, keepdim=keepdim).sqrt()
+    return (x.abs() ** p).sum(dim=dim, keepdim=keepdim) ** (1 / p)

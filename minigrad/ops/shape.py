@@ -11,6 +11,8 @@ import itertools
 import math
 import numbers
 
+import numpy as np
+
 from minigrad import backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
@@ -314,3 +316,136 @@ def _check_index(x: Tensor, key: tuple) -> None:
                 f"(tensor shape {x.shape})"
             )
         axis += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# selecting along a dim: gather and what is built on it (sort, topk), flips, repeats, splits
+
+
+class Gather(Function):
+    """out[..., i, ...] = x[..., index[..., i, ...], ...] along `dim` (index has out's shape).
+    The gradient adds each output's gradient back at the place it was read from."""
+
+    @staticmethod
+    def forward(ctx, x, index, dim):
+        ctx.x_shape, ctx.dim = x.shape, dim
+        ctx.save_for_backward(index)
+        # index may be shorter than x in the other dims: read the leading block of those
+        block = tuple(slice(None) if k == dim else slice(0, n) for k, n in enumerate(index.shape))
+        return get_array_module(x).take_along_axis(x[block], index, axis=dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (index,) = ctx.saved_tensors
+        xp = get_array_module(grad)
+        grad_x = xp.zeros(ctx.x_shape, dtype=grad.dtype)
+        # the full index of every output element: its own position, with `dim` from index
+        where = list(xp.indices(index.shape, sparse=True))
+        where[ctx.dim] = index
+        backend.scatter_add(grad_x, tuple(where), grad)
+        return grad_x, None
+
+
+def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
+    """torch.gather: the elements of x at `index` along `dim`."""
+    dim = normalize_dim("gather", dim, x.ndim)
+    if not isinstance(index, Tensor) or index.dtype.kind not in "iu":
+        raise TypeError("gather: index must be an integer tensor")
+    if index.ndim != x.ndim or any(i > s for k, (i, s) in enumerate(zip(index.shape, x.shape))
+                                   if k != dim):
+        raise ValueError(f"gather: index of shape {index.shape} does not fit input {x.shape} "
+                         f"along dim {dim}")
+    return Gather.apply(x, index, dim=dim)
+
+
+def sort(x: Tensor, dim: int = -1, descending: bool = False):
+    """(values, indices) sorted along `dim` (stable), as torch.sort; values carry the gradient."""
+    dim = normalize_dim("sort", dim, x.ndim)
+    keys = -x.array if descending else x.array
+    if isinstance(keys, np.ndarray):
+        order = np.argsort(keys, axis=dim, kind="stable")
+    else:  # CuPy's sort is always stable
+        order = get_array_module(keys).argsort(keys, axis=dim)
+    indices = Tensor(order.astype(backend.int64))
+    return SortResult(gather(x, dim, indices), indices)
+
+
+def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
+    """(values, indices) of the k largest (or smallest) along `dim`, as torch.topk."""
+    dim = normalize_dim("topk", dim, x.ndim)
+    if not 0 <= k <= x.shape[dim]:
+        raise ValueError(f"topk: k={k} is out of range for dim {dim} of size {x.shape[dim]}")
+    values, indices = sort(x, dim, descending=largest)
+    keep = (slice(None),) * dim + (slice(0, k),)
+    return SortResult(values[keep], indices[keep])
+
+
+class SortResult(tuple):
+    """(values, indices), also readable as .values and .indices (as torch's return types)."""
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+
+def flip(x: Tensor, dims) -> Tensor:
+    """The elements in reverse order along each of `dims`."""
+    dims = [normalize_dim("flip", d, x.ndim) for d in (dims if isinstance(dims, (tuple, list))
+                                                         else (dims,))]
+    return x[tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(x.ndim))]
+
+
+def repeat(x: Tensor, *sizes) -> Tensor:
+    """torch's repeat: x tiled sizes[i] times along dim i (leading sizes add dims)."""
+    sizes = _sizes(sizes)
+    if len(sizes) < x.ndim:
+        raise ValueError(f"repeat: {len(sizes)} repeat counts for a tensor of {x.ndim} dims")
+    shape = (1,) * (len(sizes) - x.ndim) + x.shape
+    # (s0, s1, ...) -> (1, s0, 1, s1, ...) -> expand to (r0, s0, r1, s1, ...) -> (r0*s0, ...)
+    interleaved = x.reshape(tuple(v for s in shape for v in (1, s)))
+    tiled = interleaved.expand(tuple(v for r, s in zip(sizes, shape) for v in (r, s)))
+    return tiled.reshape(tuple(r * s for r, s in zip(sizes, shape)))
+
+
+def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    """Pieces of x along `dim`: of split_size each (the last may be smaller), or of the sizes
+    listed."""
+    dim = normalize_dim("split", dim, x.ndim)
+    n = x.shape[dim]
+    if isinstance(split_size_or_sections, int):
+        size = split_size_or_sections
+        if size < 1:
+            raise ValueError(f"split: split_size must be >= 1, got {size}")
+        sections = [min(size, n - start) for start in range(0, n, size)] or [0]
+    else:
+        sections = list(split_size_or_sections)
+        if sum(sections) != n:
+            raise ValueError(f"split: sections {sections} do not add up to {n} (dim {dim})")
+    starts = itertools.accumulate([0] + sections[:-1])
+    return tuple(x[(slice(None),) * dim + (slice(s, s + size),)]
+                 for s, size in zip(starts, sections))
+
+
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
+    """x split into `chunks` pieces of ceil(n / chunks) along `dim` (fewer if n is small)."""
+    if chunks < 1:
+        raise ValueError(f"chunk: chunks must be >= 1, got {chunks}")
+    n = x.shape[normalize_dim("chunk", dim, x.ndim)]
+    return split(x, max(1, math.ceil(n / chunks)), dim)
+
+
+def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
+    """The slices of x at the integer positions `index` (1-D) along `dim`."""
+    dim = normalize_dim("index_select", dim, x.ndim)
+    if not isinstance(index, Tensor) or index.ndim != 1:
+        raise ValueError("index_select: index must be a 1-D integer tensor")
+    return x[(slice(None),) * dim + (index,)]
+
+
+def masked_fill(x: Tensor, mask: Tensor, value) -> Tensor:
+    """x with `value` where the bool `mask` (broadcast) is True."""
+    from minigrad.ops.elementwise import where
+
+    return where(mask, value, x)
