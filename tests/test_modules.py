@@ -315,3 +315,63 @@ def test_bce_with_logits_is_finite_at_plus_minus_1000():
     assert loss.item() == pytest.approx((0 + 0 + 1000 + 2 * 1000) / 4)
     loss.backward()
     np.testing.assert_allclose(x.grad.numpy(), [0.0, 0.0, 0.25, -0.5])
+
+
+def test_apply_visits_children_first_then_the_module_itself():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.ReLU(), nn.Linear(2, 1)))
+    seen = []
+    assert model.apply(lambda m: seen.append(type(m).__name__)) is model
+    assert seen == ["Linear", "ReLU", "Linear", "Sequential", "Sequential"]
+
+    def init_weights(m):
+        if isinstance(m, nn.Linear):
+            nn.init.constant_(m.weight, 0.5)
+
+    model.apply(init_weights)
+    assert model[1][1].weight.tolist() == [[0.5, 0.5]]
+
+
+def test_a_non_persistent_buffer_is_moved_but_not_saved():
+    layer = nn.Linear(2, 2)
+    layer.register_buffer("cache", mg.zeros(3), persistent=False)
+    layer.register_buffer("kept", mg.ones(1))
+    assert "cache" not in layer.state_dict() and "kept" in layer.state_dict()
+    assert [name for name, _ in layer.named_buffers()] == ["cache", "kept"]
+    layer.double()
+    assert layer.cache.dtype == mg.float64
+    layer.load_state_dict(layer.state_dict())  # strict: the cache is not expected
+
+
+@requires_torch
+def test_module_dict_and_parameter_list_register_as_pytorch_s():
+    tnn = torch().nn
+    ours = nn.ModuleDict({"encoder": nn.Linear(2, 3), "head": nn.Linear(3, 1)})
+    ours["extra"] = nn.ReLU()
+    theirs = tnn.ModuleDict({"encoder": tnn.Linear(2, 3), "head": tnn.Linear(3, 1)})
+    theirs["extra"] = tnn.ReLU()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert list(ours) == ["encoder", "head", "extra"] and "head" in ours and len(ours) == 3
+    params = nn.ParameterList([mg.ones(2), nn.Parameter(mg.zeros(3))])
+    assert [n for n, _ in params.named_parameters()] == ["0", "1"]
+    assert all(p.requires_grad for p in params) and params[1].shape == (3,)
+
+
+@requires_torch
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+def test_clip_grad_norm_scales_gradients_as_pytorch(norm_type):
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal((3, 2)), rng.standard_normal(4)]
+    results = []
+    for library in (mg, torch()):
+        params = [library.tensor(np.zeros_like(g), requires_grad=True) for g in grads]
+        for p, g in zip(params, grads):
+            p.grad = library.tensor(g)
+        total = library.nn.utils.clip_grad_norm_(params, 0.5, norm_type)
+        results.append([float(total)] + [p.grad.numpy() for p in params])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    p = mg.tensor(np.zeros(1), requires_grad=True)
+    p.grad = mg.tensor([np.nan])
+    with pytest.raises(RuntimeError, match="clip_grad_norm_: the total norm of order 2.0 of the "
+                                           "gradients is non-finite"):
+        mg.nn.utils.clip_grad_norm_([p], 1.0, error_if_nonfinite=True)

@@ -1,6 +1,6 @@
 """`minigrad.nn`: modules, layers, losses, functional and init, with PyTorch's names."""
 
-from minigrad.nn import functional, init
+from minigrad.nn import functional, init, utils
 from minigrad.nn.layers import (
     AdaptiveAvgPool2d,
     AvgPool2d,
@@ -20,4 +20,11 @@ from minigrad.nn.layers import (
     Tanh,
 )
 from minigrad.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
-from minigrad.nn.module import Module, ModuleList, Parameter, Sequential
+from minigrad.nn.module import (
+    Module,
+    ModuleDict,
+    ModuleList,
+    Parameter,
+    ParameterList,
+    Sequential,
+)

@@ -40,6 +40,7 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())  # buffers left out of state_dict
         object.__setattr__(self, "training", True)
 
     # -- registration -------------------------------------------------------------------------
@@ -78,10 +79,12 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def register_buffer(self, name: str, tensor: Tensor | None) -> None:
-        """State saved in the state_dict and moved by `to`, but not trained."""
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """State moved by `to` but not trained; saved in the state_dict unless
+        persistent=False (a cache that can be rebuilt)."""
         self._buffers[name] = tensor
         self.__dict__.pop(name, None)
+        (self._non_persistent.discard if persistent else self._non_persistent.add)(name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if param is None:
@@ -91,6 +94,14 @@ class Module:
 
     def add_module(self, name: str, module: Module | None) -> None:
         self._modules[name] = module
+
+    def apply(self, fn) -> Module:
+        """Call fn(module) on every submodule and then on this one (children first, as in
+        PyTorch: `model.apply(init_weights)`); returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     # -- calling ------------------------------------------------------------------------------
     def forward(self, *args, **kwargs):
@@ -221,9 +232,8 @@ class Module:
         state = OrderedDict()
         for module_name, module in self.named_modules(remove_duplicate=False):
             dot = f"{module_name}." if module_name else ""
-            for name, tensor in [*module._parameters.items(), *module._buffers.items()]:
-                if tensor is not None:
-                    state[dot + name] = tensor.numpy()
+            for name, tensor in _saved_items(module):
+                state[dot + name] = tensor.numpy()
         return state
 
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
@@ -234,9 +244,8 @@ class Module:
         own = OrderedDict()
         for module_name, module in self.named_modules(remove_duplicate=False):
             dot = f"{module_name}." if module_name else ""
-            for name, tensor in [*module._parameters.items(), *module._buffers.items()]:
-                if tensor is not None:
-                    own[dot + name] = tensor
+            for name, tensor in _saved_items(module):
+                own[dot + name] = tensor
         # a checkpoint from before BatchNorm counted its batches has no num_batches_tracked:
         # PyTorch loads it and keeps the count it has, and so does minigrad
         missing = [k for k in own if k not in state_dict
@@ -350,6 +359,76 @@ class ModuleList(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """A dict of modules whose parameters are registered, in insertion order."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        self.update(modules or {})
+
+    def update(self, modules) -> None:
+        for name, module in (modules.items() if hasattr(modules, "items") else modules):
+            self.add_module(name, module)
+
+    def __getitem__(self, name: str) -> Module:
+        return self._modules[name]
+
+    def __setitem__(self, name: str, module: Module) -> None:
+        self.add_module(name, module)
+
+    def __delitem__(self, name: str) -> None:
+        del self._modules[name]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+
+class ParameterList(Module):
+    """A list of parameters, registered under "0", "1", ... as PyTorch's."""
+
+    def __init__(self, parameters=()):
+        super().__init__()
+        for parameter in parameters:
+            self.append(parameter)
+
+    def append(self, parameter) -> ParameterList:
+        if not isinstance(parameter, Parameter):
+            parameter = Parameter(parameter)
+        self.register_parameter(str(len(self)), parameter)
+        return self
+
+    def __getitem__(self, index: int) -> Parameter:
+        return list(self._parameters.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+
+def _saved_items(module: Module):
+    """A module's own parameters and persistent buffers: what its state_dict holds."""
+    for name, tensor in [*module._parameters.items(), *module._buffers.items()]:
+        if tensor is not None and name not in module._non_persistent:
+            yield name, tensor
 
 
 def _not_a_tensor(value) -> bool:
