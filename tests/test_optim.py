@@ -45,6 +45,16 @@ OPTIMIZERS = {
     "adam_weight_decay": lambda lib, p: lib.optim.Adam(p, lr=0.01, betas=(0.8, 0.99),
                                                        eps=1e-6, weight_decay=0.1),
     "adamw": lambda lib, p: lib.optim.AdamW(p, lr=0.01, weight_decay=0.1),
+    "adam_amsgrad": lambda lib, p: lib.optim.Adam(p, lr=0.01, amsgrad=True, weight_decay=0.01),
+    "adamw_amsgrad_maximize": lambda lib, p: lib.optim.AdamW(p, lr=0.01, amsgrad=True,
+                                                             maximize=True),
+    "rmsprop": lambda lib, p: lib.optim.RMSprop(p, lr=0.01),
+    "rmsprop_centered_momentum": lambda lib, p: lib.optim.RMSprop(
+        p, lr=0.01, alpha=0.9, momentum=0.8, centered=True, weight_decay=0.01),
+    "adagrad": lambda lib, p: lib.optim.Adagrad(p, lr=0.1, lr_decay=0.01, weight_decay=0.01,
+                                                initial_accumulator_value=0.1),
+    "adadelta": lambda lib, p: lib.optim.Adadelta(p, lr=0.5, rho=0.8, weight_decay=0.01),
+    "adadelta_maximize": lambda lib, p: lib.optim.Adadelta(p, maximize=True),
 }
 
 GROUPS = [{"params": [0, 1], "lr": 0.02}, {"params": [2], "lr": 0.3, "momentum": 0.5}]

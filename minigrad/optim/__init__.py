@@ -2,5 +2,6 @@
 
 from minigrad.optim import lr_scheduler
 from minigrad.optim.adam import Adam, AdamW
+from minigrad.optim.adaptive import Adadelta, Adagrad, RMSprop
 from minigrad.optim.optimizer import Optimizer
 from minigrad.optim.sgd import SGD
