@@ -42,10 +42,14 @@ class LRScheduler(_Scheduler):
         self.last_epoch = last_epoch
         if last_epoch == -1:
             self.step()
-        else:  # resuming at an epoch: the closed form, as PyTorch's first step then does
-            self.last_epoch += 1
-            for group, base_lr in zip(optimizer.param_groups, self.base_lrs):
-                group["lr"] = self.lr_at(base_lr, self.last_epoch)
+        else:
+            self._resume()
+
+    def _resume(self) -> None:
+        """Start at last_epoch + 1 from the closed form, as PyTorch's first step then does."""
+        self.last_epoch += 1
+        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = self.lr_at(base_lr, self.last_epoch)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
         raise NotImplementedError
@@ -114,6 +118,46 @@ class CosineAnnealingLR(LRScheduler):
         ratio = ((1 + math.cos(math.pi * epoch / self.T_max))
                  / (1 + math.cos(math.pi * (epoch - 1) / self.T_max)))
         return ratio * (lr - self.eta_min) + self.eta_min
+
+
+class ExponentialLR(LRScheduler):
+    """lr = base_lr * gamma ** epoch: times gamma every epoch."""
+
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1):
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr: float, epoch: int) -> float:
+        return base_lr * self.gamma ** epoch
+
+    def next_lr(self, lr: float, base_lr: float, epoch: int) -> float:
+        return lr * self.gamma if epoch > 0 else lr
+
+
+class LambdaLR(LRScheduler):
+    """lr = base_lr * lr_lambda(epoch), one function for all groups or one per group; as in
+    PyTorch this is a closed form, so it sets the lr rather than chaining onto it."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1):
+        groups = len(optimizer.param_groups)
+        self.lr_lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else (
+            [lr_lambda] * groups)
+        if len(self.lr_lambdas) != groups:
+            raise ValueError(f"LambdaLR: {len(self.lr_lambdas)} functions for {groups} groups")
+        super().__init__(optimizer, last_epoch)
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        for group, base_lr, fn in zip(self.optimizer.param_groups, self.base_lrs,
+                                      self.lr_lambdas):
+            group["lr"] = base_lr * fn(self.last_epoch)
+
+    def _resume(self) -> None:
+        self.step()  # step() is the closed form already
+
+    def state_dict(self) -> dict:
+        """Everything but the functions (which cannot be saved), as PyTorch's."""
+        return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
 
 
 class ReduceLROnPlateau(_Scheduler):
