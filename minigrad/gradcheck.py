@@ -84,7 +84,7 @@ def _float64_copy(x: Tensor, position: int) -> Tensor:
         raise ValueError(f"gradcheck: input {position} requires grad but has dtype {x.dtype}")
     if not backend.is_floating(x.dtype):
         return x
-    copy = Tensor(x.array.astype(backend.float64, copy=True))
+    copy = Tensor(x.array.astype(backend.float64, order="C", copy=True))  # C: see below
     return copy.requires_grad_(x.requires_grad)
 
 

@@ -119,3 +119,10 @@ def test_torch_comparison_catches_a_backward_that_changes_the_upstream_gradient(
     with pytest.raises(AssertionError, match="changed upstream gradient 0"):
         assert_matches_torch(lambda x: DoubleThatScalesTheUpstreamInPlace.apply(x), [np.ones(3)],
                              lambda x: 2 * x)
+
+
+def test_gradcheck_perturbs_inputs_whose_memory_is_not_contiguous():
+    """A transposed input: its float64 copy must be one the perturbation reaches (a reshape of
+    a non-contiguous copy would be another copy, and every difference would be 0)."""
+    x = mg.tensor(np.arange(6.0).reshape(2, 3).T, requires_grad=True)
+    assert mg.gradcheck(lambda t: (t * t * t).sum(), [x], fast_mode=False)

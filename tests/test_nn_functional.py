@@ -10,6 +10,7 @@ from helpers import DEVICES, Case, requires_torch, rngs, sample, shapes, torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad.testing import assert_matches_torch, check_gradient
 
@@ -162,6 +163,53 @@ def mse_case(draw):
                 lambda x, y: tF().mse_loss(x, y, reduction=reduction))
 
 
+@st.composite
+def pad_case(draw):
+    rng = draw(rngs())
+    shape = draw(shapes(min_dims=1))
+    widths = tuple(draw(st.integers(0, 2)) for _ in range(2 * draw(st.integers(1, len(shape)))))
+    value = draw(st.sampled_from([0.0, -1.5]))
+    return Case(lambda x: F.pad(x, widths, value=value), [sample(rng, shape)],
+                lambda x: tF().pad(x, widths, value=value))
+
+
+@st.composite
+def normalize_case(draw):
+    rng = draw(rngs())
+    shape = draw(shapes(min_dims=1))
+    dim, p = draw(st.integers(-len(shape), len(shape) - 1)), draw(st.sampled_from([1.0, 2.0]))
+    return Case(lambda x: F.normalize(x, p, dim), [sample(rng, shape, "nonzero")],
+                lambda x: tF().normalize(x, p, dim))
+
+
+@st.composite
+def probability_target_case(draw):
+    """cross_entropy with class probabilities as targets (N, C) or (N, C, d)."""
+    rng = draw(rngs())
+    n, classes = draw(st.integers(1, 4)), draw(st.integers(2, 4))
+    shape = (n, classes) + draw(st.sampled_from([(), (draw(st.integers(1, 3)),)]))
+    target = rng.dirichlet(np.ones(classes), size=(n,) + shape[2:])
+    target = np.moveaxis(target, -1, 1)
+    kwargs = dict(reduction=draw(st.sampled_from(["mean", "sum", "none"])),
+                  label_smoothing=draw(st.sampled_from([0.0, 0.2])))
+    inputs = [sample(rng, shape), target]
+    if draw(st.booleans()):
+        inputs.append(sample(rng, (classes,), "positive"))
+    return Case(lambda x, t, *w: F.cross_entropy(x, t, *w, **kwargs), inputs,
+                lambda x, t, *w: tF().cross_entropy(x, t, *w, **kwargs),
+                [True, True] + [False] * (len(inputs) - 2))
+
+
+@st.composite
+def batch_norm_1d_case(draw):
+    rng = draw(rngs())
+    shape = (draw(st.integers(2, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 4)))
+    c = shape[1]
+    return Case(lambda x, w, b: F.batch_norm(x, None, None, w, b, True),
+                [sample(rng, shape), sample(rng, (c,)), sample(rng, (c,))],
+                lambda x, w, b: tF().batch_norm(x, None, None, w, b, True))
+
+
 CASES = {
     "conv2d": conv2d_case(),
     "max_pool2d": pool_case("max_pool2d"),
@@ -176,6 +224,10 @@ CASES = {
     "binary_cross_entropy": binary_loss_case(with_logits=False),
     "binary_cross_entropy_with_logits": binary_loss_case(with_logits=True),
     "mse_loss": mse_case(),
+    "pad": pad_case(),
+    "normalize": normalize_case(),
+    "cross_entropy_probabilities": probability_target_case(),
+    "batch_norm_1d_ncl": batch_norm_1d_case(),
 }
 
 
@@ -215,3 +267,27 @@ def test_reference_functions_match_central_differences_and_torch(op, data):
                                  requires_grad=case.requires_grad)
     finally:
         fast.enable(True)
+
+
+
+@requires_torch
+def test_one_hot_as_pytorch():
+    labels = np.array([[0, 3], [2, 1]])
+    ours = F.one_hot(mg.tensor(labels))
+    theirs = tF().one_hot(torch().tensor(labels))
+    assert ours.dtype == mg.int64 and ours.shape == tuple(theirs.shape)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    assert F.one_hot(mg.tensor([1]), num_classes=4).tolist() == [[0, 1, 0, 0]]
+    with pytest.raises(ValueError, match=r"one_hot: class values must be in \[0, 2\)"):
+        F.one_hot(mg.tensor([2]), num_classes=2)
+
+
+def test_dropout2d_drops_whole_channels():
+    mg.manual_seed(0)
+    out = F.dropout2d(mg.ones(8, 16, 3, 3), p=0.5)
+    per_channel = out.numpy().reshape(8, 16, 9)
+    assert np.all(per_channel.min(axis=2) == per_channel.max(axis=2))  # all or nothing
+    assert set(np.unique(per_channel)) == {0.0, 2.0}
+    assert 0.3 < (per_channel[:, :, 0] == 0).mean() < 0.7
+    layer = mg.nn.Dropout2d(0.5).eval()
+    assert layer(mg.ones(1, 2, 2, 2)).tolist() == mg.ones(1, 2, 2, 2).tolist()

@@ -8,6 +8,7 @@ from minigrad.nn.layers import (
     BatchNorm2d,
     Conv2d,
     Dropout,
+    Dropout2d,
     Flatten,
     Identity,
     LeakyReLU,

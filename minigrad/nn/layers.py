@@ -197,7 +197,7 @@ class _BatchNorm(Module):
 
 
 class BatchNorm1d(_BatchNorm):
-    expected_ndim = (2,)
+    expected_ndim = (2, 3)
 
 
 class BatchNorm2d(_BatchNorm):
@@ -216,6 +216,13 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class Dropout2d(Dropout):
+    """Whole channels of (N, C, H, W) dropped with probability p (see F.dropout2d)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout2d(x, self.p, self.training)
 
 
 class ReLU(Module):

@@ -30,10 +30,25 @@ def dropout(x, p: float = 0.5, training: bool = True):
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
     if not training or p == 0:
         return x
+    return Dropout.apply(x, mask=_mask(x, p, x.shape))
+
+
+def _mask(x, p: float, shape: tuple):
+    """0 with probability p, else 1 / (1 - p), of `shape` (broadcast over x)."""
     if p == 1:
-        mask = backend.array_module(x.device).zeros(x.shape, dtype=x.dtype)
-    else:
-        with backend.device_context(x.device):
-            keep = backend.generator(x.device).random(x.shape, dtype=backend.float32) >= p
-        mask = keep.astype(x.dtype) * (1 / (1 - p))
-    return Dropout.apply(x, mask=mask)
+        return backend.array_module(x.device).zeros(shape, dtype=x.dtype)
+    with backend.device_context(x.device):
+        keep = backend.generator(x.device).random(shape, dtype=backend.float32) >= p
+    return keep.astype(x.dtype) * (1 / (1 - p))
+
+
+def dropout2d(x, p: float = 0.5, training: bool = True):
+    """Whole channels zeroed with probability p, the rest scaled by 1/(1-p): one draw per
+    (sample, channel) of an (N, C, H, W) or (C, H, W) input, as torch's dropout2d."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout2d: p must be a probability in [0, 1], got {p}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: expected a 3-D or 4-D input, got shape {x.shape}")
+    if not training or p == 0:
+        return x
+    return Dropout.apply(x, mask=_mask(x, p, x.shape[:-2] + (1, 1)))  # broadcast over H, W

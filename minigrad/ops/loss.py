@@ -172,7 +172,8 @@ def _class_target(op: str, logits: Tensor, target: Tensor, ignore_index: int) ->
         got = target.dtype if isinstance(target, Tensor) else type(target).__name__
         raise TypeError(
             f"{op}: target must be a tensor of integer class indices (int64), got {got}; "
-            f"convert labels with .long()"
+            f"convert labels with .long()" + (" (or give class probabilities, floating, of the "
+                                              "input's shape)" if op == "cross_entropy" else "")
         )
     if target.shape != logits.shape[:1] + logits.shape[2:]:
         raise ValueError(
@@ -220,14 +221,36 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,  
     _check_reduction("cross_entropy", reduction)
     if input.ndim < 2:
         raise ValueError(f"cross_entropy: expected logits (N, C, ...), got shape {input.shape}")
-    _class_target("cross_entropy", input, target, ignore_index)
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if (isinstance(target, Tensor) and backend.is_floating(target.dtype)
+            and target.shape == input.shape):  # class probabilities, not indices
+        return _cross_entropy_with_probabilities(input, target, weight, reduction,
+                                                 label_smoothing)
+    _class_target("cross_entropy", input, target, ignore_index)
     weight = _class_weight("cross_entropy", input, weight)
     logits, flat_target = _channels_last(input, target)
     loss = CrossEntropy.apply(logits, flat_target, weight, label_smoothing=label_smoothing,
                               reduction=reduction, ignore_index=ignore_index)
     return _restore_shape(loss, input, reduction)
+
+
+def _cross_entropy_with_probabilities(logits, target, weight, reduction, label_smoothing):
+    """-sum_c w_c t_c log softmax(x)_c per sample, for targets that are class probabilities
+    (N, C, ...) as PyTorch takes them (mixup, distillation); mean is over the samples."""
+    from minigrad.ops.activation import log_softmax
+
+    classes = logits.shape[1]
+    if label_smoothing:
+        target = target * (1 - label_smoothing) + label_smoothing / classes
+    terms = log_softmax(logits, dim=1) * target.to(logits.dtype)
+    if weight is not None:
+        terms = terms * _class_weight("cross_entropy", logits, weight).reshape(
+            (1, classes) + (1,) * (logits.ndim - 2))
+    losses = -terms.sum(dim=1)
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.mean()
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,  # noqa: A002

@@ -78,9 +78,14 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
     with batch statistics only); they are updated in place during training."""
     from minigrad.tensor import ones, zeros
 
+    if x.ndim == 3:  # (N, C, L), as BatchNorm1d takes it: the same as (N, C, L, 1)
+        n, c, length = x.shape
+        out = batch_norm(x.reshape(n, c, length, 1), running_mean, running_var, weight, bias,
+                         training, momentum, eps)
+        return out.reshape(n, c, length)
     if x.ndim not in (2, 4):
-        raise ValueError(f"batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got "
-                         f"shape {x.shape}")
+        raise ValueError(f"batch_norm: expected a 2-D (N, C), 3-D (N, C, L) or 4-D (N, C, H, W) "
+                         f"input, got shape {x.shape}")
     channels = x.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):

@@ -322,3 +322,8 @@ def norm(x: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
     if p == 2:
         return (x * x).sum(dim=dim, keepdim=keepdim).sqrt()
     return (x.abs() ** p).sum(dim=dim, keepdim=keepdim) ** (1 / p)
+
+
+def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """x divided by its p-norm along `dim` (at least eps), as torch's F.normalize."""
+    return x / norm(x, p, dim, keepdim=True).clamp(min=eps)

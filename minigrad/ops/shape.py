@@ -449,3 +449,40 @@ def masked_fill(x: Tensor, mask: Tensor, value) -> Tensor:
     from minigrad.ops.elementwise import where
 
     return where(mask, value, x)
+
+
+class Pad(Function):
+    """x with `value` around its last dims; the gradient is the middle part of the output's."""
+
+    @staticmethod
+    def forward(ctx, x, widths, value):
+        ctx.inner = tuple(slice(before, before + n) for (before, _), n in zip(widths, x.shape))
+        return get_array_module(x).pad(x, widths, constant_values=value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[ctx.inner]
+
+
+def pad(x: Tensor, pad: tuple, mode: str = "constant", value: float = 0.0) -> Tensor:
+    """torch's F.pad: `pad` lists (before, after) for the last dim, then the one before, ...
+    Only the constant mode, with non-negative widths."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode {mode!r}; minigrad pads with a constant only")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim or any(w < 0 for w in pad):
+        raise ValueError(f"pad: {pad} must be (before, after) pairs, non-negative, for at most "
+                         f"the {x.ndim} dims of {x.shape}")
+    pairs = [(pad[i], pad[i + 1]) for i in range(0, len(pad), 2)][::-1]  # first dim first
+    widths = ((0, 0),) * (x.ndim - len(pairs)) + tuple(pairs)
+    return Pad.apply(x, widths=widths, value=value)
+
+
+def one_hot(labels: Tensor, num_classes: int = -1) -> Tensor:
+    """(..., num_classes) int64 rows with a 1 at each label (outside the graph)."""
+    if not isinstance(labels, Tensor) or labels.dtype.kind not in "iu":
+        raise TypeError("one_hot: expected an integer tensor of class indices")
+    xp = get_array_module(labels.array)
+    classes = int(labels.array.max()) + 1 if num_classes == -1 else num_classes
+    if labels.array.size and (int(labels.array.min()) < 0 or int(labels.array.max()) >= classes):
+        raise ValueError(f"one_hot: class values must be in [0, {classes})")
+    return Tensor((labels.array[..., None] == xp.arange(classes)).astype(backend.int64))
