@@ -286,6 +286,40 @@ def backward(tensors, grad_tensors=None, retain_graph: bool = False) -> None:
     `grad_tensors` gives the gradient of each output (it may be omitted for a single-element
     output, where it is 1). Leaves accumulate into `.grad`, as in PyTorch.
     """
+    _run_backward(tensors, grad_tensors, retain_graph, wanted=None)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple:
+    """torch.autograd.grad: the gradients of `outputs` with respect to `inputs`, returned as
+    a tuple (None for an input that the outputs do not depend on, if allow_unused) instead of
+    accumulated into any `.grad`. Gradients of gradients (create_graph) are not supported."""
+    from minigrad.tensor import Tensor
+
+    if create_graph:
+        raise NotImplementedError("grad: create_graph=True (gradients of gradients) is not "
+                                  "supported by minigrad; its backward passes are not recorded")
+    single = isinstance(inputs, Tensor)
+    inputs = (inputs,) if single else tuple(inputs)
+    for k, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(f"grad: input {k} does not require grad")
+    wanted = {id(_vertex(t)): None for t in inputs}
+    _run_backward(outputs, grad_outputs, bool(retain_graph), wanted)
+    result = []
+    for k, t in enumerate(inputs):
+        found = wanted[id(_vertex(t))]
+        if found is None and not allow_unused:
+            raise RuntimeError(f"grad: input {k} was not used to compute the outputs; pass "
+                               "allow_unused=True to get None for it")
+        result.append(None if found is None else Tensor(found))
+    return tuple(result)
+
+
+def _run_backward(tensors, grad_tensors, retain_graph: bool, wanted: dict | None) -> None:
+    """The backward pass. With `wanted` ({id of a vertex: None}), the gradient reaching each
+    of those vertices is stored there and no `.grad` is touched (autograd.grad); else leaves
+    (and tensors that retain_grad) accumulate into `.grad`."""
     from minigrad.tensor import Tensor
 
     tensors = (tensors,) if isinstance(tensors, Tensor) else tuple(tensors)
@@ -312,11 +346,14 @@ def backward(tensors, grad_tensors=None, retain_graph: bool = False) -> None:
         grad = grads.pop(id(vertex), None)
         if grad is None:
             continue
+        if wanted is not None and id(vertex) in wanted:
+            wanted[id(vertex)] = grad.copy()
         if not isinstance(vertex, Context):  # a leaf
-            _accumulate_into_grad(vertex, grad, handed_out)
+            if wanted is None:
+                _accumulate_into_grad(vertex, grad, handed_out)
             continue
         output = vertex._output()
-        if output is not None and output._retains_grad:
+        if wanted is None and output is not None and output._retains_grad:
             _accumulate_into_grad(output, grad, handed_out)
         device = device_of(grad)
         if device.type == "cpu":

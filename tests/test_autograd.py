@@ -240,3 +240,34 @@ def test_inference_mode_records_nothing_and_restores_the_mode():
         return t * 3
 
     assert not predict(x).requires_grad
+
+
+@requires_torch
+def test_autograd_grad_returns_gradients_without_touching_dot_grad_as_pytorch():
+    import torch
+
+    results = []
+    for library in (mg, torch):
+        x = library.tensor([1.0, 2.0, 3.0], dtype=library.float64, requires_grad=True)
+        w = library.tensor([0.5, -1.0, 2.0], dtype=library.float64, requires_grad=True)
+        unused = library.tensor([1.0], dtype=library.float64, requires_grad=True)
+        h = (x * w).exp()
+        outputs = [(h * h).sum(), h]
+        upstream = [library.tensor(1.5, dtype=library.float64),
+                    library.tensor([1.0, -2.0, 0.5], dtype=library.float64)]
+        gx, gh, gu = library.autograd.grad(outputs, [x, h, unused], upstream, allow_unused=True)
+        assert gu is None and x.grad is None and w.grad is None
+        results.append((gx.numpy(), gh.numpy()))
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_autograd_grad_says_what_it_cannot_do():
+    x = mg.tensor([1.0], requires_grad=True)
+    y = mg.tensor([2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="grad: input 0 was not used to compute the outputs"):
+        mg.autograd.grad((x * 2).sum(), [y])
+    with pytest.raises(NotImplementedError, match="create_graph=True"):
+        mg.autograd.grad((x * 2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="grad: input 0 does not require grad"):
+        mg.autograd.grad((x * 2).sum(), mg.tensor([1.0]))
