@@ -94,7 +94,8 @@ def pool_geometry(draw, tiled=False):
     x = sample(rng, (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w))
     if draw(st.booleans()):
         x = np.round(x)  # many ties: the first maximum of each window must get the gradient
-    return [x], dict(kernel=kernel, stride=stride, padding=padding)
+    ceil_mode = False if tiled else draw(st.booleans())
+    return [x], dict(kernel=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)
 
 
 @given(case=pool_geometry(tiled=True))
@@ -184,6 +185,8 @@ def test_select_picks_the_cpu_fast_paths_where_they_apply():
     assert _chosen(pool.MaxPool2d, "cpu", **tiled) is cpu_pool.MaxPool2dTiledCPU
     overlapping = dict(kernel=(3, 3), stride=(2, 2), padding=(1, 1))
     assert _chosen(pool.MaxPool2d, "cpu", **overlapping) is pool.MaxPool2d
+    assert _chosen(pool.MaxPool2d, "cpu", **tiled, ceil_mode=True) is pool.MaxPool2d
+    assert _chosen(pool.MaxPool2d, "cpu", **tiled, dilation=(2, 1)) is pool.MaxPool2d
     assert _chosen(norm.BatchNorm, "cpu") is norm.BatchNorm  # no CPU fast path
     assert _chosen(activation.ReLU, "cpu") is activation.ReLU
 
@@ -194,6 +197,9 @@ def test_select_picks_the_cuda_fast_paths_while_kernels_are_on():
     assert _chosen(conv.Conv2d, "cuda") is cuda_conv.Conv2dCUDA
     overlapping = dict(kernel=(3, 3), stride=(2, 2), padding=(1, 1))
     assert _chosen(pool.MaxPool2d, "cuda", **overlapping) is cuda_pool.MaxPool2dCUDA
+    assert _chosen(pool.MaxPool2d, "cuda", **overlapping, ceil_mode=True) is \
+        cuda_pool.MaxPool2dCUDA
+    assert _chosen(pool.MaxPool2d, "cuda", **overlapping, dilation=(2, 2)) is pool.MaxPool2d
     assert _chosen(norm.BatchNorm, "cuda") is cuda_norm.BatchNormCUDA
     assert _chosen(activation.ReLU, "cuda") is cuda_activation.ReLUCUDA
     mg.kernels.enable(False)

@@ -40,14 +40,27 @@ def conv2d_case(draw):
 
 @st.composite
 def pool_case(draw, name):
+    """max_pool2d with dilation and ceil_mode, avg_pool2d with ceil_mode, count_include_pad
+    and divisor_override, on sizes and paddings that hypothesis draws."""
     rng = draw(rngs())
     kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if name == "max_pool2d" \
+        else (1, 1)
+    reach = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
     padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
-    h, w = (draw(st.integers(max(1, k - 2 * p), 8)) for k, p in zip(kernel, padding))
+    # at least one dilated window of real pixels: a window of padding alone is -inf (torch too)
+    h, w = (draw(st.integers(r if d > 1 else max(1, r - 2 * p), 8))
+            for r, p, d in zip(reach, padding, dilation))
     x = sample(rng, (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w))
-    return Case(lambda x: getattr(F, name)(x, kernel, stride, padding), [x],
-                lambda x: getattr(tF(), name)(x, kernel, stride, padding))
+    options = dict(ceil_mode=draw(st.booleans()))
+    if name == "max_pool2d":
+        options["dilation"] = dilation
+    else:
+        options["count_include_pad"] = draw(st.booleans())
+        options["divisor_override"] = draw(st.sampled_from([None, None, 3]))
+    return Case(lambda x: getattr(F, name)(x, kernel, stride, padding, **options), [x],
+                lambda x: getattr(tF(), name)(x, kernel, stride, padding, **options))
 
 
 @st.composite

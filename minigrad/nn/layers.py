@@ -103,31 +103,44 @@ class Conv2d(Module):
         return text + ("" if self.bias is not None else ", bias=False")
 
 
-class _Pool(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
+                 return_indices: bool = False, ceil_mode: bool = False):
         super().__init__()
-        self.kernel_size = kernel_size
+        self.kernel_size, self.padding, self.dilation = kernel_size, padding, dilation
         self.stride = kernel_size if stride is None else stride
-        self.padding = padding
+        self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-    def _call(self, function, x):
+    def forward(self, x: Tensor) -> Tensor:
         try:
-            return function(x, self.kernel_size, self.stride, self.padding)
+            return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                                self.ceil_mode, self.return_indices)
         except ValueError as error:
             raise ValueError(f"{self!r}: {error}") from None
 
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
-class MaxPool2d(_Pool):
+
+class AvgPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+                 count_include_pad: bool = True, divisor_override: int | None = None):
+        super().__init__()
+        self.kernel_size, self.padding = kernel_size, padding
+        self.stride = kernel_size if stride is None else stride
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.divisor_override = divisor_override
+
     def forward(self, x: Tensor) -> Tensor:
-        return self._call(F.max_pool2d, x)
+        try:
+            return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                                self.count_include_pad, self.divisor_override)
+        except ValueError as error:
+            raise ValueError(f"{self!r}: {error}") from None
 
-
-class AvgPool2d(_Pool):
-    def forward(self, x: Tensor) -> Tensor:
-        return self._call(F.avg_pool2d, x)
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AdaptiveAvgPool2d(Module):

@@ -17,30 +17,52 @@ import math
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops import fast
-from minigrad.ops.conv import col2im, im2col_view, output_size, pad, pair
+from minigrad.ops.conv import col2im, im2col_view, pad, pair
 
 
-def _windows(x, kernel, stride, padding, fill):
-    """The pooling windows of x padded with `fill`: a strided view (N, C, KH, KW, OH, OW), the
-    padded shape and (OH, OW)."""
+def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int = 1,
+                     ceil_mode: bool = False) -> int:
+    """Windows along one axis. In ceil mode a last, partial window counts too, unless it would
+    start in the right padding (PyTorch's rule)."""
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _windows(x, kernel, stride, padding, dilation, ceil_mode, fill):
+    """The pooling windows of x padded with `fill` (in ceil mode also past the bottom and right
+    edges, as far as the last windows reach): a strided view (N, C, KH, KW, OH, OW), the padded
+    array and (OH, OW)."""
+    out_size = tuple(pool_output_size(s, k, st, p, d, ceil_mode) for s, k, st, p, d in zip(
+        x.shape[2:], kernel, stride, padding, dilation))
+    extra = [max(0, (o - 1) * st + d * (k - 1) + 1 - (s + 2 * p)) for o, st, d, k, s, p in zip(
+        out_size, stride, dilation, kernel, x.shape[2:], padding)]
     (ph, pw) = padding
-    x_pad = pad(x, (ph, ph, pw, pw), fill)
-    out_size = (output_size(x_pad.shape[2], kernel[0], stride[0], 0),
-                output_size(x_pad.shape[3], kernel[1], stride[1], 0))
-    return im2col_view(x_pad, kernel, stride, (1, 1), out_size), x_pad.shape, out_size
+    x_pad = pad(x, (ph, ph + extra[0], pw, pw + extra[1]), fill)
+    return im2col_view(x_pad, kernel, stride, dilation, out_size), x_pad, out_size
+
+
+def _interior(grad_pad, padding, shape):
+    """The part of a padded gradient that lies over the input itself."""
+    (ph, pw), (h, w) = padding, shape[2:]
+    return grad_pad[:, :, ph : ph + h, pw : pw + w]
 
 
 class MaxPool2d(Function):
-    """The largest value of each window. The gradient goes to that one element: the first
-    maximum in the window's row-major order, as PyTorch picks it among ties."""
+    """The largest value of each window (dilated windows too; in ceil mode the last, partial
+    windows as well). The gradient goes to that one element: the first maximum in the
+    window's row-major order, as PyTorch picks it among ties."""
 
     @staticmethod
-    def forward(ctx, x, kernel, stride, padding):
+    def forward(ctx, x, kernel, stride, padding, dilation=(1, 1), ceil_mode=False):
         xp = get_array_module(x)
         kh, kw = kernel
-        ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
-        windows, ctx.x_pad_shape, (oh, ow) = _windows(x, kernel, stride, padding, -xp.inf)
-        ctx.out_size = (oh, ow)
+        windows, x_pad, (oh, ow) = _windows(x, kernel, stride, padding, dilation, ceil_mode,
+                                            -xp.inf)
+        ctx.kernel, ctx.stride, ctx.padding, ctx.dilation = kernel, stride, padding, dilation
+        ctx.x_shape, ctx.x_pad_shape, ctx.out_size = x.shape, x_pad.shape, (oh, ow)
         # (N, C, KH, KW, OH, OW) -> (N, C, KH*KW, OH, OW): position of the max in each window
         flat = windows.reshape(*x.shape[:2], kh * kw, oh, ow)
         winner = flat.argmax(axis=2)
@@ -52,33 +74,47 @@ class MaxPool2d(Function):
     def backward(ctx, grad):
         (winner,) = ctx.saved_tensors
         xp = get_array_module(grad)
-        (kh, kw), (ph, pw) = ctx.kernel, ctx.padding
+        kh, kw = ctx.kernel
         # each window's gradient, placed at the offset of its max: (KH, KW, N, C, OH, OW)
         offsets = xp.arange(kh * kw).reshape(kh, kw, 1, 1, 1, 1)
         grad_windows = (offsets == winner) * grad
         grad_pad = col2im(grad_windows, xp.zeros(ctx.x_pad_shape, dtype=grad.dtype), ctx.kernel,
-                          ctx.stride, (1, 1), ctx.out_size)
-        return grad_pad[:, :, ph : grad_pad.shape[2] - ph, pw : grad_pad.shape[3] - pw]
+                          ctx.stride, ctx.dilation, ctx.out_size)
+        return _interior(grad_pad, ctx.padding, ctx.x_shape)
 
 
 class AvgPool2d(Function):
-    """The mean of each window; zero padding counts in the mean (count_include_pad=True)."""
+    """The mean of each window. The divisor counts the window's elements over the input and,
+    with count_include_pad (the default), over the zero padding too, but never the part past
+    the padding that ceil mode adds; divisor_override replaces it."""
 
     @staticmethod
-    def forward(ctx, x, kernel, stride, padding):
-        windows, ctx.x_pad_shape, ctx.out_size = _windows(x, kernel, stride, padding, 0)
-        ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
-        return windows.mean(axis=(2, 3))
+    def forward(ctx, x, kernel, stride, padding, ceil_mode=False, count_include_pad=True,
+                divisor_override=None):
+        xp = get_array_module(x)
+        windows, x_pad, out_size = _windows(x, kernel, stride, padding, (1, 1), ceil_mode, 0)
+        if divisor_override:
+            counts = divisor_override
+        else:  # count, per window, the places that are input (or padding, if they count)
+            (ph, pw), (h, w) = padding, x.shape[2:]
+            inside = xp.zeros((1, 1) + x_pad.shape[2:], dtype=x.dtype)
+            if count_include_pad:
+                inside[:, :, : h + 2 * ph, : w + 2 * pw] = 1
+            else:
+                inside[:, :, ph : ph + h, pw : pw + w] = 1
+            counts = im2col_view(inside, kernel, stride, (1, 1), out_size).sum(axis=(2, 3))
+        ctx.kernel, ctx.stride, ctx.padding, ctx.counts = kernel, stride, padding, counts
+        ctx.x_shape, ctx.x_pad_shape, ctx.out_size = x.shape, x_pad.shape, out_size
+        return windows.sum(axis=(2, 3)) / counts
 
     @staticmethod
     def backward(ctx, grad):
         xp = get_array_module(grad)
-        (kh, kw), (ph, pw) = ctx.kernel, ctx.padding
-        share = grad / (kh * kw)
-        grad_windows = xp.broadcast_to(share, (kh, kw) + share.shape)  # (KH, KW, N, C, OH, OW)
+        share = grad / ctx.counts
+        grad_windows = xp.broadcast_to(share, ctx.kernel + share.shape)  # (KH, KW, N, C, OH, OW)
         grad_pad = col2im(grad_windows, xp.zeros(ctx.x_pad_shape, dtype=grad.dtype), ctx.kernel,
                           ctx.stride, (1, 1), ctx.out_size)
-        return grad_pad[:, :, ph : grad_pad.shape[2] - ph, pw : grad_pad.shape[3] - pw]
+        return _interior(grad_pad, ctx.padding, ctx.x_shape)
 
 
 def _bin_matrix(xp, size: int, bins: int, dtype):
@@ -109,42 +145,55 @@ class AdaptiveAvgPool2d(Function):
         return rows.T @ grad @ cols
 
 
-def _check_pool_input(op: str, x, kernel, stride, padding):
+def _check_pool_input(op: str, x, kernel, stride, padding, dilation):
     if x.ndim != 4:
         raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
-    if min(kernel) < 1 or min(stride) < 1:
-        raise ValueError(f"{op}: kernel_size and stride must be >= 1, got {kernel}, {stride}")
+    if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(f"{op}: kernel_size, stride and dilation must be >= 1, got {kernel}, "
+                         f"{stride}, {dilation}")
+    reach = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2 or min(padding) < 0:
         raise ValueError(
             f"{op}: padding {padding} must be between 0 and half the kernel size {kernel}"
         )
     padded = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
-    if padded[0] < kernel[0] or padded[1] < kernel[1]:
+    if padded[0] < reach[0] or padded[1] < reach[1]:
         raise ValueError(
             f"{op}: input of spatial size {x.shape[2:]} (padded to {padded}) is smaller than "
             f"the kernel {kernel}"
         )
 
 
-def _pool_arguments(op, x, kernel_size, stride, padding):
+def _pool_arguments(op, x, kernel_size, stride, padding, dilation=1):
     kernel = pair(kernel_size, "kernel_size", op)
     stride = kernel if stride is None else pair(stride, "stride", op)
     padding = pair(padding, "padding", op)
-    _check_pool_input(op, x, kernel, stride, padding)
-    return kernel, stride, padding
+    dilation = pair(dilation, "dilation", op)
+    _check_pool_input(op, x, kernel, stride, padding, dilation)
+    return kernel, stride, padding, dilation
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
-    """The maximum over each kernel_size window, moved by stride (default: kernel_size)."""
-    kernel, stride, padding = _pool_arguments("max_pool2d", x, kernel_size, stride, padding)
-    settings = dict(kernel=kernel, stride=stride, padding=padding)
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """The maximum over each kernel_size window (dilated by `dilation`), moved by stride
+    (default: kernel_size); ceil_mode keeps the last, partial windows."""
+    if return_indices:
+        raise NotImplementedError("max_pool2d: return_indices=True (for max_unpool2d) is not "
+                                  "supported by minigrad")
+    kernel, stride, padding, dilation = _pool_arguments("max_pool2d", x, kernel_size, stride,
+                                                        padding, dilation)
+    settings = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                    ceil_mode=bool(ceil_mode))
     return fast.select(MaxPool2d, x, **settings).apply(x, **settings)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0):
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: int | None = None):
     """The mean over each kernel_size window, moved by stride (default: kernel_size)."""
-    kernel, stride, padding = _pool_arguments("avg_pool2d", x, kernel_size, stride, padding)
-    return AvgPool2d.apply(x, kernel=kernel, stride=stride, padding=padding)
+    kernel, stride, padding, _ = _pool_arguments("avg_pool2d", x, kernel_size, stride, padding)
+    return AvgPool2d.apply(x, kernel=kernel, stride=stride, padding=padding,
+                           ceil_mode=bool(ceil_mode), count_include_pad=count_include_pad,
+                           divisor_override=divisor_override)
 
 
 def adaptive_avg_pool2d(x, output_size):

@@ -29,11 +29,11 @@ class MaxPool2dTiledCPU(Function):
     """
 
     @staticmethod
-    def supports(*, kernel, stride, padding) -> bool:
-        return stride == kernel and padding == (0, 0)
+    def supports(*, kernel, stride, padding, dilation=(1, 1), ceil_mode=False) -> bool:
+        return stride == kernel and padding == (0, 0) and dilation == (1, 1) and not ceil_mode
 
     @staticmethod
-    def forward(ctx, x, kernel, stride, padding):
+    def forward(ctx, x, kernel, stride, padding, dilation=(1, 1), ceil_mode=False):
         (kh, kw), (oh, ow) = kernel, (x.shape[2] // kernel[0], x.shape[3] // kernel[1])
         out = None
         for i in range(kh):

@@ -8,16 +8,20 @@ from __future__ import annotations
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.kernels import pool as cuda_kernels
-from minigrad.ops.conv import output_size
+from minigrad.ops.pool import pool_output_size
 
 
 class MaxPool2dCUDA(Function):
     @staticmethod
-    def forward(ctx, x, kernel, stride, padding):
+    def supports(*, dilation=(1, 1), **settings) -> bool:
+        return dilation == (1, 1)  # the kernel scans undilated windows (ceil mode included)
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding, dilation=(1, 1), ceil_mode=False):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
         n, c, h, w = x.shape
-        oh, ow = (output_size(size, k, s, 2 * p)
+        oh, ow = (pool_output_size(size, k, s, p, 1, ceil_mode)
                   for size, k, s, p in zip((h, w), kernel, stride, padding))
         out = xp.empty((n, c, oh, ow), dtype=x.dtype)
         argmax = xp.empty(out.shape, dtype=cuda_kernels.argmax_dtype(kernel))
