@@ -320,7 +320,7 @@ _FUNCTIONS = {
     "mean", "argmax", "argmin", "reshape", "transpose", "moveaxis",
     "may_share_memory", "array_equal", "allclose", "copyto", "prod", "cumsum", "square",
     "power", "negative", "floor", "ceil", "round", "sin", "cos", "floor_divide", "bitwise_and",
-    "bitwise_or", "bitwise_xor", "invert", "flip", "indices", "argsort",
+    "bitwise_or", "bitwise_xor", "invert", "flip", "indices", "argsort", "diagonal",
 }
 # the functions that CuPy runs as ufuncs (or elementwise kernels): C-contiguous results
 _ELEMENTWISE = {
@@ -422,6 +422,7 @@ class _StrideTricks:
 
 
 lib = types.SimpleNamespace(stride_tricks=_StrideTricks())
+linalg = types.SimpleNamespace(qr=lambda a: _wrap(np.linalg.qr(_unwrap(a))))
 
 
 class _Generator:

@@ -375,3 +375,24 @@ def test_clip_grad_norm_scales_gradients_as_pytorch(norm_type):
     with pytest.raises(RuntimeError, match="clip_grad_norm_: the total norm of order 2.0 of the "
                                            "gradients is non-finite"):
         mg.nn.utils.clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
+
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_trunc_normal_and_orthogonal_initialisations(device):
+    mg.manual_seed(0)
+    w = nn.init.trunc_normal_(mg.empty(200, 50, device=device), mean=0.5, std=1.0, a=-1.0, b=1.5)
+    values = w.numpy()
+    assert values.min() >= -1.0 and values.max() <= 1.5
+    # the mean of N(0.5, 1) truncated to [-1, 1.5]: mu + (pdf(alpha) - pdf(beta)) / mass
+    import math
+
+    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    cdf = lambda z: (1 + math.erf(z / math.sqrt(2))) / 2  # noqa: E731
+    expected = 0.5 + (pdf(-1.5) - pdf(1.0)) / (cdf(1.0) - cdf(-1.5))
+    assert abs(values.mean() - expected) < 0.03 and values.std() < 1.0  # truncated: narrower
+    for shape in ((4, 6), (6, 4), (3, 2, 2)):
+        q = nn.init.orthogonal_(mg.empty(*shape, device=device), gain=2.0).numpy()
+        flat = q.reshape(shape[0], -1)
+        small = flat @ flat.T if flat.shape[0] <= flat.shape[1] else flat.T @ flat
+        np.testing.assert_allclose(small, 4.0 * np.eye(len(small)), atol=1e-5)

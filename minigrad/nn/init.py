@@ -103,3 +103,39 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     return normal_(tensor, 0.0, _xavier_std(tensor, gain))
+
+
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                  b: float = 2.0) -> Tensor:
+    """N(mean, std^2) restricted to [a, b]: values outside are drawn again until all fit."""
+    if not a < b:
+        raise ValueError(f"trunc_normal_: expected a < b, got a={a}, b={b}")
+
+    def draw(rng, shape, dtype):
+        values = mean + std * rng.standard_normal(shape, dtype=dtype)
+        outside = (values < a) | (values > b)
+        while bool(outside.any()):  # each round redraws the few left outside
+            values[outside] = mean + std * rng.standard_normal(int(outside.sum()), dtype=dtype)
+            outside = (values < a) | (values > b)
+        return values
+
+    return _fill(tensor, draw)
+
+
+def orthogonal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+    """A (semi-)orthogonal matrix, as PyTorch's: the Q of the QR decomposition of a normal
+    matrix (rows = the first dim, columns = the others flattened), signs fixed by diag(R)."""
+    if tensor.ndim < 2:
+        raise ValueError(f"orthogonal_: expected at least 2 dims, got shape {tensor.shape}")
+    rows, cols = tensor.shape[0], tensor.numel() // tensor.shape[0]
+
+    def draw(rng, shape, dtype):
+        xp = backend.array_module(tensor.device)
+        flat = rng.standard_normal((rows, cols), dtype=backend.float64)
+        flat = flat.T if rows < cols else flat
+        q, r = xp.linalg.qr(flat)
+        q = q * xp.sign(xp.diagonal(r))
+        q = q.T if rows < cols else q
+        return (gain * q).astype(dtype).reshape(shape)
+
+    return _fill(tensor, draw)
