@@ -214,3 +214,49 @@ def test_an_lr_set_by_hand_is_kept_and_scheduled_on_as_in_pytorch(name):
     ours, theirs = (_lrs_over_epochs(lib, make, set_by_hand=4) for lib in (mg, torch()))
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
     assert ours[4] == 0.5  # the hand-set value was not overwritten
+
+
+def _schedule_trace(lib, make_optimizer, make_scheduler, steps):
+    """(lr, momentum or beta1) of each group after each scheduler step."""
+    params = [lib.zeros(2, requires_grad=True), lib.zeros(3, requires_grad=True)]
+    optimizer = make_optimizer(lib, [{"params": [params[0]]}, {"params": [params[1]],
+                                                               "lr": 0.05}])
+    scheduler = make_scheduler(lib, optimizer)
+    trace = []
+    for _ in range(steps):
+        optimizer.step()
+        scheduler.step()
+        trace.append([(g["lr"], g.get("momentum", g.get("betas", (0,))[0]))
+                      for g in optimizer.param_groups])
+    return np.array(trace, dtype=float)
+
+
+def SGD_MOMENTUM(lib, params):  # noqa: N802 - a constant of the table below
+    return lib.optim.SGD(params, lr=0.1, momentum=0.9)
+
+
+def ADAM(lib, params):  # noqa: N802
+    return lib.optim.Adam(params, lr=0.1)
+
+
+@requires_torch
+@pytest.mark.parametrize("make_optimizer, make_scheduler, steps", [
+    (SGD_MOMENTUM, lambda lib, o: lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        o, T_0=3, T_mult=2, eta_min=1e-3), 20),
+    (SGD_MOMENTUM, lambda lib, o: lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, 4), 13),
+    (SGD_MOMENTUM, lambda lib, o: lib.optim.lr_scheduler.SequentialLR(
+        o, [lib.optim.lr_scheduler.ExponentialLR(o, 0.9),
+            lib.optim.lr_scheduler.StepLR(o, 3, 0.5)], milestones=[4]), 14),
+    (SGD_MOMENTUM, lambda lib, o: lib.optim.lr_scheduler.OneCycleLR(
+        o, max_lr=[0.1, 0.2], total_steps=20), 19),
+    (ADAM, lambda lib, o: lib.optim.lr_scheduler.OneCycleLR(
+        o, max_lr=0.1, epochs=3, steps_per_epoch=5, anneal_strategy="linear",
+        three_phase=True), 14),
+    (SGD_MOMENTUM, lambda lib, o: lib.optim.lr_scheduler.OneCycleLR(
+        o, max_lr=0.1, total_steps=10, pct_start=0.5, cycle_momentum=False), 9),
+], ids=["warm-restarts-tmult2", "warm-restarts", "sequential", "one-cycle-sgd",
+        "one-cycle-adam-3phase-linear", "one-cycle-no-momentum"])
+def test_more_schedulers_follow_torch(make_optimizer, make_scheduler, steps):
+    ours = _schedule_trace(mg, make_optimizer, make_scheduler, steps)
+    theirs = _schedule_trace(torch(), make_optimizer, make_scheduler, steps)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-15)

@@ -57,7 +57,14 @@ class LRScheduler(_Scheduler):
     def next_lr(self, lr: float, base_lr: float, epoch: int) -> float:
         raise NotImplementedError
 
-    def step(self) -> None:
+    def step(self, epoch: int | None = None) -> None:
+        """The next epoch's lr; `step(epoch)` jumps to that epoch's closed form instead (what
+        SequentialLR does when it hands over to the next schedule)."""
+        if epoch is not None:
+            self.last_epoch = epoch
+            for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
+                group["lr"] = self.lr_at(base_lr, epoch)
+            return
         self.last_epoch += 1
         for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = self.next_lr(group["lr"], base_lr, self.last_epoch)
@@ -146,8 +153,8 @@ class LambdaLR(LRScheduler):
             raise ValueError(f"LambdaLR: {len(self.lr_lambdas)} functions for {groups} groups")
         super().__init__(optimizer, last_epoch)
 
-    def step(self) -> None:
-        self.last_epoch += 1
+    def step(self, epoch: int | None = None) -> None:
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         for group, base_lr, fn in zip(self.optimizer.param_groups, self.base_lrs,
                                       self.lr_lambdas):
             group["lr"] = base_lr * fn(self.last_epoch)
@@ -158,6 +165,164 @@ class LambdaLR(LRScheduler):
     def state_dict(self) -> dict:
         """Everything but the functions (which cannot be saved), as PyTorch's."""
         return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine annealing from base_lr to eta_min over T_0 epochs, then a restart; each period
+    T_mult times the one before (SGDR)."""
+
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1,  # noqa: N803
+                 eta_min: float = 0.0, last_epoch: int = -1):
+        if T_0 < 1 or T_mult < 1 or not isinstance(T_mult, int):
+            raise ValueError(f"CosineAnnealingWarmRestarts: expected T_0 >= 1 and an integer "
+                             f"T_mult >= 1, got {T_0}, {T_mult}")
+        self.T_0, self.T_i, self.T_mult, self.eta_min = T_0, T_0, T_mult, eta_min
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def _resume(self) -> None:
+        self.step(self.last_epoch + 1)
+
+    def step(self, epoch: int | None = None) -> None:
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur += 1
+            if self.T_cur >= self.T_i:
+                self.T_cur, self.T_i = self.T_cur - self.T_i, self.T_i * self.T_mult
+        elif epoch >= self.T_0 and self.T_mult == 1:
+            self.T_cur = epoch % self.T_0
+        elif epoch >= self.T_0:  # which period holds `epoch`, and how far into it
+            n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+            self.T_cur = epoch - self.T_0 * (self.T_mult**n - 1) / (self.T_mult - 1)
+            self.T_i = self.T_0 * self.T_mult**n
+        else:
+            self.T_i, self.T_cur = self.T_0, epoch
+        self.last_epoch = epoch
+        cosine = (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = self.eta_min + (base_lr - self.eta_min) * cosine
+
+
+class SequentialLR(_Scheduler):
+    """One schedule after another: schedulers[i] from epoch milestones[i - 1] on, each
+    starting from its own epoch 0."""
+
+    def __init__(self, optimizer: Optimizer, schedulers: list, milestones: list,
+                 last_epoch: int = -1):
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"SequentialLR: {len(schedulers)} schedulers need "
+                             f"{len(schedulers) - 1} milestones, got {len(milestones)}")
+        if any(s.optimizer is not optimizer for s in schedulers):
+            raise ValueError("SequentialLR: every scheduler must drive the same optimizer")
+        self.optimizer, self._schedulers = optimizer, list(schedulers)
+        self._milestones, self.last_epoch = list(milestones), last_epoch + 1
+        for group in optimizer.param_groups:  # undo the first steps the schedulers took
+            group["lr"] = group["initial_lr"]
+        for scheduler in self._schedulers:
+            scheduler.last_epoch -= 1
+        self._schedulers[0].step()
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        index = bisect.bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[index]
+        if index > 0 and self._milestones[index - 1] == self.last_epoch:
+            scheduler.step(0)
+        else:
+            scheduler.step()
+
+    def state_dict(self) -> dict:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        for scheduler, saved in zip(self._schedulers, state.pop("_schedulers")):
+            scheduler.load_state_dict(saved)
+        self.__dict__.update(state)
+
+
+class OneCycleLR(_Scheduler):
+    """The 1cycle policy, stepped once per batch: the lr rises from max_lr / div_factor to
+    max_lr over pct_start of total_steps, then anneals (cos or linear) to
+    initial / final_div_factor (three_phase: back to the initial lr first); the momentum (SGD's
+    momentum or Adam's beta1) cycles the other way between max_momentum and base_momentum."""
+
+    def __init__(self, optimizer: Optimizer, max_lr, total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None,
+                 pct_start: float = 0.3, anneal_strategy: str = "cos",
+                 cycle_momentum: bool = True, base_momentum=0.85, max_momentum=0.95,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4,
+                 three_phase: bool = False, last_epoch: int = -1):
+        if total_steps is None:
+            if not epochs or not steps_per_epoch:
+                raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
+            total_steps = epochs * steps_per_epoch
+        if total_steps < 1 or not 0 <= pct_start <= 1 or anneal_strategy not in ("cos",
+                                                                                 "linear"):
+            raise ValueError(f"OneCycleLR: bad total_steps={total_steps}, pct_start={pct_start} "
+                             f"or anneal_strategy={anneal_strategy!r}")
+        self.optimizer, self.total_steps = optimizer, total_steps
+        self.anneal_strategy, self.cycle_momentum = anneal_strategy, cycle_momentum
+        groups = optimizer.param_groups
+
+        def per_group(value):
+            return list(value) if isinstance(value, (list, tuple)) else [value] * len(groups)
+
+        peak = pct_start * total_steps - 1
+        phases = [(peak, "initial_lr", "max_lr", "max_momentum", "base_momentum")]
+        if three_phase:
+            phases += [(2 * pct_start * total_steps - 2, "max_lr", "initial_lr",
+                        "base_momentum", "max_momentum")]
+        phases += [(total_steps - 1, phases[-1][2], "min_lr", phases[-1][4], "max_momentum")]
+        self._phases = phases
+        self._uses_betas = "betas" in groups[0]
+        if cycle_momentum and "momentum" not in groups[0] and not self._uses_betas:
+            raise ValueError("OneCycleLR: cycle_momentum needs an optimizer with momentum or "
+                             "betas")
+        for group, top, low, high in zip(groups, per_group(max_lr), per_group(base_momentum),
+                                         per_group(max_momentum)):
+            if last_epoch == -1:
+                group["initial_lr"] = top / div_factor
+                group["lr"] = group["initial_lr"]
+            group["max_lr"], group["min_lr"] = top, group["initial_lr"] / final_div_factor
+            if cycle_momentum:
+                group["max_momentum"], group["base_momentum"] = high, low
+                self._set_momentum(group, high)
+        self.last_epoch = last_epoch
+        self.step()
+
+    def _set_momentum(self, group, value) -> None:
+        if self._uses_betas:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+    def _anneal(self, start: float, end: float, fraction: float) -> float:
+        if self.anneal_strategy == "linear":
+            return (end - start) * fraction + start
+        return end + (start - end) / 2 * (math.cos(math.pi * fraction) + 1)
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise ValueError(f"OneCycleLR: stepped {step} times, more than total_steps "
+                             f"{self.total_steps}")
+        for group in self.optimizer.param_groups:
+            start_step = 0.0
+            for end_step, lr_from, lr_to, momentum_from, momentum_to in self._phases:
+                if step <= end_step or end_step == self._phases[-1][0]:
+                    fraction = (step - start_step) / (end_step - start_step)
+                    group["lr"] = self._anneal(group[lr_from], group[lr_to], fraction)
+                    if self.cycle_momentum:
+                        self._set_momentum(group, self._anneal(
+                            group[momentum_from], group[momentum_to], fraction))
+                    break
+                start_step = end_step
 
 
 class ReduceLROnPlateau(_Scheduler):
