@@ -64,6 +64,7 @@ from minigrad.ops import (
     mm,
     norm,
     permute,
+    prod,
     relu,
     remainder,
     repeat,

@@ -320,7 +320,8 @@ _FUNCTIONS = {
     "mean", "argmax", "argmin", "reshape", "transpose", "moveaxis",
     "may_share_memory", "array_equal", "allclose", "copyto", "prod", "cumsum", "square",
     "power", "negative", "floor", "ceil", "round", "sin", "cos", "floor_divide", "bitwise_and",
-    "bitwise_or", "bitwise_xor", "invert", "flip", "indices", "argsort", "diagonal",
+    "bitwise_or", "bitwise_xor", "invert", "flip", "indices", "argsort", "diagonal", "cumprod",
+    "take",
 }
 # the functions that CuPy runs as ufuncs (or elementwise kernels): C-contiguous results
 _ELEMENTWISE = {

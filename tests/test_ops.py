@@ -278,6 +278,20 @@ def _index_select(draw, rng, shape, dim):
                 requires_grad=[True, False])
 
 
+def _prod(draw, rng, shape, dim):
+    keepdim = draw(st.booleans())
+    return Case(lambda x: x.prod(dim, keepdim), [sample(rng, shape)])
+
+
+def _prod_with_zeros(draw, rng, shape, dim):
+    """A zero or two along dim: the gradient is the product of the others, not out / x."""
+    x = sample(rng, shape)
+    x[(slice(None),) * (dim % len(shape)) + (0,)] = 0.0
+    if draw(st.booleans()) and shape[dim] > 1:
+        x[(slice(None),) * (dim % len(shape)) + (-1,)] = 0.0
+    return Case(lambda t: t.prod(dim), [x])
+
+
 def _cumsum(draw, rng, shape, dim):
     return Case(lambda x: x.cumsum(dim), [sample(rng, shape)])
 
@@ -396,6 +410,9 @@ CASES = {
     "minimum": binary(lambda a, b: a.minimum(b)),
     "remainder": binary(lambda a, b: a % b, ("real", "nonzero")),
     "cumsum": along_dim_case(_cumsum),
+    "prod_dim": along_dim_case(_prod),
+    "prod_all": unary(lambda x: x.prod()),
+    "prod_with_zeros": along_dim_case(_prod_with_zeros),
     "norm": norm_case(),
     "gather": along_dim_case(_gather),
     "sort": along_dim_case(_sort),

@@ -101,6 +101,11 @@ def test_matrix_products_refuse_mixed_dtypes_as_pytorch_does():
     with pytest.raises(RuntimeError, match="linear: expected all operands to have the same "
                                            "dtype, but got float64 and float32"):
         mg.nn.Linear(2, 3)(mg.ones(4, 2, dtype=mg.float64))
+    with pytest.raises(RuntimeError):
+        torch().nn.Conv2d(1, 1, 3)(torch().ones(1, 1, 4, 4, dtype=torch().float64))
+    with pytest.raises(RuntimeError, match="conv2d: expected the input, weight and bias to have "
+                                           "one dtype, got float64 and float32 and float32"):
+        mg.nn.Conv2d(1, 1, 3)(mg.ones(1, 1, 4, 4, dtype=mg.float64))
 
 
 def test_a_layer_given_a_numpy_array_or_a_list_says_so_in_one_line():

@@ -55,6 +55,7 @@ from minigrad.ops.reduce import (
     mean,
     min,
     norm,
+    prod,
     std,
     sum,
     var,
@@ -136,7 +137,7 @@ for _name, _op in {
     "matmul": matmul, "mm": mm, "bmm": bmm,
     # more of PyTorch's everyday methods
     "sin": sin, "cos": cos, "log1p": log1p, "sign": sign, "maximum": maximum,
-    "minimum": minimum, "remainder": remainder, "cumsum": cumsum, "norm": norm,
+    "minimum": minimum, "remainder": remainder, "cumsum": cumsum, "norm": norm, "prod": prod,
     "gather": gather, "sort": sort, "topk": topk, "flip": flip, "repeat": repeat,
     "split": split, "chunk": chunk, "index_select": index_select, "masked_fill": masked_fill,
     # in place (ops/inplace.py)

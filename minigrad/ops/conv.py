@@ -158,6 +158,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
         )
     if bias is not None and bias.shape != (oc,):
         raise ValueError(f"conv2d: bias has shape {bias.shape}, expected ({oc},)")
+    dtypes = [t.dtype for t in (x, weight, bias) if t is not None]
+    if len(set(dtypes)) > 1:  # as PyTorch: a float64 batch into a float32 layer is a mistake
+        raise RuntimeError(f"conv2d: expected the input, weight and bias to have one dtype, "
+                           f"got {' and '.join(map(str, dtypes))}; convert with .float()")
     stride = pair(stride, "stride", "conv2d")
     dilation = pair(dilation, "dilation", "conv2d")
     if min(stride) < 1 or min(dilation) < 1:

@@ -327,3 +327,49 @@ def norm(x: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
 def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
     """x divided by its p-norm along `dim` (at least eps), as torch's F.normalize."""
     return x / norm(x, p, dim, keepdim=True).clamp(min=eps)
+
+
+def _products_of_the_others(x, axis: int):
+    """For each element, the product of the other elements along `axis`: exclusive running
+    products from both ends multiplied, exact even where x has zeros (out / x would not be)."""
+    xp = get_array_module(x)
+    ones = xp.ones_like(xp.take(x, [0], axis=axis))
+    before = xp.concatenate([ones, xp.cumprod(x, axis=axis)], axis=axis)
+    after = xp.flip(xp.concatenate([ones, xp.cumprod(xp.flip(x, axis=axis), axis=axis)],
+                                   axis=axis), axis=axis)
+    n = x.shape[axis]
+    take = [slice(None)] * x.ndim
+    take[axis] = slice(0, n)
+    left = before[tuple(take)]
+    take[axis] = slice(1, n + 1)
+    return left * after[tuple(take)]
+
+
+class Prod(Function):
+    """The product over `dim` (all elements when None); each element's gradient is the product
+    of the others."""
+
+    @staticmethod
+    def forward(ctx, x, dim, keepdim):
+        ctx.save_for_backward(x)
+        ctx.dim, ctx.keepdim = dim, keepdim
+        return x.prod(axis=dim, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        xp = get_array_module(grad)
+        if ctx.dim is None:
+            others = _products_of_the_others(x.reshape(-1), 0).reshape(x.shape)
+            return grad * others
+        if not ctx.keepdim:
+            grad = xp.expand_dims(grad, ctx.dim)
+        return grad * _products_of_the_others(x, ctx.dim)
+
+
+def prod(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """The product of the elements (along `dim`); integers multiply as int64, as in torch."""
+    if x.dtype.kind in "biu":
+        x = x.to(backend.int64)
+    dim = None if dim is None else normalize_dim("prod", dim, x.ndim)
+    return Prod.apply(x, dim=dim, keepdim=keepdim and dim is not None)
