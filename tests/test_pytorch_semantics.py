@@ -180,3 +180,18 @@ def test_from_numpy_and_as_tensor_share_memory_where_pytorch_does():
         mg.from_numpy([1.0])
     like = mg.randn_like(mg.zeros(2, 3, dtype=mg.float64))
     assert like.shape == (2, 3) and like.dtype == mg.float64
+
+
+@requires_torch
+@pytest.mark.parametrize("case", [
+    lambda L, x: x.max(), lambda L, x: x.min(), lambda L, x: L.relu(x).sum(),
+], ids=["max", "min", "relu"])  # (torch's amax gives NaN gradients there; minigrad's max's)
+def test_gradients_through_nan_follow_pytorch(case):
+    values = np.array([1.0, np.nan, 3.0, np.nan, -2.0])
+    grads = []
+    for library in (mg, torch()):
+        x = library.tensor(values, requires_grad=True)
+        with np.errstate(invalid="ignore"):
+            case(library, x).backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_array_equal(*grads)

@@ -20,7 +20,9 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
-        return grad * (out > 0)  # a multiply by the mask: much faster than where()
+        # a multiply by the mask (much faster than where()); "not <= 0" rather than "> 0" so
+        # that a NaN passes its gradient on, as in PyTorch
+        return grad * ~(out <= 0)
 
 
 class LeakyReLU(Function):

@@ -70,7 +70,7 @@ class Amax(Function):
     """The largest (or, with largest=False, smallest) element over `axes`.
 
     Where several elements tie for it, the gradient is shared evenly among them, as PyTorch's
-    `amax` and full `max()` do.
+    `amax` and full `max()` do (a NaN is the extremum; several NaNs share the gradient).
     """
 
     @staticmethod
@@ -85,7 +85,9 @@ class Amax(Function):
         x, out = ctx.saved_tensors
         if not ctx.keepdim:
             grad = grad.reshape(out.shape)
-        winners = x == out
+        xp = get_array_module(x)
+        # a NaN is the extremum wherever there is one (PyTorch's rule): the NaNs share it
+        winners = xp.where(xp.isnan(out), xp.isnan(x), x == out)
         count = winners.sum(axis=ctx.axes, keepdims=True)
         return winners * (grad / count.astype(grad.dtype))
 
