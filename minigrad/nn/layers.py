@@ -103,6 +103,14 @@ class Conv2d(Module):
         return text + ("" if self.bias is not None else ", bias=False")
 
 
+def _named(layer: Module, function, *args):
+    """function(*args), its errors about bad input prefixed with the layer that called it."""
+    try:
+        return function(*args)
+    except ValueError as error:
+        raise ValueError(f"{layer!r}: {error}") from None
+
+
 class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
                  return_indices: bool = False, ceil_mode: bool = False):
@@ -112,11 +120,8 @@ class MaxPool2d(Module):
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
     def forward(self, x: Tensor) -> Tensor:
-        try:
-            return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                                self.ceil_mode, self.return_indices)
-        except ValueError as error:
-            raise ValueError(f"{self!r}: {error}") from None
+        return _named(self, F.max_pool2d, x, self.kernel_size, self.stride, self.padding,
+                      self.dilation, self.ceil_mode, self.return_indices)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -133,11 +138,8 @@ class AvgPool2d(Module):
         self.divisor_override = divisor_override
 
     def forward(self, x: Tensor) -> Tensor:
-        try:
-            return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                                self.count_include_pad, self.divisor_override)
-        except ValueError as error:
-            raise ValueError(f"{self!r}: {error}") from None
+        return _named(self, F.avg_pool2d, x, self.kernel_size, self.stride, self.padding,
+                      self.ceil_mode, self.count_include_pad, self.divisor_override)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
