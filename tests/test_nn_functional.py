@@ -64,13 +64,13 @@ def pool_case(draw, name):
 
 
 @st.composite
-def adaptive_case(draw):
+def adaptive_case(draw, name="adaptive_avg_pool2d"):
     rng = draw(rngs())
     size = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     x = sample(rng, (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 8)),
                      draw(st.integers(1, 8))))
-    return Case(lambda x: F.adaptive_avg_pool2d(x, size), [x],
-                lambda x: tF().adaptive_avg_pool2d(x, size))
+    return Case(lambda x: getattr(F, name)(x, size), [x],
+                lambda x: getattr(tF(), name)(x, size))
 
 
 @st.composite
@@ -228,6 +228,7 @@ CASES = {
     "max_pool2d": pool_case("max_pool2d"),
     "avg_pool2d": pool_case("avg_pool2d"),
     "adaptive_avg_pool2d": adaptive_case(),
+    "adaptive_max_pool2d": adaptive_case("adaptive_max_pool2d"),
     "batch_norm_training": batch_norm_case(training=True),
     "batch_norm_eval": batch_norm_case(training=False),
     "linear": linear_case(),
@@ -304,3 +305,18 @@ def test_dropout2d_drops_whole_channels():
     assert 0.3 < (per_channel[:, :, 0] == 0).mean() < 0.7
     layer = mg.nn.Dropout2d(0.5).eval()
     assert layer(mg.ones(1, 2, 2, 2)).tolist() == mg.ones(1, 2, 2, 2).tolist()
+
+
+
+@requires_torch
+@given(rng=rngs(), size=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       h=st.integers(1, 8), w=st.integers(1, 8))
+def test_adaptive_max_pool_gives_ties_to_the_first_maximum_as_pytorch(rng, size, h, w):
+    x = np.round(rng.standard_normal((2, 2, h, w)))  # many equal values
+    upstream = rng.standard_normal((2, 2) + size)
+    grads = []
+    for library, functional in ((mg, F), (torch(), tF())):
+        t = library.tensor(x, requires_grad=True)
+        functional.adaptive_max_pool2d(t, size).backward(library.tensor(upstream))
+        grads.append(t.grad.numpy())
+    np.testing.assert_allclose(*grads)

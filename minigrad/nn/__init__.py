@@ -3,6 +3,7 @@
 from minigrad.nn import functional, init, utils
 from minigrad.nn.layers import (
     AdaptiveAvgPool2d,
+    AdaptiveMaxPool2d,
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,

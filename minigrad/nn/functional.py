@@ -13,12 +13,13 @@ from minigrad.ops.loss import (
     nll_loss,
 )
 from minigrad.ops.norm import batch_norm
-from minigrad.ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+from minigrad.ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from minigrad.ops.reduce import normalize
 from minigrad.ops.shape import flatten, one_hot, pad
 
 __all__ = [
-    "adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "binary_cross_entropy",
+    "adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "batch_norm",
+    "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout", "dropout2d",
     "flatten", "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse_loss", "nll_loss",
     "normalize", "one_hot", "pad", "relu", "sigmoid", "softmax", "tanh",

@@ -157,6 +157,11 @@ class AdaptiveAvgPool2d(Module):
         return f"output_size={self.output_size}"
 
 
+class AdaptiveMaxPool2d(AdaptiveAvgPool2d):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_max_pool2d(x, self.output_size)
+
+
 class _BatchNorm(Module):
     """Batch normalization with learnable weight/bias (affine) and running statistics
     (buffers running_mean, running_var, num_batches_tracked), as PyTorch's."""

@@ -1,4 +1,5 @@
-"""Pooling: max_pool2d, avg_pool2d and adaptive_avg_pool2d, over (N, C, H, W).
+"""Pooling: max_pool2d, avg_pool2d, adaptive_avg_pool2d and adaptive_max_pool2d, over
+(N, C, H, W).
 
 Max and average pooling read their windows through the same strided view as im2col
 (ops/conv.py): (N, C, KH, KW, OH, OW), no copy. Their backwards loop over the KH*KW kernel
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from minigrad import backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops import fast
@@ -196,12 +198,67 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                            divisor_override=divisor_override)
 
 
-def adaptive_avg_pool2d(x, output_size):
-    """Average pooling to a fixed (OH, OW) whatever the input size (None keeps a size)."""
+def _adaptive_sizes(op: str, x, output_size) -> tuple:
     if x.ndim != 4:
-        raise ValueError(f"adaptive_avg_pool2d: expected a 4-D input, got shape {x.shape}")
+        raise ValueError(f"{op}: expected a 4-D input, got shape {x.shape}")
     sizes = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     sizes = tuple(x.shape[2 + i] if s is None else s for i, s in enumerate(sizes))
     if len(sizes) != 2 or min(sizes) < 1:
-        raise ValueError(f"adaptive_avg_pool2d: bad output_size {output_size!r}")
-    return AdaptiveAvgPool2d.apply(x, output_size=sizes)
+        raise ValueError(f"{op}: bad output_size {output_size!r}")
+    return sizes
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Average pooling to a fixed (OH, OW) whatever the input size (None keeps a size)."""
+    return AdaptiveAvgPool2d.apply(x, output_size=_adaptive_sizes("adaptive_avg_pool2d", x,
+                                                                  output_size))
+
+
+def _bins(size: int, count: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive bins: [floor(i*size/count), ceil((i+1)*size/count)) for each i."""
+    return [((i * size) // count, math.ceil((i + 1) * size / count)) for i in range(count)]
+
+
+class AdaptiveMaxPool2d(Function):
+    """The largest element of each adaptive bin. A bin is a rectangle, so its maximum is the
+    maximum over its rows of each row's maximum over its columns: one pass per output column,
+    then one per output row (OW + OH passes, each over the whole batch). The gradient goes to
+    the first maximum of the bin in row-major order."""
+
+    @staticmethod
+    def forward(ctx, x, output_size):
+        xp = get_array_module(x)
+        (oh, ow), (n, c, h, w) = output_size, x.shape
+        col_max = xp.empty((n, c, h, ow), dtype=x.dtype)
+        col_arg = xp.empty((n, c, h, ow), dtype=backend.int64)
+        for j, (start, end) in enumerate(_bins(w, ow)):  # each row's max within the column bin
+            first = x[..., start:end].argmax(axis=-1)
+            col_arg[..., j] = first + start
+            col_max[..., j] = xp.take_along_axis(x[..., start:end], first[..., None], -1)[..., 0]
+        out = xp.empty((n, c, oh, ow), dtype=x.dtype)
+        row_arg = xp.empty((n, c, oh, ow), dtype=backend.int64)
+        for i, (start, end) in enumerate(_bins(h, oh)):  # the best of those rows in the row bin
+            first = col_max[:, :, start:end].argmax(axis=2)
+            row_arg[:, :, i] = first + start
+            out[:, :, i] = xp.take_along_axis(col_max[:, :, start:end], first[:, :, None], 2)[
+                :, :, 0]
+        ctx.save_for_backward(row_arg, xp.take_along_axis(col_arg, row_arg, axis=2))
+        ctx.x_shape = x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows, cols = ctx.saved_tensors
+        xp = get_array_module(grad)
+        grad_x = xp.zeros(ctx.x_shape, dtype=grad.dtype)
+        samples, channels = xp.indices(rows.shape, sparse=True)[:2]
+        backend.scatter_add(grad_x, (samples, channels, rows, cols), grad)  # bins may overlap
+        return grad_x
+
+
+def adaptive_max_pool2d(x, output_size, return_indices: bool = False):
+    """Max pooling to a fixed (OH, OW) whatever the input size (None keeps a size)."""
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool2d: return_indices=True is not supported")
+    return AdaptiveMaxPool2d.apply(x, output_size=_adaptive_sizes("adaptive_max_pool2d", x,
+                                                                  output_size))
