@@ -188,3 +188,23 @@ def test_data_is_a_tensor_outside_the_graph_sharing_the_memory_as_in_pytorch():
     with pytest.raises(TypeError, match="Tensor.data: expected a Tensor, got ndarray"):
         w.data = np.zeros(3)
     assert isinstance(w.array, np.ndarray)  # the backend array itself
+
+
+def test_an_op_becomes_a_tensor_method_with_one_decorator():
+    from minigrad.ops.registry import METHODS, tensor_method
+
+    assert METHODS["sum"] is mg.ops.reduce.sum and mg.Tensor.sum is METHODS["sum"]
+    assert METHODS["view"] is METHODS["reshape"]
+
+    @tensor_method("double_it_for_the_test")
+    def double(x):
+        return x * 2
+
+    try:
+        assert mg.tensor([1.0, 2.0]).double_it_for_the_test().tolist() == [2.0, 4.0]
+        with pytest.raises(RuntimeError, match="Tensor.double_it_for_the_test is registered "
+                                               "twice"):
+            tensor_method("double_it_for_the_test")(lambda x: x)
+    finally:
+        del METHODS["double_it_for_the_test"]
+        delattr(mg.Tensor, "double_it_for_the_test")

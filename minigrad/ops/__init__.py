@@ -1,10 +1,12 @@
 """Every differentiable operation of minigrad, one Function subclass each, grouped by family.
 
-The end of this file is the one place where the ops become Tensor methods and operators:
-`Tensor.__add__` is `elementwise.add`, `Tensor.sum` is `reduce.sum`, and so on.
+The end of this file is where the ops become Tensor operators and methods: `Tensor.__add__` is
+`elementwise.add`, bound by name below; `Tensor.sum` is `reduce.sum`, which says so itself with
+`@tensor_method()` above its definition (ops/registry.py). Adding an op is its Function, its
+function and that one decorator.
 """
 
-from minigrad.ops import activation, elementwise, inplace, linalg, reduce, shape
+from minigrad.ops import activation, elementwise, inplace, linalg, reduce, registry, shape
 from minigrad.ops.activation import log_softmax, relu, sigmoid, softmax, tanh
 from minigrad.ops.elementwise import (
     abs,
@@ -119,42 +121,9 @@ Tensor.__invert__ = bitwise_not
 Tensor.__iadd__, Tensor.__isub__ = inplace.add_, inplace.sub_
 Tensor.__imul__, Tensor.__itruediv__ = inplace.mul_, inplace.div_
 
-for _name, _op in {
-    # elementwise
-    "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow, "neg": neg, "exp": exp,
-    "log": log, "sqrt": sqrt, "abs": abs, "clamp": clamp, "clone": clone, "to": to,
-    "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge,
-    # activations
-    "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax,
-    "log_softmax": log_softmax,
-    # reductions
-    "sum": sum, "mean": mean, "max": max, "min": min, "amax": amax, "amin": amin,
-    "var": var, "std": std, "logsumexp": logsumexp, "argmax": argmax, "argmin": argmin,
-    "all": all, "any": any,
-    # shape
-    "reshape": reshape, "view": view, "flatten": flatten, "permute": permute,
-    "transpose": transpose, "squeeze": squeeze, "unsqueeze": unsqueeze, "expand": expand,
-    "matmul": matmul, "mm": mm, "bmm": bmm,
-    # more of PyTorch's everyday methods
-    "sin": sin, "cos": cos, "log1p": log1p, "sign": sign, "maximum": maximum,
-    "minimum": minimum, "remainder": remainder, "cumsum": cumsum, "norm": norm, "prod": prod,
-    "gather": gather, "sort": sort, "topk": topk, "flip": flip, "repeat": repeat,
-    "split": split, "chunk": chunk, "index_select": index_select, "masked_fill": masked_fill,
-    # in place (ops/inplace.py)
-    "add_": inplace.add_, "sub_": inplace.sub_, "mul_": inplace.mul_, "div_": inplace.div_,
-    "zero_": inplace.zero_, "fill_": inplace.fill_, "copy_": inplace.copy_,
-    "normal_": inplace.normal_, "uniform_": inplace.uniform_, "clamp_": inplace.clamp_,
-    "relu_": inplace.relu_,
-}.items():
-    setattr(Tensor, _name, _op)
+# the methods (x.sum(), x.relu(), ...) are bound where each op is defined, by @tensor_method
+# (ops/registry.py); registry.METHODS lists them
 Tensor.T = property(shape.T)
-Tensor.t = lambda self: shape.transpose(self, 0, 1) if self.ndim == 2 else self
-Tensor.view_as = lambda self, other: reshape(self, other.shape)
-Tensor.type_as = lambda self, other: cast(self, other.dtype)
-Tensor.new_zeros = lambda self, *size, dtype=None: Tensor(
-    elementwise.get_array_module(self.array).zeros(shape._sizes(size), dtype=dtype or self.dtype))
-Tensor.contiguous = lambda self: self
-del _name, _op
 
 __all__ = [
     "activation", "elementwise", "inplace", "linalg", "reduce", "shape", "cast", "cat", "stack",

@@ -7,6 +7,7 @@ from minigrad.backend import get_array_module
 from minigrad.ops import fast
 from minigrad.ops.dims import normalize_dim
 from minigrad.ops.elementwise import as_floating
+from minigrad.ops.registry import tensor_method
 from minigrad.tensor import Tensor
 
 
@@ -106,6 +107,7 @@ class LogSoftmax(Function):
         return grad - softmax * grad.sum(axis=ctx.dim, keepdims=True)
 
 
+@tensor_method()
 def relu(x: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0). `inplace=True` is accepted for PyTorch code (`F.relu(x, inplace=True)`) and
     gives the same result, computed out of place: minigrad frees a tensor that no backward
@@ -118,17 +120,21 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     return LeakyReLU.apply(x, negative_slope=negative_slope)
 
 
+@tensor_method()
 def sigmoid(x: Tensor) -> Tensor:
     return Sigmoid.apply(as_floating(x))
 
 
+@tensor_method()
 def tanh(x: Tensor) -> Tensor:
     return Tanh.apply(as_floating(x))
 
 
+@tensor_method()
 def softmax(x: Tensor, dim: int) -> Tensor:
     return Softmax.apply(as_floating(x), dim=normalize_dim("softmax", dim, x.ndim))
 
 
+@tensor_method()
 def log_softmax(x: Tensor, dim: int) -> Tensor:
     return LogSoftmax.apply(as_floating(x), dim=normalize_dim("log_softmax", dim, x.ndim))

@@ -16,6 +16,7 @@ from minigrad import backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops.broadcast import broadcast_shape, unbroadcast
+from minigrad.ops.registry import tensor_method
 from minigrad.tensor import Tensor
 
 
@@ -179,18 +180,22 @@ class Neg(Function):
         return -grad
 
 
+@tensor_method()
 def add(a, b) -> Tensor:
     return Add.apply(*operands("add", a, b))
 
 
+@tensor_method()
 def sub(a, b) -> Tensor:
     return Sub.apply(*operands("sub", a, b))
 
 
+@tensor_method()
 def mul(a, b) -> Tensor:
     return Mul.apply(*operands("mul", a, b))
 
 
+@tensor_method()
 def div(a, b) -> Tensor:
     """True division; integer tensors are divided as floats of the default dtype."""
     a, b = operands("div", a, b)
@@ -199,10 +204,12 @@ def div(a, b) -> Tensor:
     return Div.apply(a, b)
 
 
+@tensor_method()
 def pow(a, b) -> Tensor:  # noqa: A001 - PyTorch's name
     return Pow.apply(*operands("pow", a, b))
 
 
+@tensor_method()
 def neg(x: Tensor) -> Tensor:
     return Neg.apply(x)
 
@@ -281,22 +288,27 @@ class Clamp(Function):
         return grad * inside  # the gradient passes where min <= x <= max, as in PyTorch
 
 
+@tensor_method()
 def exp(x: Tensor) -> Tensor:
     return Exp.apply(as_floating(x))
 
 
+@tensor_method()
 def log(x: Tensor) -> Tensor:
     return Log.apply(as_floating(x))
 
 
+@tensor_method()
 def sqrt(x: Tensor) -> Tensor:
     return Sqrt.apply(as_floating(x))
 
 
+@tensor_method()
 def abs(x: Tensor) -> Tensor:  # noqa: A001 - PyTorch's name
     return Abs.apply(x)
 
 
+@tensor_method()
 def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
     """Limit every element to [min, max]; either bound may be None."""
     if min is None and max is None:
@@ -353,6 +365,7 @@ class Clone(Function):
         return grad
 
 
+@tensor_method()
 def clone(x: Tensor) -> Tensor:
     """A copy of `x` with its own memory; the gradient flows through."""
     return Clone.apply(x)
@@ -433,31 +446,38 @@ class Remainder(Function):
         return unbroadcast(grad, ctx.a_shape), unbroadcast(-grad * quotient, ctx.b_shape)
 
 
+@tensor_method()
 def sin(x: Tensor) -> Tensor:
     return Sin.apply(as_floating(x))
 
 
+@tensor_method()
 def cos(x: Tensor) -> Tensor:
     return Cos.apply(as_floating(x))
 
 
+@tensor_method()
 def log1p(x: Tensor) -> Tensor:
     return Log1p.apply(as_floating(x))
 
 
+@tensor_method()
 def sign(x: Tensor) -> Tensor:
     """-1, 0 or 1; outside the graph (its gradient is 0 everywhere it exists)."""
     return Tensor(get_array_module(x.array).sign(x.array))
 
 
+@tensor_method()
 def maximum(a, b) -> Tensor:
     return Maximum.apply(*operands("maximum", a, b))
 
 
+@tensor_method()
 def minimum(a, b) -> Tensor:
     return Maximum.apply(*operands("minimum", a, b), smaller=True)
 
 
+@tensor_method()
 def remainder(a, b) -> Tensor:
     return Remainder.apply(*operands("remainder", a, b))
 
@@ -506,12 +526,12 @@ def _compare(name: str, ufunc_name: str):
     return compare
 
 
-eq = _compare("eq", "equal")
-ne = _compare("ne", "not_equal")
-lt = _compare("lt", "less")
-le = _compare("le", "less_equal")
-gt = _compare("gt", "greater")
-ge = _compare("ge", "greater_equal")
+eq = tensor_method()(_compare("eq", "equal"))
+ne = tensor_method()(_compare("ne", "not_equal"))
+lt = tensor_method()(_compare("lt", "less"))
+le = tensor_method()(_compare("le", "less_equal"))
+gt = tensor_method()(_compare("gt", "greater"))
+ge = tensor_method()(_compare("ge", "greater_equal"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -548,6 +568,12 @@ def cast(x: Tensor, dtype) -> Tensor:
     return x if x.dtype == dtype else Cast.apply(x, dtype=dtype)
 
 
+@tensor_method()
+def type_as(x: Tensor, other: Tensor) -> Tensor:
+    return cast(x, other.dtype)
+
+
+@tensor_method()
 def to(x: Tensor, *args, **kwargs) -> Tensor:
     """`x.to(device)`, `x.to(dtype)`, `x.to(device, dtype)` or `x.to(other_tensor)`.
 

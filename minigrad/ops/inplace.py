@@ -24,6 +24,7 @@ from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops import elementwise
 from minigrad.ops.broadcast import unbroadcast
+from minigrad.ops.registry import tensor_method
 from minigrad.tensor import Tensor
 
 
@@ -110,10 +111,10 @@ def _binary(name: str, op, ufunc_name: str):
     return in_place
 
 
-add_ = _binary("add_", elementwise.add, "add")
-sub_ = _binary("sub_", elementwise.sub, "subtract")
-mul_ = _binary("mul_", elementwise.mul, "multiply")
-div_ = _binary("div_", elementwise.div, "divide")
+add_ = tensor_method()(_binary("add_", elementwise.add, "add"))
+sub_ = tensor_method()(_binary("sub_", elementwise.sub, "subtract"))
+mul_ = tensor_method()(_binary("mul_", elementwise.mul, "multiply"))
+div_ = tensor_method()(_binary("div_", elementwise.div, "divide"))
 
 
 def _overwrite(tensor: Tensor, name: str, new: Tensor) -> Tensor:
@@ -124,17 +125,20 @@ def _overwrite(tensor: Tensor, name: str, new: Tensor) -> Tensor:
     return _in_place(tensor, name, lambda old: Overwrite.apply(old, new), update, (new,))
 
 
+@tensor_method()
 def fill_(tensor: Tensor, value, _name: str = "fill_") -> Tensor:
     """Every element set to `value`."""
     xp = get_array_module(tensor.array)
     return _overwrite(tensor, _name, Tensor(xp.asarray(value, dtype=tensor.dtype)))
 
 
+@tensor_method()
 def zero_(tensor: Tensor) -> Tensor:
     """Every element set to 0."""
     return fill_(tensor, 0, "zero_")
 
 
+@tensor_method()
 def copy_(tensor: Tensor, source) -> Tensor:
     """The values of `source` (broadcast, cast to this dtype, moved to this device)."""
     if not isinstance(source, Tensor):
@@ -145,6 +149,7 @@ def copy_(tensor: Tensor, source) -> Tensor:
     return _overwrite(tensor, "copy_", source)
 
 
+@tensor_method()
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """Values drawn from N(mean, std^2), from the device's seeded generator."""
     rng = backend.generator(tensor.device)
@@ -152,6 +157,7 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     return _overwrite(tensor, "normal_", Tensor(values))
 
 
+@tensor_method()
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     """Values drawn uniformly from [a, b), from the device's seeded generator."""
     rng = backend.generator(tensor.device)
@@ -159,6 +165,7 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     return _overwrite(tensor, "uniform_", Tensor(values))
 
 
+@tensor_method()
 def clamp_(tensor: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
     """Values limited to [min, max], in place."""
     def update(array):
@@ -167,6 +174,7 @@ def clamp_(tensor: Tensor, min: float | None = None, max: float | None = None) -
     return _in_place(tensor, "clamp_", lambda old: elementwise.clamp(old, min, max), update)
 
 
+@tensor_method()
 def relu_(tensor: Tensor) -> Tensor:
     """max(x, 0), in place."""
     from minigrad.ops.activation import relu

@@ -5,6 +5,7 @@ from __future__ import annotations
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops.broadcast import broadcast_shape, unbroadcast
+from minigrad.ops.registry import tensor_method
 from minigrad.tensor import Tensor
 
 
@@ -96,6 +97,7 @@ def _same_dtype(op: str, *tensors: Tensor) -> None:
                            ".float() or .double()")
 
 
+@tensor_method()
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product, checked: inner dims must agree and batch dims broadcast."""
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
@@ -118,6 +120,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     return MatMul.apply(a, b)
 
 
+@tensor_method()
 def mm(a: Tensor, b: Tensor) -> Tensor:
     """The product of two matrices (2-D only, as torch.mm)."""
     if a.ndim != 2 or b.ndim != 2:
@@ -125,6 +128,7 @@ def mm(a: Tensor, b: Tensor) -> Tensor:
     return matmul(a, b)
 
 
+@tensor_method()
 def bmm(a: Tensor, b: Tensor) -> Tensor:
     """Batched matrix products of (B, n, m) and (B, m, p), as torch.bmm (no broadcasting)."""
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:

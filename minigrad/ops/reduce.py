@@ -16,6 +16,7 @@ from minigrad import backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops.dims import normalize_dim, normalize_dims
+from minigrad.ops.registry import tensor_method
 from minigrad.tensor import Tensor
 
 values_indices_max = namedtuple("max", ["values", "indices"])
@@ -188,6 +189,7 @@ class LogSumExp(Function):
         return grad * get_array_module(x).exp(x - out)  # softmax(x) * grad
 
 
+@tensor_method()
 def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - PyTorch's name
     axes = normalize_dims("sum", dim, x.ndim)
     if x.dtype.kind in "biu":  # PyTorch sums bools and every integer type as int64
@@ -195,6 +197,7 @@ def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - P
     return Sum.apply(x, axes=axes, keepdim=keepdim)
 
 
+@tensor_method()
 def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     _check_floating("mean", x)
     return Mean.apply(x, axes=normalize_dims("mean", dim, x.ndim), keepdim=keepdim)
@@ -211,20 +214,24 @@ def _extremum(op: str, x: Tensor, dim, keepdim: bool, largest: bool):
     return (values_indices_max if largest else values_indices_min)(values, indices)
 
 
+@tensor_method()
 def max(x: Tensor, dim: int | None = None, keepdim: bool = False):  # noqa: A001
     """The largest element; with `dim`, a (values, indices) pair along that axis."""
     return _extremum("max", x, dim, keepdim, largest=True)
 
 
+@tensor_method()
 def min(x: Tensor, dim: int | None = None, keepdim: bool = False):  # noqa: A001
     """The smallest element; with `dim`, a (values, indices) pair along that axis."""
     return _extremum("min", x, dim, keepdim, largest=False)
 
 
+@tensor_method()
 def amax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return Amax.apply(x, axes=normalize_dims("amax", dim, x.ndim), keepdim=keepdim, largest=True)
 
 
+@tensor_method()
 def amin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return Amax.apply(x, axes=normalize_dims("amin", dim, x.ndim), keepdim=keepdim, largest=False)
 
@@ -242,6 +249,7 @@ def _correction(op: str, dim, unbiased, correction):
     return dim, correction
 
 
+@tensor_method()
 def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
         correction: int | None = None) -> Tensor:
     """Variance, with PyTorch's argument order: `var(dim, unbiased, keepdim)`, `var(unbiased)`
@@ -253,6 +261,7 @@ def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
     return Var.apply(x, axes=axes, keepdim=keepdim, correction=correction)
 
 
+@tensor_method()
 def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
         correction: int | None = None) -> Tensor:
     """Standard deviation, with the arguments of `var`."""
@@ -262,11 +271,13 @@ def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
     return Std.apply(x, axes=axes, keepdim=keepdim, correction=correction)
 
 
+@tensor_method()
 def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
     _check_floating("logsumexp", x)
     return LogSumExp.apply(x, axes=normalize_dims("logsumexp", dim, x.ndim), keepdim=keepdim)
 
 
+@tensor_method()
 def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """Index of the largest element (of the flattened tensor when `dim` is None)."""
     if dim is None:  # over the flattened tensor; keepdim keeps every dim, as size 1
@@ -276,6 +287,7 @@ def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     return Tensor(x.array.argmax(axis=dim, keepdims=keepdim).astype(backend.int64))
 
 
+@tensor_method()
 def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """Index of the smallest element (of the flattened tensor when `dim` is None)."""
     if dim is None:  # over the flattened tensor; keepdim keeps every dim, as size 1
@@ -285,11 +297,13 @@ def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     return Tensor(x.array.argmin(axis=dim, keepdims=keepdim).astype(backend.int64))
 
 
+@tensor_method()
 def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
     axes = normalize_dims("all", dim, x.ndim)
     return Tensor(get_array_module(x.array).asarray(x.array.all(axis=axes, keepdims=keepdim)))
 
 
+@tensor_method()
 def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
     axes = normalize_dims("any", dim, x.ndim)
     return Tensor(get_array_module(x.array).asarray(x.array.any(axis=axes, keepdims=keepdim)))
@@ -310,12 +324,14 @@ class CumSum(Function):
         return xp.flip(xp.flip(grad, axis=ctx.dim).cumsum(axis=ctx.dim), axis=ctx.dim)
 
 
+@tensor_method()
 def cumsum(x: Tensor, dim: int) -> Tensor:
     if x.dtype.kind in "biu":  # as sum: integers add up as int64
         x = x.to(backend.int64)
     return CumSum.apply(x, dim=normalize_dim("cumsum", dim, x.ndim))
 
 
+@tensor_method()
 def norm(x: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
     """The p-norm over `dim` (all elements by default): (sum |x|^p)^(1/p); p may be inf."""
     _check_floating("norm", x)
@@ -369,6 +385,7 @@ class Prod(Function):
         return grad * _products_of_the_others(x, ctx.dim)
 
 
+@tensor_method()
 def prod(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """The product of the elements (along `dim`); integers multiply as int64, as in torch."""
     if x.dtype.kind in "biu":

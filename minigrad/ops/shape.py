@@ -19,6 +19,7 @@ from minigrad.backend import get_array_module
 from minigrad.ops.broadcast import unbroadcast
 from minigrad.ops.dims import normalize_dim
 from minigrad.ops.elementwise import promote
+from minigrad.ops.registry import tensor_method
 from minigrad.tensor import Tensor
 
 
@@ -63,6 +64,7 @@ class Expand(Function):
         return unbroadcast(grad, ctx.shape)
 
 
+@tensor_method("reshape", "view")
 def reshape(x: Tensor, *shape) -> Tensor:
     """The same elements in a new shape; one dimension may be -1 (inferred)."""
     shape = tuple(int(n) for n in _sizes(shape))
@@ -81,6 +83,7 @@ def reshape(x: Tensor, *shape) -> Tensor:
 view = reshape
 
 
+@tensor_method()
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge dimensions start_dim..end_dim (inclusive) into one."""
     if x.ndim == 0:
@@ -93,6 +96,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1 :])
 
 
+@tensor_method()
 def permute(x: Tensor, *dims) -> Tensor:
     """Reorder the dimensions: output dimension i is input dimension dims[i]."""
     dims = tuple(normalize_dim("permute", d, x.ndim) for d in _sizes(dims))
@@ -101,6 +105,7 @@ def permute(x: Tensor, *dims) -> Tensor:
     return Permute.apply(x, dims=dims)
 
 
+@tensor_method()
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     """Swap two dimensions."""
     dims = list(range(x.ndim))
@@ -114,6 +119,7 @@ def T(x: Tensor) -> Tensor:  # noqa: N802 - PyTorch's name
     return Permute.apply(x, dims=tuple(reversed(range(x.ndim))))
 
 
+@tensor_method()
 def squeeze(x: Tensor, dim=None) -> Tensor:
     """Drop dimensions of size 1 (all of them, or those in `dim` that have size 1)."""
     if dim is None:
@@ -125,12 +131,14 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in drop))
 
 
+@tensor_method()
 def unsqueeze(x: Tensor, dim: int) -> Tensor:
     """Insert a dimension of size 1 at `dim`."""
     dim = normalize_dim("unsqueeze", dim, x.ndim + 1)
     return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
 
 
+@tensor_method()
 def expand(x: Tensor, *sizes) -> Tensor:
     """A broadcast view of `x` with the given sizes (-1 keeps a dimension's size)."""
     sizes = tuple(int(n) for n in _sizes(sizes))
@@ -346,6 +354,7 @@ class Gather(Function):
         return grad_x, None
 
 
+@tensor_method()
 def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
     """torch.gather: the elements of x at `index` along `dim`."""
     dim = normalize_dim("gather", dim, x.ndim)
@@ -358,6 +367,7 @@ def gather(x: Tensor, dim: int, index: Tensor) -> Tensor:
     return Gather.apply(x, index, dim=dim)
 
 
+@tensor_method()
 def sort(x: Tensor, dim: int = -1, descending: bool = False):
     """(values, indices) sorted along `dim` (stable), as torch.sort; values carry the gradient."""
     dim = normalize_dim("sort", dim, x.ndim)
@@ -370,6 +380,7 @@ def sort(x: Tensor, dim: int = -1, descending: bool = False):
     return SortResult(gather(x, dim, indices), indices)
 
 
+@tensor_method()
 def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
     """(values, indices) of the k largest (or smallest) along `dim`, as torch.topk."""
     dim = normalize_dim("topk", dim, x.ndim)
@@ -390,6 +401,7 @@ class SortResult(tuple):
     indices = property(lambda self: self[1])
 
 
+@tensor_method()
 def flip(x: Tensor, dims) -> Tensor:
     """The elements in reverse order along each of `dims`."""
     dims = [normalize_dim("flip", d, x.ndim) for d in (dims if isinstance(dims, (tuple, list))
@@ -397,6 +409,7 @@ def flip(x: Tensor, dims) -> Tensor:
     return x[tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(x.ndim))]
 
 
+@tensor_method()
 def repeat(x: Tensor, *sizes) -> Tensor:
     """torch's repeat: x tiled sizes[i] times along dim i (leading sizes add dims)."""
     sizes = _sizes(sizes)
@@ -409,6 +422,7 @@ def repeat(x: Tensor, *sizes) -> Tensor:
     return tiled.reshape(tuple(r * s for r, s in zip(sizes, shape)))
 
 
+@tensor_method()
 def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     """Pieces of x along `dim`: of split_size each (the last may be smaller), or of the sizes
     listed."""
@@ -428,6 +442,7 @@ def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
                  for s, size in zip(starts, sections))
 
 
+@tensor_method()
 def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
     """x split into `chunks` pieces of ceil(n / chunks) along `dim` (fewer if n is small)."""
     if chunks < 1:
@@ -436,6 +451,7 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
     return split(x, max(1, math.ceil(n / chunks)), dim)
 
 
+@tensor_method()
 def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
     """The slices of x at the integer positions `index` (1-D) along `dim`."""
     dim = normalize_dim("index_select", dim, x.ndim)
@@ -444,6 +460,7 @@ def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
     return x[(slice(None),) * dim + (index,)]
 
 
+@tensor_method()
 def masked_fill(x: Tensor, mask: Tensor, value) -> Tensor:
     """x with `value` where the bool `mask` (broadcast) is True."""
     from minigrad.ops.elementwise import where
@@ -486,3 +503,29 @@ def one_hot(labels: Tensor, num_classes: int = -1) -> Tensor:
     if labels.array.size and (int(labels.array.min()) < 0 or int(labels.array.max()) >= classes):
         raise ValueError(f"one_hot: class values must be in [0, {classes})")
     return Tensor((labels.array[..., None] == xp.arange(classes)).astype(backend.int64))
+
+
+@tensor_method("t")
+def matrix_transpose(x: Tensor) -> Tensor:
+    """x.t(): a matrix's transpose (a tensor of fewer than 2 dims as it is), as torch's."""
+    if x.ndim > 2:
+        raise ValueError(f"t: expects a tensor of at most 2 dims, got shape {x.shape}")
+    return transpose(x, 0, 1) if x.ndim == 2 else x
+
+
+@tensor_method()
+def view_as(x: Tensor, other: Tensor) -> Tensor:
+    return reshape(x, other.shape)
+
+
+@tensor_method()
+def new_zeros(x: Tensor, *size, dtype=None) -> Tensor:
+    """Zeros of `size`, on x's device, of x's dtype unless another is given."""
+    xp = get_array_module(x.array)
+    return Tensor(xp.zeros(_sizes(size), dtype=dtype or x.dtype))
+
+
+@tensor_method()
+def contiguous(x: Tensor) -> Tensor:
+    """x itself: minigrad's ops take any memory layout."""
+    return x
