@@ -109,3 +109,36 @@ def test_fit_on_the_gpu_gives_the_cpu_s_result(tmp_path, device):
         assert a["val_metric"] == b["val_metric"]
     for name in cpu_state:
         np.testing.assert_allclose(cpu_state[name], gpu_state[name], rtol=1e-4, atol=1e-6)
+
+
+def test_two_fits_in_two_threads_both_train():
+    """Grad mode is per thread: one fit's evaluation (under no_grad) no longer switches
+    gradients off for the other's training."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    dataset = mg.data.TensorDataset(mg.tensor(x), mg.tensor(y))
+    histories, errors = {}, []
+
+    def train(name):
+        try:
+            model = mg.nn.Sequential(mg.nn.Linear(4, 8), mg.nn.ReLU(), mg.nn.Linear(8, 2))
+            optimizer = mg.optim.SGD(model.parameters(), lr=0.2)
+            loader = mg.data.DataLoader(dataset, batch_size=8, shuffle=True, seed=1)
+            val = mg.data.DataLoader(dataset, batch_size=32)
+            histories[name] = mg.training.fit(model, optimizer, mg.nn.CrossEntropyLoss(),
+                                              loader, val, epochs=6, progress=False)
+        except Exception as error:  # reported below, in the test's own thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=train, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert set(histories) == {"a", "b"} and all(len(h) == 6 for h in histories.values())
+    for history in histories.values():
+        assert history[-1]["train_loss"] < 0.7 * history[0]["train_loss"]
