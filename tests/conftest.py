@@ -1,7 +1,8 @@
 """Shared test settings: hypothesis profiles and the devices to run on.
 
-HYPOTHESIS_PROFILE=ci (the default) keeps the suite fast; `dev` and `thorough` draw more
-examples of every property: HYPOTHESIS_PROFILE=thorough python -m pytest
+HYPOTHESIS_PROFILE=ci (the default) keeps the suite fast and the same on every run; `dev` and
+`thorough` draw more, and new, examples of every property:
+HYPOTHESIS_PROFILE=thorough python -m pytest
 """
 
 import os
@@ -18,7 +19,9 @@ if not mg.cuda.is_available():
     fake_cupy.install()
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
-settings.register_profile("ci", max_examples=12, **_common)
+# ci draws the same examples on every run (derandomize), so a rare case found by a `dev` or
+# `thorough` run is chased there, not discovered as a flaky CI
+settings.register_profile("ci", max_examples=12, derandomize=True, **_common)
 settings.register_profile("dev", max_examples=60, **_common)
 settings.register_profile("thorough", max_examples=400, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
