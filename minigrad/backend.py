@@ -224,6 +224,13 @@ def is_array(obj) -> bool:
     return _cupy is not None and isinstance(obj, _cupy.ndarray)
 
 
+def open_grid(xp, shape) -> list:
+    """NumPy's `indices(shape, sparse=True)` (CuPy's indices has no sparse=): one arange per
+    axis, shaped to broadcast against the others."""
+    return [xp.arange(n).reshape((1,) * k + (n,) + (1,) * (len(shape) - k - 1))
+            for k, n in enumerate(shape)]
+
+
 def scatter_add(target, index, values) -> None:
     """target[index] += values, adding repeated indices once per occurrence (in place).
 

@@ -354,12 +354,25 @@ def asnumpy(value):
     return value.get() if isinstance(value, ndarray) else np.asarray(value)
 
 
+def _refuse_what_cupy_refuses(name, args, kwargs) -> None:
+    """CuPy's signatures where they are narrower than NumPy's (each found on a real GPU)."""
+    if name == "where" and len(args) == 3 and not isinstance(args[0], ndarray):
+        # cupy.where calls condition.astype: a Python or NumPy condition fails
+        raise AttributeError(f"fake_cupy: where: the condition must be a device array, got "
+                             f"{type(args[0]).__name__} (CuPy: 'bool' object has no attribute "
+                             "'astype')")
+    if name == "indices" and "sparse" in kwargs:
+        raise TypeError("fake_cupy: indices() got an unexpected keyword argument 'sparse' "
+                        "(CuPy has no sparse=)")
+
+
 def __getattr__(name):
     if name not in _FUNCTIONS:
         raise AttributeError(f"fake_cupy has no function {name!r} (CuPy may lack it too)")
     function = getattr(np, name)
 
     def call(*args, **kwargs):
+        _refuse_what_cupy_refuses(name, args, kwargs)
         if name in _ELEMENTWISE:
             return _elementwise(function, *_unwrap(args), **_unwrap(kwargs))
         return _wrap(function(*_unwrap(args), **_unwrap(kwargs)))
@@ -412,6 +425,10 @@ class ElementwiseKernel:
             if types_.setdefault(kind, arg.dtype) != arg.dtype:
                 raise TypeError(f"fake_cupy: kernel {self.name}: {param} is {arg.dtype}, but "
                                 f"type {kind} is {types_[kind]}")
+        arrays = [raw for raw, kind, _ in self.params if kind not in _SCALAR_TYPES]
+        if size is None and all(arrays):
+            raise ValueError(f"fake_cupy: kernel {self.name}: loop size is undecided (every "
+                             "array parameter is raw: CuPy needs size=)")
         stats.kernels.append(self.name)
         return _wrap(self.twin(*_unwrap(args)))
 

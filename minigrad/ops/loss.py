@@ -152,9 +152,13 @@ def _spread_loss_grad(grad_per_element, grad, reduction: str, divisor):
         return grad_per_element * grad.reshape(shape)
     if reduction == "mean":
         count = grad_per_element.size if divisor is None else divisor
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # nothing counted (every target ignored): no gradient, as in PyTorch, not 0 * inf
-            grad = get_array_module(grad).where(count == 0, 0, grad / count)
+        xp = get_array_module(grad)
+        # nothing counted (every target ignored): no gradient, as in PyTorch, not 0 * inf
+        if isinstance(count, (int, np.integer)):  # known on the host
+            grad = xp.zeros_like(grad) if count == 0 else grad / count
+        else:  # a device count (the weights of the counted targets)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                grad = xp.where(count == 0, 0, grad / count)
     return grad_per_element * grad
 
 

@@ -251,7 +251,7 @@ class AdaptiveMaxPool2d(Function):
         rows, cols = ctx.saved_tensors
         xp = get_array_module(grad)
         grad_x = xp.zeros(ctx.x_shape, dtype=grad.dtype)
-        samples, channels = xp.indices(rows.shape, sparse=True)[:2]
+        samples, channels = backend.open_grid(xp, rows.shape)[:2]
         backend.scatter_add(grad_x, (samples, channels, rows, cols), grad)  # bins may overlap
         return grad_x
 

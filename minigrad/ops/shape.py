@@ -348,7 +348,7 @@ class Gather(Function):
         xp = get_array_module(grad)
         grad_x = xp.zeros(ctx.x_shape, dtype=grad.dtype)
         # the full index of every output element: its own position, with `dim` from index
-        where = list(xp.indices(index.shape, sparse=True))
+        where = backend.open_grid(xp, index.shape)
         where[ctx.dim] = index
         backend.scatter_add(grad_x, tuple(where), grad)
         return grad_x, None
