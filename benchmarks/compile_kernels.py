@@ -30,7 +30,17 @@ INCLUDE = os.path.join(os.path.dirname(cupy.__file__), "_core", "include")
 PARAMETER = re.compile(r"^\s*(raw\s+)?(\w+)\s+(\w+)\s*$")
 
 
-def cupy_like_source(kernel: kernels.Kernel, types: dict[str, str]) -> str:
+# compile-time constants each kernel is also compiled with (minigrad.kernels.Kernel: a
+# specialized version): a VGG 3x3 convolution's window at 56x56
+SPECIALIZATIONS = {
+    "minigrad_im2col": dict(h=56, w=56, kh=3, kw=3, oh=56, ow=56, sh=1, sw=1, ph=1, pw=1, dh=1,
+                            dw=1),
+    "minigrad_col2im": dict(h=56, w=56, kh=3, kw=3, oh=56, ow=56, sh=1, sw=1, ph=1, pw=1, dh=1,
+                            dw=1),
+}
+
+
+def cupy_like_source(kernel: kernels.Kernel, types: dict[str, str], constants=None) -> str:
     """The kernel as a CUDA translation unit in the shape CuPy generates for it."""
     outputs = {PARAMETER.match(p).group(3) for p in kernel.out_params.split(",")}
     params, bindings = [], []
@@ -39,7 +49,8 @@ def cupy_like_source(kernel: kernels.Kernel, types: dict[str, str]) -> str:
         if kind in CTYPES:  # a scalar
             params.append(f"const {CTYPES[kind]} {name}")
         elif raw:
-            params.append(f"const CArray<{kind}, 1> {name}")
+            const = "" if name in outputs else "const "
+            params.append(f"{const}CArray<{kind}, 1> {name}")
         else:
             params.append(f"CArray<{kind}, 1> _raw_{name}")
             const = "" if name in outputs else "const "
@@ -49,12 +60,13 @@ def cupy_like_source(kernel: kernels.Kernel, types: dict[str, str]) -> str:
     return (f"#include <cupy/carray.cuh>\n{typedefs}"
             f"extern \"C\" __global__ void {kernel.name}({', '.join(params)}, CIndexer<1> _ind)"
             " {\n  CUPY_FOR(i, _ind.size()) {\n    _ind.set(i);\n    "
-            + "\n    ".join(bindings) + f"\n{kernel.body}\n  }}\n}}\n")
+            + "\n    ".join(bindings) + f"\n{kernel.specialized_body(constants)}\n  }}\n}}\n")
 
 
-def compile_kernel(kernel: kernels.Kernel, types: dict[str, str]) -> str:
+def compile_kernel(kernel: kernels.Kernel, types: dict[str, str], constants=None) -> str:
     """NVRTC's log: empty when the kernel compiled without a word."""
-    program = nvrtc.createProgram(cupy_like_source(kernel, types), f"{kernel.name}.cu", (), ())
+    program = nvrtc.createProgram(cupy_like_source(kernel, types, constants),
+                                  f"{kernel.name}.cu", (), ())
     try:
         nvrtc.compileProgram(program, (f"-I{INCLUDE}", "--gpu-architecture=compute_90",
                                        "-std=c++17"))
@@ -72,10 +84,13 @@ def main() -> int:
             indexed = " I " in f" {kernel.in_params} {kernel.out_params} "
             for dtype, index_dtype in (("float32", "int8"), ("float64", "int32")):
                 types = {"T": dtype, "I": index_dtype} if indexed else {"T": dtype}
-                log = compile_kernel(kernel, types)
-                failures += bool(log)
-                print(f"{'ok  ' if not log else 'FAIL'} {kernel.name} {types}" +
-                      (f"\n{log}" if log else ""), flush=True)
+                # a kernel called with constants is always called with them
+                for constants in [SPECIALIZATIONS.get(kernel.name)]:
+                    log = compile_kernel(kernel, types, constants)
+                    failures += bool(log)
+                    print(f"{'ok  ' if not log else 'FAIL'} {kernel.name} {types}"
+                          f"{' specialized' if constants else ''}"
+                          + (f"\n{log}" if log else ""), flush=True)
     print(f"{failures} kernel(s) failed or warned")
     return 1 if failures else 0
 

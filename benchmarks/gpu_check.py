@@ -78,8 +78,9 @@ def say(*parts) -> None:
 
 
 def kernel_cases():
-    """(kernel name, call arguments as NumPy arrays and numbers, indices of the outputs): each
-    kernel at a few geometries, padding, stride and dilation included."""
+    """(kernel name, call arguments as NumPy arrays and numbers, indices of the outputs, the
+    number of threads or None): each kernel at a few geometries, padding, stride and dilation
+    included."""
     from minigrad.kernels import pool as pool_kernels
 
     rng = np.random.default_rng(0)
@@ -93,8 +94,16 @@ def kernel_cases():
             geometry = (n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw)
             x = rng.standard_normal((n, c, h, w)).astype(dtype)
             cols = rng.standard_normal((c * kh * kw, n * oh * ow)).astype(dtype)
-            yield "minigrad_im2col", [x, *geometry, np.empty_like(cols)], [-1]
-            yield "minigrad_col2im", [cols, *geometry, np.empty_like(x)], [-1]
+            yield "minigrad_im2col", [x, *geometry, np.empty_like(cols)], [-1], c * cols.shape[1]
+            yield "minigrad_col2im", [cols, *geometry, np.empty_like(x)], [-1], None
+            oc, plane = 5, oh * ow
+            gemm = rng.standard_normal((oc, n * plane)).astype(dtype)
+            out = np.empty((n, oc, oh, ow), dtype)
+            bias = rng.standard_normal(oc).astype(dtype)
+            yield "minigrad_gemm_to_nchw", [gemm, bias, oc, plane, n * plane, out], [-1], None
+            nchw = rng.standard_normal(out.shape).astype(dtype)
+            yield ("minigrad_nchw_to_gemm", [nchw, oc, plane, n * plane, np.empty_like(gemm)],
+                   [-1], None)
         for shape, kernel, stride, padding in [((2, 3, 9, 9), (3, 3), (2, 2), (1, 1)),
                                                ((4, 5, 8, 7), (2, 2), (2, 2), (0, 0))]:
             x = np.round(rng.standard_normal(shape) * 2).astype(dtype)  # ties too
@@ -103,17 +112,21 @@ def kernel_cases():
             geometry = (*shape[2:], *kernel, oh, ow, *stride, *padding)
             out = np.empty((*shape[:2], oh, ow), dtype)
             argmax = np.empty(out.shape, pool_kernels.argmax_dtype(kernel))
-            yield "minigrad_max_pool", [x, *geometry, out, argmax], [-2, -1]
+            yield "minigrad_max_pool", [x, *geometry, out, argmax], [-2, -1], None
             index = rng.integers(0, kernel[0] * kernel[1], out.shape).astype(argmax.dtype)
             grad = rng.standard_normal(out.shape).astype(dtype)
-            yield "minigrad_max_pool_backward", [grad, index, *geometry, np.empty_like(x)], [-1]
+            yield ("minigrad_max_pool_backward", [grad, index, *geometry, np.empty_like(x)], [-1],
+                   None)
         x, g = (rng.standard_normal((4, 3, 5, 6)).astype(dtype) for _ in range(2))
         per_channel = [rng.standard_normal(3).astype(dtype) for _ in range(4)]
         yield "minigrad_batch_norm", [x, *per_channel, 30, 3, np.empty_like(x),
-                                      np.empty_like(x)], [-2, -1]
+                                      np.empty_like(x)], [-2, -1], None
         yield "minigrad_batch_norm_backward", [g, x, *per_channel[:3], 30, 3, 120,
-                                               np.empty_like(x)], [-1]
-        yield "minigrad_relu_backward", [np.round(x), g, np.empty_like(x)], [-1]
+                                               np.empty_like(x)], [-1], None
+        yield "minigrad_relu_backward", [np.round(x), g, np.empty_like(x)], [-1], None
+
+
+SPECIALIZED = {"minigrad_im2col", "minigrad_col2im"}
 
 
 def check_kernels() -> list[tuple[str, float, bool]]:
@@ -128,11 +141,13 @@ def check_kernels() -> list[tuple[str, float, bool]]:
             if isinstance(value, kernels.Kernel):
                 compiled[value.name] = value
     rows = []
-    for k, (name, args, outputs) in enumerate(kernel_cases()):
+    for k, (name, args, outputs, size) in enumerate(kernel_cases()):
         expected = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
         kernels.TWINS[name](*expected)
         on_device = [xp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
-        compiled[name](*on_device)
+        # the convolution kernels run compiled for their geometry (Kernel's constants)
+        constants = im2col._constants(args[1:15]) if name in SPECIALIZED else None
+        compiled[name](*on_device, size=size, constants=constants)
         worst = max(_relative_difference(xp.asnumpy(on_device[i]), expected[i]) for i in outputs)
         rows.append((f"{name} #{k}", worst, worst <= 1e-5))
     return rows

@@ -63,7 +63,7 @@ def test_gpu_check_correctness_parts_pass_on_the_cuda_device():
     import gpu_check
 
     kernel_rows = gpu_check.check_kernels()
-    assert len(kernel_rows) == 2 * (3 * 2 + 2 * 2 + 3)  # every kernel, both dtypes
+    assert len(kernel_rows) == 2 * (3 * 4 + 2 * 2 + 3)  # every kernel, both dtypes
     assert all(ok for *_, ok in kernel_rows), [r for r in kernel_rows if not r[2]]
     fast_rows = gpu_check.check_fast_paths()
     assert [outcome for _, outcome in fast_rows] == ["ok"] * len(fast_rows)

@@ -63,6 +63,53 @@ def test_col2im_twin_gathers_what_the_reference_scatters(case, seed):
     np.testing.assert_array_equal(grad_x, expected)
 
 
+@given(n=st.integers(1, 3), oc=st.integers(1, 4), oh=st.integers(1, 4), ow=st.integers(1, 4),
+       seed=st.integers(0, 1000))
+def test_layout_twins_move_between_the_gemm_layout_and_nchw(n, oc, oh, ow, seed):
+    """conv2d's forward writes W @ cols (OC, N*OH*OW) to NCHW with the bias added, and its
+    backward reads an NCHW gradient back into the GEMM layout: transposes, written out."""
+    rng = np.random.default_rng(seed)
+    gemm, bias = rng.standard_normal((oc, n * oh * ow)), rng.standard_normal(oc)
+    out = np.full((n, oc, oh, ow), np.nan)
+    TWINS["minigrad_gemm_to_nchw"](gemm, bias, oc, oh * ow, n * oh * ow, out)
+    expected = gemm.reshape(oc, n, oh, ow).transpose(1, 0, 2, 3) + bias[:, None, None]
+    np.testing.assert_array_equal(out, expected)
+    nchw = rng.standard_normal((n, oc, oh, ow))
+    back = np.full((oc, n * oh * ow), np.nan)
+    TWINS["minigrad_nchw_to_gemm"](nchw, oc, oh * ow, n * oh * ow, back)
+    np.testing.assert_array_equal(back, nchw.transpose(1, 0, 2, 3).reshape(oc, -1))
+
+
+def test_a_kernel_compiles_once_per_set_of_constants_which_shadow_its_parameters(monkeypatch):
+    made = []
+
+    def elementwise_kernel(in_params, out_params, body, name):
+        made.append(body)
+        return lambda *args, **kwargs: (args, kwargs)
+
+    monkeypatch.setattr(mg.backend, "_cupy", types.SimpleNamespace(
+        ElementwiseKernel=elementwise_kernel))
+    kernel = kernels.Kernel("minigrad_test_constants", "T x, int32 k", "T y", "y = x * k;",
+                            lambda x, k, y: y)
+    try:
+        assert kernel(1, 3, 2, constants={"k": 3}) == ((1, 3, 2), {})
+        kernel(1, 3, 2, constants={"k": 3})
+        kernel(1, 5, 2, constants={"k": 5}, size=7)
+        kernel(1, 5, 2)
+    finally:
+        TWINS.pop("minigrad_test_constants")
+    assert made == ["    const int k = 3;\ny = x * k;", "    const int k = 5;\ny = x * k;",
+                    "y = x * k;"]
+
+
+def test_im2col_checks_that_its_threads_fit_32_bit_arithmetic(monkeypatch):
+    monkeypatch.setattr(im2col, "_THREADS_LIMIT", 100)
+    x, cols = mg.backend.array_module("cuda").zeros((2, 3, 4, 4)), None
+    with pytest.raises(ValueError, match=r"im2col: 216 threads do not fit the kernel's 32-bit "
+                                         r"index arithmetic.*COLS_BUDGET_BYTES"):
+        im2col.im2col(x, cols, (3, 3), (1, 1), (1, 1), (1, 1), (6, 6))
+
+
 @st.composite
 def pool_geometry(draw):
     kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
@@ -180,3 +227,9 @@ def test_the_stand_in_runs_twins_and_refuses_kernel_calls_that_cupy_would_refuse
         scale(x, 1, fcp.zeros(3, dtype=np.int64))
     with pytest.raises(NotImplementedError, match="no NumPy twin"):
         fcp.ElementwiseKernel("T x", "T y", "y = x;", "not_a_minigrad_kernel")
+    with mock.patch.dict(TWINS, {"minigrad_test_scale": _copy_twin}):
+        all_raw = fcp.ElementwiseKernel("raw T x, int32 n", "raw T y", "y[i] = x[i] * n;",
+                                        "minigrad_test_scale")
+    with pytest.raises(ValueError, match="loop size is undecided"):
+        all_raw(x, 2, y)
+    np.testing.assert_array_equal(fcp.asnumpy(all_raw(x, 2, y, size=3)), [0.0, 2.0, 4.0])

@@ -37,21 +37,37 @@ def enabled() -> bool:
 
 class Kernel:
     """One elementwise CUDA kernel: compiled by CuPy on first use, called with its inputs and
-    its preallocated outputs, positionally, as `cupy.ElementwiseKernel` is."""
+    its preallocated outputs, positionally, as `cupy.ElementwiseKernel` is.
+
+    `constants` (a dict of int32 parameters, say the window's size and stride) compiles a
+    version of the kernel for those values: the body starts by redeclaring each as a
+    compile-time constant, which shadows the parameter of the same name, so the compiler
+    unrolls loops over it and turns divisions by it into multiplications. The arguments stay
+    the same (and so does the twin); one compiled version is kept per set of values."""
 
     def __init__(self, name: str, in_params: str, out_params: str, body: str, twin: Callable):
         self.name, self.in_params, self.out_params, self.body = name, in_params, out_params, body
-        self._compiled = None
+        self._compiled: dict[tuple, object] = {}
         TWINS[name] = twin
 
-    def __call__(self, *args):
+    def specialized_body(self, constants: dict[str, int] | None = None) -> str:
+        """The body compiled for `constants`: one `const int name = value;` line each."""
+        lines = "".join(f"    const int {name} = {int(value)};\n"
+                        for name, value in sorted((constants or {}).items()))
+        return lines + self.body
+
+    def __call__(self, *args, size=None, constants: dict[str, int] | None = None):
+        """Run the kernel; `size` (the number of threads) is needed when every array
+        parameter is raw, as for cupy.ElementwiseKernel."""
         from minigrad.backend import cupy_module
 
-        if self._compiled is None:
-            self._compiled = cupy_module().ElementwiseKernel(
-                self.in_params, self.out_params, self.body, self.name)
+        key = tuple(sorted((constants or {}).items()))
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = cupy_module().ElementwiseKernel(
+                self.in_params, self.out_params, self.specialized_body(constants), self.name)
         try:
-            return self._compiled(*args)
+            return compiled(*args) if size is None else compiled(*args, size=size)
         except Exception as error:
             if type(error).__name__ != "CompileException":
                 raise

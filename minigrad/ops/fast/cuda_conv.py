@@ -6,9 +6,9 @@ per layer). For each chunk of the batch:
 
     im2col kernel:  x[chunk] (Nc, C, H, W) -> cols (C*KH*KW, Nc*OH*OW), padding read as zeros
     2-D GEMM:       out2d = W2d (OC, C*KH*KW) @ cols                       (OC, Nc*OH*OW)
-    one copy:       out[chunk] (Nc, OC, OH*OW) = out2d as (Nc, OC, OH*OW) + bias
+    layout kernel:  out[chunk] (Nc, OC, OH, OW) = out2d as (Nc, OC, OH*OW) + bias
 
-and backward, with g2d the chunk's output gradient as (OC, Nc*OH*OW):
+and backward, with g2d the chunk's output gradient as (OC, Nc*OH*OW) (a layout kernel):
 
     grad_W2d  += g2d @ cols.T      (cols built again by the im2col kernel)
     grad_bias += g2d summed over its rows
@@ -40,10 +40,13 @@ def batch_chunks(batch: int, bytes_per_image: int) -> list[tuple[int, int]]:
 
 def _group_products(xp, a, b, groups: int, transpose_a=False, transpose_b=False):
     """a @ b (either transposed) per group, a and b each split into `groups` blocks of rows,
-    the products stacked along their first axis: one 2-D GEMM per group."""
+    the products stacked along their first axis: one 2-D GEMM per group. A transposed `a` (a
+    weight, small) is copied contiguous first: on the H100, cuBLAS ran the TN product of
+    W.T @ g at 176-195 TFLOP/s with TF32, the NN product at 273-278."""
     products = []
     for a_g, b_g in zip(xp.split(a, groups), xp.split(b, groups)):
-        products.append((a_g.T if transpose_a else a_g) @ (b_g.T if transpose_b else b_g))
+        products.append((xp.ascontiguousarray(a_g.T) if transpose_a else a_g)
+                        @ (b_g.T if transpose_b else b_g))
     return products[0] if groups == 1 else xp.concatenate(products)
 
 
@@ -63,13 +66,12 @@ class Conv2dCUDA(Function):
             cols = xp.empty((rows, (stop - start) * oh * ow), dtype=x.dtype)
             cuda_kernels.im2col(x[start:stop], cols, *geometry)
             out2d = _group_products(xp, w2d, cols, groups)
-            # (OC, Nc, OH*OW) -> (Nc, OC, OH*OW), the bias added in the same pass
-            source = out2d.reshape(oc, stop - start, oh * ow).transpose(1, 0, 2)
-            dest = out[start:stop].reshape(stop - start, oc, oh * ow)
+            # (OC, Nc*OH*OW) -> (Nc, OC, OH, OW), the bias added in the same pass
             if bias is None:
-                dest[...] = source
+                source = out2d.reshape(oc, stop - start, oh * ow).transpose(1, 0, 2)
+                out[start:stop].reshape(stop - start, oc, oh * ow)[...] = source
             else:
-                xp.add(source, bias.reshape(1, oc, 1), out=dest)
+                cuda_kernels.gemm_to_nchw(out2d, bias, out[start:stop])
         ctx.save_for_backward(x, weight)
         ctx.geometry, ctx.groups = geometry, groups
         return out
@@ -88,10 +90,9 @@ class Conv2dCUDA(Function):
         grad_w2d = xp.zeros(w2d.shape, dtype=weight.dtype) if need_w else None
         grad_bias = xp.zeros(oc, dtype=weight.dtype) if need_bias else None
         for start, stop in batch_chunks(n, rows * oh * ow * x.itemsize):
-            # (Nc, OC, OH*OW) -> g2d (OC, Nc*OH*OW)
-            g2d = xp.ascontiguousarray(
-                g[start:stop].reshape(stop - start, oc, oh * ow).transpose(1, 0, 2)
-            ).reshape(oc, -1)
+            # (Nc, OC, OH, OW) -> g2d (OC, Nc*OH*OW)
+            g2d = xp.empty((oc, (stop - start) * oh * ow), dtype=g.dtype)
+            cuda_kernels.nchw_to_gemm(g[start:stop], g2d)
             if need_bias:
                 grad_bias += g2d.sum(axis=1)  # contiguous rows: a fast reduction
             if need_w:
