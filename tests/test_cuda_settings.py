@@ -115,3 +115,16 @@ def test_gpu_results_json_is_a_list_of_runs_with_the_agreed_keys(tmp_path):
     path.write_text("{}")
     with pytest.raises(ValueError, match="expected a JSON list of runs"):
         gpu_check.append_runs([record], path)
+
+
+@pytest.mark.skipif(not mg.cuda.is_available(), reason="no cuda device, real or stand-in")
+def test_gpu_conv_breakdown_times_every_piece_of_each_convolution():
+    import gpu_conv_breakdown
+
+    assert len(gpu_conv_breakdown.vgg_layers()) == 13
+    assert gpu_conv_breakdown.vgg_layers()[-1] == (512, 512, 14)
+    totals = gpu_conv_breakdown.breakdown(2, clock=_PerfClock(), layers=[(3, 4, 8), (4, 8, 4)],
+                                          precisions=(False,))  # TF32 needs a real GPU
+    assert set(totals) == {False}
+    for pieces in totals.values():
+        assert tuple(pieces) == gpu_conv_breakdown.PIECES and all(ms > 0 for ms in pieces.values())
