@@ -2,17 +2,27 @@
 
 One `.npz` file: every array of `obj` as a member `a0`, `a1`, ..., and a JSON index (member
 `__index__`, stored as bytes) that describes the nesting of dicts, lists, tuples, numbers,
-strings and where each array goes. Loading uses `allow_pickle=False`, so a file can hold only
-data: loading one can never run code. The file is written under a temporary name in the same
-folder and renamed over the target, so a crash mid-save leaves the old checkpoint intact.
+strings and where each array goes. A file can hold only data: loading one never runs code.
+
+Saving writes under a temporary name in the same folder (with the mode the umask gives any new
+file), fsyncs it, renames it over the target and fsyncs the folder, so a crash or a kill
+mid-save leaves the old checkpoint intact; the temporary of a killed save is removed by the
+next save to that path.
+
+Loading trusts nothing in the file: it reads the index first (bounded in size and depth),
+then only the members the index names, and checks each member's header (dtype, shape, and
+the size they declare against the bytes the member holds) before reading its data. Every
+malformed file raises one CheckpointError naming the file and what is wrong.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
+import secrets
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +32,16 @@ from minigrad.tensor import Tensor
 
 FORMAT = "minigrad-checkpoint"
 VERSION = 1
+MAX_INDEX_BYTES = 64 * 2**20  # a checkpoint's JSON index, at most
+MAX_DEPTH = 100  # nesting of the index (a training checkpoint is about 6 deep)
 
 
 class CheckpointError(ValueError):
-    """A file that is not a readable minigrad checkpoint."""
+    """A file that is not a readable minigrad checkpoint (or weights file)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# saving
 
 
 def save(obj, path) -> None:
@@ -33,46 +49,227 @@ def save(obj, path) -> None:
     arrays: dict[str, np.ndarray] = {}
     index = {"format": FORMAT, "version": VERSION, "root": _encode(obj, arrays, "obj")}
     members = dict(arrays, __index__=np.frombuffer(json.dumps(index).encode(), dtype=np.uint8))
+    atomic_write(path, lambda file: np.savez(file, **members))
+
+
+def atomic_write(path, write: Callable) -> None:
+    """Write a file through `write(binary file)` so that `path` holds either its old content
+    or all of the new: a temporary beside it, fsynced, renamed over it, the folder fsynced."""
     path = Path(path)
-    fd, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.",
-                                     suffix=".tmp")
+    folder = path.parent
+    _remove_stale_temporaries(path)
+    temporary = folder / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
     try:
-        with os.fdopen(fd, "wb") as file:
-            np.savez(file, **members)
+        with os.fdopen(descriptor, "wb") as file:
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+    _fsync_folder(folder)
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write(path, lambda file: file.write(text.encode()))
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporaries that saves to `path` left when their process was killed (their
+    name holds the saving process's id; a live process's temporary is left alone)."""
+    prefix = f".{path.name}."
+    for leftover in path.parent.glob(f"{glob_escape(prefix)}*.tmp"):
+        owner = leftover.name[len(prefix):-len(".tmp")].split(".")[0]
+        if owner.isdigit() and (int(owner) == os.getpid() or _alive(int(owner))):
+            continue
+        leftover.unlink(missing_ok=True)
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True  # someone else's process, or cannot tell: keep its file
+    return True
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
 
 
 def load(path):
     """Load what `save` wrote. Arrays come back as NumPy arrays on the CPU, Tensors as CPU
-    Tensors; move them with `Module.to` or `Tensor.to`. A truncated, damaged or foreign file
-    raises CheckpointError naming the file; nothing is returned half-loaded."""
+    Tensors; move them with `Module.to` or `Tensor.to`. A truncated, damaged, hostile or
+    foreign file raises CheckpointError naming the file; nothing is returned half-loaded."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load: no such checkpoint file: {path}")
+    with _open_archive(path, "load") as archive:
+        index = _read_index(archive, path)
+        reader = _MemberReader(archive, path, "load")
+        return _decode(index["root"], reader, 0)
+
+
+def _open_archive(path: Path, who: str) -> zipfile.ZipFile:
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            members = {name: archive[name] for name in archive.files}
-        if "__index__" not in members:
-            raise CheckpointError(f"load: {path} is an .npz file but not a minigrad checkpoint "
-                                  "(it has no __index__)")
-        index = json.loads(members.pop("__index__").tobytes().decode())
-    except (FileNotFoundError, CheckpointError):
-        raise
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"load: {path} is not a readable minigrad checkpoint "
-                              f"({type(e).__name__}: {e})") from None
-    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise CheckpointError(f"{who}: {path} is not a readable .npz file: it is not a zip "
+                              f"archive or is truncated ({type(error).__name__}: {error})"
+                              ) from None
+
+
+def _read_index(archive: zipfile.ZipFile, path: Path) -> dict:
+    try:
+        info = archive.getinfo("__index__.npy")
+    except KeyError:
+        raise CheckpointError(f"load: {path} is an .npz file but not a minigrad checkpoint "
+                              "(it has no __index__)") from None
+    if info.file_size > MAX_INDEX_BYTES:
+        raise CheckpointError(f"load: the index of {path} declares {info.file_size} bytes, "
+                              f"more than a checkpoint's index may hold ({MAX_INDEX_BYTES})")
+    raw = _MemberReader(archive, path, "load").read("__index__")
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise CheckpointError(f"load: the index of {path} is {raw.dtype} of shape {raw.shape}, "
+                              "not the bytes of a JSON text")
+    try:
+        index = json.loads(raw.tobytes().decode())
+    except RecursionError:
+        raise CheckpointError(f"load: the index of {path} is nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as error:
+        raise CheckpointError(f"load: the index of {path} is not JSON ({error})") from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT or "root" not in index:
         raise CheckpointError(f"load: {path} is an .npz file but not a minigrad checkpoint")
     if index.get("version") != VERSION:
-        raise CheckpointError(f"load: {path} has checkpoint version {index.get('version')}; "
+        raise CheckpointError(f"load: {path} has checkpoint version {index.get('version')!r}; "
                               f"this minigrad reads version {VERSION}")
+    return index
+
+
+class _MemberReader:
+    """Reads single members of an .npz archive, checking each header before any data."""
+
+    def __init__(self, archive: zipfile.ZipFile, path: Path, who: str):
+        self.archive, self.path, self.who = archive, path, who
+        self.read_already: set[str] = set()
+
+    def names(self) -> list[str]:
+        return [n[:-4] for n in self.archive.namelist() if n.endswith(".npy")]
+
+    def fail(self, message: str) -> CheckpointError:
+        return CheckpointError(f"{self.who}: {self.path}: {message}")
+
+    def read(self, name: str) -> np.ndarray:
+        try:
+            info = self.archive.getinfo(f"{name}.npy")
+        except KeyError:
+            raise self.fail(f"member {name!r} is named but the file does not hold it") from None
+        try:
+            with self.archive.open(info) as member:
+                array = self._read_member(member, info, name)
+        except CheckpointError:
+            raise
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
+                RuntimeError) as error:  # RuntimeError: an encrypted member
+            raise self.fail(f"member {name!r} cannot be read ({type(error).__name__}: "
+                            f"{error})") from None
+        if name in self.read_already:
+            array = array.copy()  # two entries naming one member get two arrays
+        self.read_already.add(name)
+        return array
+
+    def _read_member(self, member, info: zipfile.ZipInfo, name: str) -> np.ndarray:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise self.fail(f"member {name!r} is .npy version {version}, which minigrad does "
+                            "not read")
+        if dtype.hasobject:
+            raise self.fail(f"member {name!r} holds Python objects ({dtype}), which could only "
+                            "be read by unpickling them; minigrad never does (allow_pickle is "
+                            "off)")
+        declared = math.prod(shape) * dtype.itemsize
+        held = info.file_size - member.tell()
+        if declared != held:
+            raise self.fail(f"member {name!r} declares shape {shape} of {dtype} "
+                            f"({declared} bytes) but holds {held} bytes")
+        array = np.empty(shape[::-1] if fortran else shape, dtype)
+        view = memoryview(array.reshape(-1).view(np.uint8)) if array.size else memoryview(b"")
+        filled = 0
+        while filled < declared:
+            count = member.readinto(view[filled:])
+            if not count:
+                raise self.fail(f"member {name!r} ends after {filled} of {declared} bytes")
+            filled += count
+        return array.T if fortran else array
+
+
+_KINDS = ("int", "float", "array", "scalar", "tensor", "dict", "list", "tuple")
+
+
+def _decode(node, reader: _MemberReader, depth: int):
+    if depth > MAX_DEPTH:
+        raise reader.fail(f"the index is nested more than {MAX_DEPTH} deep")
+    if node is None or isinstance(node, (bool, str)):
+        return node
+    if not isinstance(node, dict) or len(node) != 1 or next(iter(node)) not in _KINDS:
+        shown = json.dumps(node)[:60] if not isinstance(node, dict) else repr(list(node)[:3])
+        raise reader.fail(f"the index is damaged: {type(node).__name__} {shown} where an "
+                          f"entry ({{kind: content}}, kind one of {', '.join(_KINDS)}) belongs")
+    (kind, content), = node.items()
     try:
-        return _decode(index["root"], members)
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"load: the index of {path} is damaged ({e})") from None
+        if kind in ("int", "float"):
+            if not isinstance(content, str):
+                raise TypeError(f"{kind} written as {type(content).__name__}")
+            return int(content) if kind == "int" else float(content)
+        if kind in ("array", "scalar", "tensor"):
+            if not isinstance(content, str):
+                raise TypeError(f"{kind} member named by {type(content).__name__}")
+            array = reader.read(content)
+            return array if kind == "array" else array[()] if kind == "scalar" else Tensor(array)
+        if not isinstance(content, list):
+            raise TypeError(f"{kind} content is {type(content).__name__}, not a list")
+        if kind == "dict":
+            result = {}
+            for pair in content:
+                if not isinstance(pair, list) or len(pair) != 2:
+                    raise TypeError("a dict item is not a [key, value] pair")
+                key = _decode(pair[0], reader, depth + 1)
+                if not isinstance(key, (str, int)):
+                    raise TypeError(f"a dict key is {type(key).__name__}")
+                result[key] = _decode(pair[1], reader, depth + 1)
+            return result
+        items = [_decode(v, reader, depth + 1) for v in content]
+        return items if kind == "list" else tuple(items)
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise reader.fail(f"the index is damaged ({error})") from None
 
 
 def _encode(value, arrays: dict, where: str):
@@ -106,25 +303,3 @@ def _encode(value, arrays: dict, where: str):
         return {kind: [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(value)]}
     raise TypeError(f"save: {where} is a {type(value).__name__}, which a checkpoint cannot hold "
                     "(arrays, Tensors, numbers, strings, None, and dicts/lists/tuples of them)")
-
-
-def _decode(node, members: dict):
-    if node is None or isinstance(node, (bool, str)):
-        return node
-    (kind, content), = node.items()
-    if kind == "int":
-        return int(content)
-    if kind == "float":
-        return float(content)
-    if kind == "array":
-        return members[content]
-    if kind == "scalar":
-        return members[content][()]
-    if kind == "tensor":
-        return Tensor(members[content])
-    if kind == "dict":
-        return {_decode(k, members): _decode(v, members) for k, v in content}
-    if kind in ("list", "tuple"):
-        items = [_decode(v, members) for v in content]
-        return items if kind == "list" else tuple(items)
-    raise ValueError(f"unknown entry {kind!r}")

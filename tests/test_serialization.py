@@ -1,5 +1,13 @@
 """Checkpoints: exact round trips, atomic writes, and clear errors for bad files (never pickle)."""
 
+import io
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -55,7 +63,7 @@ def test_truncated_foreign_and_missing_files_give_clear_errors(tmp_path):
     mg.save({"w": np.ones(1000)}, path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(mg.CheckpointError, match="ck.npz is not a readable minigrad checkpoint"):
+    with pytest.raises(mg.CheckpointError, match="ck.npz is not a readable .npz file"):
         mg.load(path)
     path.write_bytes(b"not a checkpoint at all")
     with pytest.raises(mg.CheckpointError, match="ck.npz"):
@@ -88,3 +96,184 @@ def test_values_a_checkpoint_cannot_hold_are_refused_by_name(tmp_path):
     with pytest.raises(TypeError, match="Python objects"):
         mg.save({"a": np.array([None, 1], dtype=object)}, tmp_path / "x.npz")
     assert not (tmp_path / "x.npz").exists()
+
+
+# --- hostile and malformed files: the index first, only named members, headers checked ------
+
+
+def _write_checkpoint(path, index, members=(), compress=False):
+    """A zip in the checkpoint layout, written by hand: index is the JSON (str or object),
+    members (name, array or raw .npy bytes)."""
+    text = index if isinstance(index, str) else json.dumps(index)
+    kind = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", kind) as archive:
+        for name, content in members:
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                if isinstance(content, bytes):
+                    member.write(content)
+                else:
+                    np.lib.format.write_array(member, content)
+        with archive.open("__index__.npy", "w") as member:
+            np.lib.format.write_array(member, np.frombuffer(text.encode(), dtype=np.uint8))
+
+
+def _index(root):
+    return {"format": "minigrad-checkpoint", "version": 1, "root": root}
+
+
+def test_an_unreferenced_huge_member_is_never_read(tmp_path):
+    """Only the members the index names are opened: a small file hiding a large member costs
+    neither the memory nor the time of decompressing it."""
+    path = tmp_path / "ck.npz"
+    huge = np.zeros(2**26, dtype=np.float32)  # 256 MiB of zeros, a few hundred KiB deflated
+    _write_checkpoint(path, _index({"array": "a0"}), [("a0", np.arange(3.0)), ("hidden", huge)],
+                      compress=True)
+    del huge
+    assert path.stat().st_size < 2**21
+    tracemalloc.start()
+    try:
+        loaded = mg.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(loaded, [0.0, 1.0, 2.0])
+    assert peak < 16 * 2**20
+
+
+def _npy_header(shape, dtype="<f8"):
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
+
+
+def test_a_member_whose_header_declares_more_than_it_holds_is_refused_before_reading(tmp_path):
+    path = tmp_path / "ck.npz"
+    absurd = _npy_header((2**40,)) + b"\0" * 64  # declares 8 TiB, holds 64 bytes
+    _write_checkpoint(path, _index({"array": "a0"}), [("a0", absurd)])
+    with pytest.raises(mg.CheckpointError, match=r"ck.npz: member 'a0' declares shape "
+                                                 r"\(1099511627776,\) of float64 \(8796093022208 "
+                                                 r"bytes\) but holds 64 bytes"):
+        mg.load(path)
+    short = _npy_header((3, 4)) + b"\0" * 8
+    _write_checkpoint(path, _index({"array": "a0"}), [("a0", short)])
+    with pytest.raises(mg.CheckpointError, match="declares shape \\(3, 4\\)"):
+        mg.load(path)
+
+
+@pytest.mark.parametrize("root, message", [
+    (5, "int 5 where an entry"),
+    ([1, 2], r"list \[1, 2\] where an entry"),
+    ({"array": "a0", "list": []}, "where an entry"),
+    ({"module": "os"}, r"\['module'\] where an entry"),
+    ({"int": 7}, "int written as int"),
+    ({"int": "seven"}, "damaged"),
+    ({"array": "a9"}, "member 'a9' is named but the file does not hold it"),
+    ({"array": ["a0"]}, "array member named by list"),
+    ({"dict": [["k"]]}, "not a \\[key, value\\] pair"),
+    ({"dict": [[{"list": []}, 1]]}, "a dict key is list"),
+    ({"list": "abc"}, "list content is str"),
+])
+def test_every_malformed_index_is_one_checkpoint_error_naming_the_file(tmp_path, root, message):
+    path = tmp_path / "ck.npz"
+    _write_checkpoint(path, _index(root), [("a0", np.ones(2))])
+    with pytest.raises(mg.CheckpointError, match=message) as caught:
+        mg.load(path)
+    assert str(path) in str(caught.value)
+
+
+def test_indices_too_deep_too_large_or_not_json_are_refused(tmp_path):
+    path = tmp_path / "ck.npz"
+    deep = '{"format": "minigrad-checkpoint", "version": 1, "root": ' + '{"list": [' * 5000 + \
+        "]}" * 5000 + "}"
+    _write_checkpoint(path, deep)
+    with pytest.raises(mg.CheckpointError, match="ck.npz.*nested"):
+        mg.load(path)
+    moderately_deep = _index(json.loads('{"list": [' * 150 + "]}" * 150))
+    _write_checkpoint(path, moderately_deep)
+    with pytest.raises(mg.CheckpointError, match="nested more than 100 deep"):
+        mg.load(path)
+    _write_checkpoint(path, "{not json")
+    with pytest.raises(mg.CheckpointError, match="index of .*ck.npz is not JSON"):
+        mg.load(path)
+    _write_checkpoint(path, json.dumps({"format": "minigrad-checkpoint", "version": 99,
+                                        "root": None}))
+    with pytest.raises(mg.CheckpointError, match="version 99"):
+        mg.load(path)
+    with zipfile.ZipFile(path, "w") as archive:
+        with archive.open("__index__.npy", "w") as member:
+            np.lib.format.write_array(member, np.zeros(3, dtype=np.float32))
+    with pytest.raises(mg.CheckpointError, match="index of .*is float32 of shape \\(3,\\)"):
+        mg.load(path)
+    monkey_limit = serialization.MAX_INDEX_BYTES
+    try:
+        serialization.MAX_INDEX_BYTES = 100
+        mg.save({"weights": list(range(50))}, path)
+        with pytest.raises(mg.CheckpointError, match="index of .*declares .* bytes, more than"):
+            mg.load(path)
+    finally:
+        serialization.MAX_INDEX_BYTES = monkey_limit
+
+
+def test_members_named_twice_come_back_as_two_arrays_and_fortran_order_reads_right(tmp_path):
+    path = tmp_path / "ck.npz"
+    fortran = np.asfortranarray(np.arange(6.0).reshape(2, 3))
+    _write_checkpoint(path, _index({"list": [{"array": "a0"}, {"array": "a0"},
+                                             {"array": "a1"}]}),
+                      [("a0", np.arange(3)), ("a1", fortran)])
+    first, second, third = mg.load(path)
+    first[0] = 99
+    assert second[0] == 0
+    np.testing.assert_array_equal(third, fortran)
+
+
+# --- saves: temporaries of killed saves, the folder's fsync, the file mode -------------------
+
+_KILLED_MID_SAVE = """
+import os, signal, sys
+import numpy as np
+import minigrad as mg
+from minigrad import serialization
+
+def write_half_then_die(file, **members):
+    file.write(b"PK half a checkpoint")
+    file.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+serialization.np.savez = write_half_then_die
+mg.save({"epoch": 2}, sys.argv[1])
+"""
+
+
+def test_a_save_killed_midway_leaves_a_temporary_that_the_next_save_removes(tmp_path):
+    path = tmp_path / "last.npz"
+    mg.save({"epoch": 1}, path)
+    killed = subprocess.run([sys.executable, "-c", _KILLED_MID_SAVE, str(path)],
+                            capture_output=True)
+    assert killed.returncode == -signal.SIGKILL
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".last.npz.")
+    assert mg.load(path) == {"epoch": 1}  # the old checkpoint is intact
+    live = tmp_path / f".last.npz.{os.getppid()}.beef.tmp"  # a live process's save in flight
+    live.write_bytes(b"")
+    other = tmp_path / ".other.npz.1.dead.tmp"  # another file's temporary: not ours to touch
+    other.write_bytes(b"")
+    mg.save({"epoch": 3}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["last.npz", live.name, other.name])
+    assert mg.load(path) == {"epoch": 3}
+
+
+def test_a_save_fsyncs_the_folder_and_takes_the_mode_of_the_umask(tmp_path, monkeypatch):
+    synced = []
+    real = serialization._fsync_folder
+    monkeypatch.setattr(serialization, "_fsync_folder", lambda f: (synced.append(f), real(f)))
+    previous = os.umask(0o027)
+    try:
+        mg.save({"epoch": 1}, tmp_path / "ck.npz")
+    finally:
+        os.umask(previous)
+    assert synced == [tmp_path]
+    assert stat.S_IMODE((tmp_path / "ck.npz").stat().st_mode) == 0o640
+    mg.save({"epoch": 1}, tmp_path / "ck.npz")
+    assert stat.S_IMODE((tmp_path / "ck.npz").stat().st_mode) == 0o666 & ~previous
