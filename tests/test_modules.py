@@ -166,6 +166,37 @@ def test_load_state_dict_casts_to_the_parameter_dtype():
     assert model.weight.dtype == mg.float32 and model.bias.tolist() == [0.0, 1.0, 2.0]
 
 
+@pytest.mark.parametrize("bad, problem", [
+    (np.array(["a", "b"] * 5).reshape(5, 2), "is <U1 .*not numbers"),
+    (np.full((5, 2), None), "is object"),
+    (np.ones((5, 2), dtype=complex), "is complex128"),
+    ({"nested": 1}, "is object|not an array"),
+])
+def test_load_state_dict_writes_all_or_nothing(bad, problem):
+    """The right shape and a wrong dtype in the last entry: before, nine of ten parameters
+    were overwritten before the cast failed. Now every entry is checked first."""
+    mg.manual_seed(0)
+    model = nn.Sequential(*[nn.Linear(2, 2) for _ in range(4)], nn.Linear(2, 5))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    state = {k: np.full(v.shape, 7.0) for k, v in before.items()}
+    state["4.weight"] = bad
+    with pytest.raises(RuntimeError, match=f"4.weight: the value {problem}"):
+        model.load_state_dict(state)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
+
+
+def test_load_state_dict_refuses_a_non_mapping_and_reads_device_tensors():
+    model = nn.Linear(2, 1)
+    with pytest.raises(TypeError, match="expected a dict of name -> array, got list"):
+        model.load_state_dict([np.ones((1, 2)), np.ones(1)])
+    source = nn.Linear(2, 1).to("cuda")
+    model.load_state_dict(source.state_dict())
+    np.testing.assert_array_equal(model.weight.numpy(), source.weight.numpy())
+    model.load_state_dict({"weight": source.weight.array, "bias": np.zeros(1)})
+    np.testing.assert_array_equal(model.weight.numpy(), source.weight.numpy())
+
+
 def test_module_registration_modes_and_conversion():
     shared = nn.Linear(3, 3)
     model = nn.Sequential(shared, nn.ReLU(), shared, nn.BatchNorm1d(3), nn.Dropout())

@@ -240,7 +240,12 @@ class Module:
         """Copy each array of `state_dict` into the parameter or buffer of that name, cast to
         its dtype, as PyTorch does. Arrays may be NumPy arrays, Tensors, or anything NumPy
         can read (torch CPU tensors). With strict=True, missing or unexpected keys are an
-        error; a shape mismatch always is. All problems are listed at once."""
+        error; a shape mismatch, or a value that is not numbers, always is. All problems are
+        listed at once, and every entry is checked and converted before any is written: the
+        model is changed entirely or not at all."""
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"load_state_dict: expected a dict of name -> array, got "
+                            f"{type(state_dict).__name__}")
         own = OrderedDict()
         for module_name, module in self.named_modules(remove_duplicate=False):
             dot = f"{module_name}." if module_name else ""
@@ -253,15 +258,12 @@ class Module:
         unexpected = [k for k in state_dict if k not in own]
         arrays, problems = {}, []
         for key, tensor in own.items():
-            if key not in state_dict:
-                continue
-            value = state_dict[key]
-            array = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
-            if array.shape != tensor.shape:
-                problems.append(f"size mismatch for {key}: copying a param with shape "
-                                f"{array.shape}, the parameter in this model has shape "
-                                f"{tensor.shape}")
-            arrays[key] = array
+            if key in state_dict:
+                array, problem = _checked_value(key, state_dict[key], tensor)
+                if problem:
+                    problems.append(problem)
+                else:
+                    arrays[key] = array
         if strict:
             if missing:
                 problems.insert(0, "Missing key(s) in state_dict: " + ", ".join(missing))
@@ -270,11 +272,12 @@ class Module:
         if problems:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
                                + "\n\t".join(problems))
+        # convert everything first (where a copy to the device could fail), then write
+        ready = {key: backend.to_device(array, own[key].device) for key, array in arrays.items()}
         with no_grad():
-            for key, array in arrays.items():
-                tensor = own[key]
-                tensor.array[...] = backend.to_device(array.astype(tensor.dtype), tensor.device)
-                bump_version(tensor.array)
+            for key, array in ready.items():
+                own[key].array[...] = array
+                bump_version(own[key].array)
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing -----------------------------------------------------------------------------
@@ -422,6 +425,26 @@ class ParameterList(Module):
 
     def __iter__(self):
         return iter(self._parameters.values())
+
+
+def _checked_value(key: str, value, tensor: Tensor):
+    """(the value as a host array of the tensor's dtype, None) or (None, what is wrong)."""
+    try:
+        if isinstance(value, Tensor):
+            array = value.numpy()
+        elif backend.is_array(value) and not isinstance(value, np.ndarray):
+            array = value.get()  # a CuPy array
+        else:
+            array = np.asarray(value)
+    except Exception as error:  # a value NumPy cannot read at all
+        return None, f"{key}: the value ({type(value).__name__}) is not an array ({error})"
+    if array.dtype.kind not in "biuf":
+        return None, (f"{key}: the value is {array.dtype} ({type(value).__name__}), not numbers "
+                      f"that can be copied into the parameter's {np.dtype(tensor.dtype)}")
+    if array.shape != tensor.shape:
+        return None, (f"size mismatch for {key}: copying a param with shape {array.shape}, the "
+                      f"parameter in this model has shape {tensor.shape}")
+    return array.astype(tensor.dtype), None
 
 
 def _saved_items(module: Module):
