@@ -31,6 +31,7 @@ from minigrad.data import VOC_CLASSES, DataLoader, VOCClassification, make_synth
 from minigrad.data import transforms as T
 from minigrad.metrics import average_precision, mean_average_precision
 from minigrad.models import freeze_features, load_pretrained, replace_head, vgg16
+from minigrad.serialization import read_state_dict
 from minigrad.training import fit
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -54,6 +55,12 @@ def print_per_class_ap(outputs: np.ndarray, targets: np.ndarray) -> None:
              for name, ap in zip(VOC_CLASSES, per_class)]
     for row in range(0, 20, 5):
         print("   " + " | ".join(cells[row:row + 5]))
+
+
+def pretrained_classes(path) -> int:
+    """How many classes the weights file's last layer has (1000 when it has none)."""
+    head = read_state_dict(path, wanted={"classifier.6.weight"}).get("classifier.6.weight")
+    return head.shape[0] if head is not None else 1000
 
 
 def main(argv=None) -> None:
@@ -96,11 +103,13 @@ def main(argv=None) -> None:
                               seed=args.seed, device=args.device)
     val_loader = DataLoader(val, args.batch_size, num_workers=args.workers, device=args.device)
 
-    model = vgg16(num_classes=1000 if args.pretrained else 20, batch_norm=args.batch_norm,
-                  width_mult=args.width_mult)
+    # torchvision's weights end in 1000 ImageNet classes; a checkpoint of this script in 20
+    classes = pretrained_classes(args.pretrained) if args.pretrained else 20
+    model = vgg16(num_classes=classes, batch_norm=args.batch_norm, width_mult=args.width_mult)
     if args.pretrained:
         load_pretrained(model, args.pretrained)
-        replace_head(model, 20)
+        if classes != 20:
+            replace_head(model, 20)
     if args.freeze_features:
         freeze_features(model)
     model.to(args.device)

@@ -303,3 +303,83 @@ def _encode(value, arrays: dict, where: str):
         return {kind: [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(value)]}
     raise TypeError(f"save: {where} is a {type(value).__name__}, which a checkpoint cannot hold "
                     "(arrays, Tensors, numbers, strings, None, and dicts/lists/tuples of them)")
+
+
+# ---------------------------------------------------------------------------------------------
+# weights from elsewhere: NumPy's .npz, minigrad checkpoints, PyTorch state_dicts
+
+
+def read_state_dict(path, wanted=None, who: str = "load_pretrained") -> dict:
+    """A state_dict (name -> NumPy array) from any of: an `np.savez` file of named arrays; a
+    checkpoint of `mg.save` (a bare state_dict, or a training checkpoint's "model"); a PyTorch
+    file of a state_dict (bare, or wrapped as {"state_dict": ...} or {"model": ...}), read
+    with torch's safe loader (never unpickling other objects). The kind is found from the
+    content, not the file's name. `wanted` (names): members of an .npz outside it are not
+    read, only listed (their value is None), so load_state_dict reports them unexpected.
+    Every unreadable file raises CheckpointError (or FileNotFoundError) naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{who}: no such file: {path}")
+    if zipfile.is_zipfile(path):
+        with _open_archive(path, who) as archive:
+            names = archive.namelist()
+            if "__index__.npy" in names:
+                return _state_of_checkpoint(load(path), path, who)
+            if names and all(name.endswith(".npy") for name in names):
+                reader = _MemberReader(archive, path, who)
+                return {name: reader.read(name) if wanted is None or name in wanted else None
+                        for name in reader.names()}
+    return _read_torch_state_dict(path, who)
+
+
+def _state_of_checkpoint(obj, path: Path, who: str) -> dict:
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        obj = obj["model"]  # a training checkpoint (minigrad.training.fit's last.npz)
+    if isinstance(obj, dict) and all(isinstance(k, str) and (isinstance(v, Tensor)
+                                                             or isinstance(v, np.ndarray))
+                                     for k, v in obj.items()):
+        return {k: v.numpy() if isinstance(v, Tensor) else v for k, v in obj.items()}
+    raise CheckpointError(f"{who}: {path} is a minigrad checkpoint, but of a "
+                          f"{type(obj).__name__} that is not a state_dict (names -> arrays) "
+                          "nor a training checkpoint holding one under 'model'")
+
+
+def _read_torch_state_dict(path: Path, who: str) -> dict:
+    try:
+        import torch
+    except ImportError:
+        raise CheckpointError(f"{who}: {path} is not an .npz file or minigrad checkpoint; if it "
+                              "is a PyTorch file, reading it needs torch (pip install torch), "
+                              "or export its state_dict to .npz with numpy") from None
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several kinds (UnpicklingError, RuntimeError)
+        text = str(error)
+        if "Weights only load failed" in text or "weights_only" in text:
+            raise CheckpointError(
+                f"{who}: {path} holds Python objects besides tensors and plain containers; "
+                "torch's safe loader refused them, and minigrad never unpickles a weights "
+                "file (doing so can run any code). Save the weights with "
+                "torch.save(model.state_dict(), path), or export them to .npz") from None
+        first_line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+        raise CheckpointError(f"{who}: {path} is not a PyTorch weights file, an .npz file "
+                              f"or a minigrad checkpoint ({first_line})") from None
+    if isinstance(loaded, dict):
+        for wrapper in ("state_dict", "model"):
+            if isinstance(loaded.get(wrapper), dict) and not all(
+                    isinstance(v, torch.Tensor) for v in loaded.values()):
+                loaded = loaded[wrapper]
+                break
+    if not isinstance(loaded, dict):
+        raise CheckpointError(f"{who}: {path} holds a {type(loaded).__name__}, not a state_dict "
+                              "(names -> tensors)")
+    state = {}
+    for name, value in loaded.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{who}: {path}: entry {name!r} is a {type(value).__name__}, "
+                                  "not a tensor; expected a state_dict (names -> tensors)")
+        value = value.detach().cpu()
+        if value.dtype == torch.bfloat16:  # NumPy has no bfloat16; float32 holds it exactly
+            value = value.float()
+        state[str(name)] = value.numpy()
+    return state

@@ -64,3 +64,9 @@ def test_vgg16_example_smoke_run_on_a_synthetic_voc_tree(tmp_path):
     for name in ("history.json", "history.csv", "curves.png", "last.npz", "best.npz"):
         assert (tmp_path / name).is_file(), name
     assert (tmp_path / "synthetic_voc" / "VOCdevkit" / "VOC2012" / "JPEGImages").is_dir()
+    # a run's own checkpoint (20 classes) serves as --pretrained for the next run
+    again = run_example(ROOT / "examples" / "vgg16_voc.py", "--synthetic", 16, "--image-size",
+                        32, "--width-mult", 0.125, "--epochs", 1, "--workers", 2, "--out",
+                        tmp_path / "again", "--no-progress", "--pretrained",
+                        tmp_path / "best.npz")
+    assert "val mAP" in again

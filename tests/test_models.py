@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import tracemalloc
+import zipfile
+
 import numpy as np
 import pytest
 from helpers import requires_torch, torch
 
 import minigrad as mg
+from minigrad import nn
 from minigrad.models import (
     LeNet5,
     Perceptron,
@@ -165,3 +169,83 @@ def test_pretrained_weights_load_from_npz_and_pth_then_head_and_freezing(tmp_pat
     assert trainable and all(n.startswith("classifier") for n in trainable)
     model(mg.randn(2, 3, 32, 32)).sum().backward()
     assert model.features[0].weight.grad is None and model.classifier[6].weight.grad is not None
+
+
+class _NotATensor:
+    pass
+
+
+@requires_torch
+def test_load_pretrained_reads_every_form_of_weights_file(tmp_path):
+    t = torch()
+    theirs = torch_vgg16(0.125, 1000)
+    state = {k: v.numpy() for k, v in theirs.state_dict().items()}
+    mg.save(state, tmp_path / "bare.npz")  # a state_dict saved by minigrad
+    mg.save({"model": state, "epoch": 3, "history": []}, tmp_path / "last.npz")  # fit's
+    t.save({"state_dict": theirs.state_dict(), "epoch": 3}, tmp_path / "wrapped.pth")
+    t.save({"model": theirs.state_dict()}, tmp_path / "model.pt")
+    t.save({k: v.to(t.bfloat16) for k, v in theirs.state_dict().items()}, tmp_path / "bf16.pth")
+    np.savez(tmp_path / "named-anything.weights", **state)  # found by content, not suffix
+    for name in ("bare.npz", "last.npz", "wrapped.pth", "model.pt", "bf16.pth",
+                 "named-anything.weights.npz"):
+        model = vgg16(width_mult=0.125)
+        load_pretrained(model, tmp_path / name)
+        expected = state["features.0.weight"]
+        if name == "bf16.pth":
+            expected = theirs.features[0].weight.detach().to(t.bfloat16).float().numpy()
+        np.testing.assert_array_equal(model.features[0].weight.numpy(), expected, err_msg=name)
+
+
+@requires_torch
+def test_load_pretrained_errors_name_the_file_and_never_suggest_unpickling(tmp_path):
+    t = torch()
+    model = vgg16(width_mult=0.125)
+    text = tmp_path / "weights.pth"
+    text.write_text("these are not weights\n")
+    with pytest.raises(mg.CheckpointError, match=r"load_pretrained: .*weights.pth is not a "
+                                                 r"PyTorch weights file, an .npz file or a "
+                                                 r"minigrad checkpoint"):
+        load_pretrained(model, text)
+    evil = tmp_path / "evil.pth"
+    t.save({"features.0.weight": t.zeros(1), "config": _NotATensor()}, evil)
+    with pytest.raises(mg.CheckpointError) as caught:
+        load_pretrained(model, evil)
+    message = str(caught.value)
+    assert str(evil) in message and "never unpickles" in message
+    assert "weights_only=False" not in message
+    extra = tmp_path / "extra.pth"
+    t.save({"features.0.weight": t.zeros(1), "epoch": 3}, extra)
+    with pytest.raises(mg.CheckpointError, match="extra.pth: entry 'epoch' is a int"):
+        load_pretrained(model, extra)
+    with pytest.raises(FileNotFoundError, match="load_pretrained: no such file: .*absent.npz"):
+        load_pretrained(model, tmp_path / "absent.npz")
+    listed = tmp_path / "list.npz"
+    mg.save([np.ones(2)], listed)
+    with pytest.raises(mg.CheckpointError, match="list.npz is a minigrad checkpoint, but of a "
+                                                 "list"):
+        load_pretrained(model, listed)
+    small = tmp_path / "small.npz"
+    np.savez(small, **{"features.0.weight": np.zeros((3, 3, 3, 3))})
+    with pytest.raises(RuntimeError, match=r"load_pretrained: .*small.npz: Error\(s\) in "
+                                           r"loading state_dict(.|\n)*size mismatch"):
+        load_pretrained(model, small)
+
+
+def test_load_pretrained_reads_only_the_members_the_model_names(tmp_path):
+    model = nn.Sequential(nn.Linear(2, 1))
+    path = tmp_path / "w.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, array in (("0.weight", np.ones((1, 2))), ("0.bias", np.ones(1)),
+                            ("hidden", np.zeros(2**26, dtype=np.float32))):
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array)
+    tracemalloc.start()
+    try:
+        with pytest.raises(RuntimeError, match="Unexpected key.*hidden"):
+            load_pretrained(model, path)
+        result = load_pretrained(model, path, strict=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.unexpected_keys == ["hidden"] and peak < 16 * 2**20
+    assert model[0].weight.tolist() == [[1.0, 1.0]]

@@ -10,11 +10,8 @@ weights load for transfer learning.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-
 from minigrad import nn
+from minigrad.serialization import read_state_dict
 
 # configuration D: channels of each conv, "M" for a max pool
 CONFIG_D = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -74,23 +71,17 @@ def vgg16(num_classes: int = 1000, batch_norm: bool = False, dropout: float = 0.
 
 
 def load_pretrained(model: nn.Module, path, strict: bool = True):
-    """Load torchvision-named weights from an .npz (name -> array, e.g. a torch state_dict
-    exported with np.savez) or from a .pth file (read with torch, which must be installed)."""
-    path = Path(path)
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            state = {name: archive[name] for name in archive.files}
-    elif path.suffix in (".pth", ".pt"):
-        try:
-            import torch
-        except ImportError:
-            raise RuntimeError(f"load_pretrained: reading {path} needs torch; export the "
-                               "state_dict to .npz with numpy instead") from None
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-        state = {name: value.numpy() for name, value in loaded.items()}
-    else:
-        raise ValueError(f"load_pretrained: {path} is neither .npz nor .pth")
-    return model.load_state_dict(state, strict=strict)
+    """Load torchvision-named weights into `model` from an .npz (name -> array, e.g. a torch
+    state_dict exported with np.savez), a checkpoint of `mg.save` (a state_dict, or the
+    "model" of a training checkpoint such as runs/vgg16_voc/best.npz or last.npz), or a
+    PyTorch .pth state_dict (also wrapped as {"state_dict": ...} or {"model": ...}; reading
+    it needs torch, and never unpickles anything but tensors). Errors name the file."""
+    wanted = set(model.state_dict())
+    state = read_state_dict(path, wanted=wanted, who="load_pretrained")
+    try:
+        return model.load_state_dict(state, strict=strict)
+    except RuntimeError as error:
+        raise RuntimeError(f"load_pretrained: {path}: {error}") from None
 
 
 def freeze_features(model: VGG) -> VGG:
