@@ -142,3 +142,111 @@ def test_two_fits_in_two_threads_both_train():
     assert set(histories) == {"a", "b"} and all(len(h) == 6 for h in histories.values())
     for history in histories.values():
         assert history[-1]["train_loss"] < 0.7 * history[0]["train_loss"]
+
+
+# --- never silently wrong: NaN losses (issue 12) --------------------------------------------
+
+
+class PoisonedLoss:
+    """Cross-entropy, NaN (or inf) on the training calls numbered in `bad` (1-based)."""
+
+    def __init__(self, bad, value=float("nan")):
+        self.calls, self.bad, self.value, self.base = 0, set(bad), value, nn.CrossEntropyLoss()
+
+    def __call__(self, outputs, targets):
+        loss = self.base(outputs, targets)
+        if outputs.requires_grad:  # a training step (evaluation runs under no_grad)
+            self.calls += 1
+            if self.calls in self.bad:
+                return loss * self.value
+        return loss
+
+
+def fit_poisoned(out, loss_fn, epochs=3, metric=accuracy, patience=None, device="cpu",
+                 **kwargs):
+    model, optimizer, scheduler, train, val = make_run()
+    model.to(device)
+    train = DataLoader(circle_data(256, 1), 32, shuffle=True, seed=0, device=device)
+    val = DataLoader(circle_data(128, 2), 64, device=device)
+    return model, fit(model, optimizer, loss_fn, train, val, epochs=epochs, metric=metric,
+                      metric_name="accuracy", scheduler=scheduler, out_dir=out,
+                      patience=patience, progress=False, device=device, **kwargs)
+
+
+@pytest.mark.parametrize("metric, patience", [(accuracy, None), (None, None), (accuracy, 1)])
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_nan_loss_stops_fit_naming_epoch_and_step_and_leaves_the_files_alone(
+        tmp_path, metric, patience, device):
+    fit_poisoned(tmp_path, PoisonedLoss(()), epochs=1, metric=metric, device=device)
+    files = {name: (tmp_path / name).read_bytes() for name in
+             ("last.npz", "best.npz", "history.json", "history.csv")}
+    with pytest.raises(mg.training.NonFiniteLossError) as caught:
+        # resumed after epoch 1, so training call 4 is epoch 2's step 3
+        fit_poisoned(tmp_path, PoisonedLoss({4}), metric=metric, patience=patience,
+                     device=device, resume=True)
+    message = str(caught.value)
+    assert "the training loss is nan at epoch 2/3, step 3 (batch 4)" in message
+    assert "lower learning rate" in message and "clip_grad_norm_" in message
+    assert "skip_nonfinite=True" in message and str(tmp_path) in message
+    for name, content in files.items():
+        assert (tmp_path / name).read_bytes() == content, name
+
+
+def test_an_infinite_loss_without_out_dir_is_caught_too():
+    with pytest.raises(mg.training.NonFiniteLossError, match="loss is inf at epoch 1/3, "
+                                                             "step 0 .*no files were written"):
+        fit_poisoned(None, PoisonedLoss({1}, value=float("inf")))
+
+
+def test_skip_nonfinite_skips_bad_batches_counts_and_reports_them(tmp_path, capsys):
+    model, history = fit_poisoned(tmp_path, PoisonedLoss({2, 12, 13}), skip_nonfinite=True)
+    assert [r["skipped_batches"] for r in history] == [1, 2, 0]
+    assert "epoch 2: skipped 2 batch(es) with a NaN or infinite loss (steps 3, 4)" in (
+        capsys.readouterr().out)
+    assert all(np.isfinite(v).all() for v in model.state_dict().values())
+    assert history[-1]["val_metric"] > 0.8
+    rows = list(csv.DictReader(open(tmp_path / "history.csv")))
+    assert [r["skipped_batches"] for r in rows] == ["1", "2", "0"]
+    with pytest.raises(mg.training.NonFiniteLossError, match="every batch of epoch 1"):
+        fit_poisoned(tmp_path / "all", PoisonedLoss(range(1, 9)), skip_nonfinite=True)
+
+
+class NanWhenEvaluating(nn.Module):
+    def forward(self, x):
+        return x if self.training else x * float("nan")
+
+
+def test_a_model_that_gives_nan_outputs_stops_at_validation(tmp_path):
+    model, optimizer, _, train, val = make_run()
+    model.append(NanWhenEvaluating())
+    with pytest.raises(mg.training.NonFiniteLossError, match="validation loss is nan after "
+                                                             "epoch 1"):
+        fit(model, optimizer, nn.CrossEntropyLoss(), train, val, epochs=2, metric=accuracy,
+            out_dir=tmp_path, progress=False)
+    assert not (tmp_path / "best.npz").exists() and not (tmp_path / "last.npz").exists()
+
+
+def test_history_json_is_strict_json_and_written_after_the_checkpoint(tmp_path, monkeypatch):
+    def reject(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    _, history = fit_poisoned(tmp_path, PoisonedLoss(()), epochs=1,
+                              metric=lambda outputs, targets: float("nan"))
+    assert np.isnan(history[0]["val_metric"])
+    records = json.loads((tmp_path / "history.json").read_text(), parse_constant=reject)
+    assert records[0]["val_metric"] is None and records[0]["train_loss"] > 0
+    # a save that fails in epoch 2: history.json still lists only the saved epoch 1
+    saves = []
+
+    def failing_save(obj, path):
+        saves.append(path)
+        if len(saves) > 2:  # epoch 1 wrote best.npz and last.npz
+            raise OSError("disk full")
+        return real_save(obj, path)
+
+    real_save = mg.training.save
+    monkeypatch.setattr(mg.training, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        fit_poisoned(tmp_path / "full", PoisonedLoss(()), epochs=2)
+    assert [r["epoch"] for r in json.loads((tmp_path / "full" / "history.json").read_text())] \
+        == [1]
