@@ -117,14 +117,18 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        # a's gradient reads b and b's reads a: keep only what a wanted gradient will read
+        # (x * 2.0 keeps no copy of x alive)
+        needs_a, needs_b = ctx.needs_input_grad
+        ctx.save_for_backward(a if needs_b else None, b if needs_a else None)
+        ctx.a_shape, ctx.b_shape = a.shape, b.shape
         return a * b
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        grad_a = unbroadcast(grad * b, a.shape) if ctx.needs_input_grad[0] else None
-        grad_b = unbroadcast(grad * a, b.shape) if ctx.needs_input_grad[1] else None
+        grad_a = unbroadcast(grad * b, ctx.a_shape) if ctx.needs_input_grad[0] else None
+        grad_b = unbroadcast(grad * a, ctx.b_shape) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
@@ -132,7 +136,7 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         out = a / b
-        ctx.save_for_backward(b, out)
+        ctx.save_for_backward(b, out if ctx.needs_input_grad[1] else None)  # out: for b's only
         ctx.a_shape = a.shape
         return out
 
@@ -149,7 +153,10 @@ class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
         out = a**b
-        ctx.save_for_backward(a, b, out)
+        # a's gradient reads a and b, b's reads a and out
+        ctx.save_for_backward(a, b if ctx.needs_input_grad[0] else None,
+                              out if ctx.needs_input_grad[1] else None)
+        ctx.b_shape = b.shape
         return out
 
     @staticmethod
@@ -166,7 +173,7 @@ class Pow(Function):
         if ctx.needs_input_grad[1]:
             # d(a^b)/db = a^b log a; PyTorch takes it as 0 where a == 0 (and b >= 0)
             log_a = xp.log(xp.where(a == 0, 1, a))
-            grad_b = unbroadcast(grad * out * log_a, b.shape)
+            grad_b = unbroadcast(grad * out * log_a, ctx.b_shape)
         return grad_a, grad_b
 
 
@@ -417,14 +424,16 @@ class Maximum(Function):
     def forward(ctx, a, b, smaller=False):
         xp = get_array_module(a)
         a_wins = (a < b) if smaller else (a > b)
-        ctx.save_for_backward(a_wins + 0.5 * (a == b))  # a's share of the gradient
+        # a's share of the gradient, in halves: 2 where a wins, 1 at a tie, 0 where b wins
+        # (one byte per element)
+        ctx.save_for_backward(a_wins.astype(np.uint8) * np.uint8(2) + (a == b))
         ctx.a_shape, ctx.b_shape = a.shape, b.shape
         return xp.minimum(a, b) if smaller else xp.maximum(a, b)
 
     @staticmethod
     def backward(ctx, grad):
-        (share,) = ctx.saved_tensors
-        share = share.astype(grad.dtype, copy=False)
+        (halves,) = ctx.saved_tensors
+        share = halves.astype(grad.dtype) * 0.5
         return (unbroadcast(grad * share, ctx.a_shape),
                 unbroadcast(grad * (1 - share), ctx.b_shape))
 

@@ -20,26 +20,32 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        # a's gradient reads b and b's reads a: keep only what a wanted gradient will read
+        needs_a, needs_b = ctx.needs_input_grad
+        ctx.save_for_backward(a if needs_b else None, b if needs_a else None)
+        ctx.a_shape, ctx.b_shape = a.shape, b.shape
         return get_array_module(a).matmul(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
         xp = get_array_module(grad)
-        a2 = a[None, :] if a.ndim == 1 else a  # (..., M, K)
-        b2 = b[:, None] if b.ndim == 1 else b  # (..., K, N)
-        if b.ndim == 1:
+        a_shape, b_shape = ctx.a_shape, ctx.b_shape
+        a2_shape = (1, *a_shape) if len(a_shape) == 1 else a_shape  # (..., M, K)
+        b2_shape = (*b_shape, 1) if len(b_shape) == 1 else b_shape  # (..., K, N)
+        if len(b_shape) == 1:
             grad = grad[..., None]
-        if a.ndim == 1:
+        if len(a_shape) == 1:
             grad = grad[..., None, :]  # grad: (..., M, N)
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_a = unbroadcast(xp.matmul(grad, xp.swapaxes(b2, -1, -2)), a2.shape)
-            grad_a = grad_a.reshape(a.shape)
+            b2 = b.reshape(b2_shape)
+            grad_a = unbroadcast(xp.matmul(grad, xp.swapaxes(b2, -1, -2)), a2_shape)
+            grad_a = grad_a.reshape(a_shape)
         if ctx.needs_input_grad[1]:
-            grad_b = unbroadcast(xp.matmul(xp.swapaxes(a2, -1, -2), grad), b2.shape)
-            grad_b = grad_b.reshape(b.shape)
+            a2 = a.reshape(a2_shape)
+            grad_b = unbroadcast(xp.matmul(xp.swapaxes(a2, -1, -2), grad), b2_shape)
+            grad_b = grad_b.reshape(b_shape)
         return grad_a, grad_b
 
 
@@ -52,7 +58,9 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):
-        ctx.save_for_backward(x, weight)
+        # x's gradient reads the weight, the weight's reads x: keep only what will be read
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None,
+                              weight if ctx.needs_input_grad[0] else None)
         out = x @ weight.T
         if bias is not None:
             out += bias
