@@ -9,10 +9,10 @@ gradient descent on the cross-entropy, written with nothing but minigrad's Tenso
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import minigrad as mg
+from minigrad import cli
 
 
 def make_data(n: int, device: str):
@@ -27,14 +27,17 @@ def cross_entropy(logits: mg.Tensor, labels: mg.Tensor) -> mg.Tensor:
     return -log_probs[mg.arange(len(labels), device=labels.device), labels].mean()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--lr", type=float, default=0.5)
-    parser.add_argument("--hidden", type=int, default=32)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+def main(argv=None) -> None:
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=cli.positive_int, default=300,
+                        help="gradient-descent steps")
+    parser.add_argument("--lr", type=cli.positive_float, default=0.5, help="learning rate")
+    parser.add_argument("--hidden", type=cli.positive_int, default=32, help="hidden units")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, or cuda (needs CuPy and an NVIDIA GPU)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data and weights")
+    args = parser.parse_args(argv)
+    cli.check_device("--device", args.device)
 
     mg.manual_seed(args.seed)
     points, labels = make_data(512, args.device)
@@ -62,4 +65,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

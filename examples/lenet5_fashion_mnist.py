@@ -2,24 +2,25 @@
 
     python examples/lenet5_fashion_mnist.py [--epochs 10] [--batch-size 64] [--lr 0.002]
         [--optimizer adam|sgd] [--schedule cosine|none] [--device cpu] [--data-dir DIR]
-        [--out runs/lenet5] [--seed 0] [--subset N] [--resume]
+        [--out runs/lenet5] [--seed 0] [--subset N] [--resume] [--debug]
 
 The learning rate follows a cosine from --lr down to 0 over the epochs (--schedule cosine).
 
 The data comes from --data-dir, ~/.cache/minigrad/fashion-mnist, Debian's package
 (apt-get install dataset-fashion-mnist), or a download. Writes history.json/.csv, curves.png,
 last.npz (the checkpoint; run again with --resume to continue) and best.npz to --out.
+Ctrl-C saves last.npz at the step it stopped at; --resume continues from there.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
 import minigrad as mg
 import minigrad.nn as nn
+from minigrad import cli
 from minigrad.data import DataLoader, FashionMNIST, Subset
 from minigrad.data import transforms as T
 from minigrad.metrics import accuracy
@@ -29,29 +30,55 @@ from minigrad.training import evaluate, fit
 MEAN, STD = 0.2860, 0.3530  # of the Fashion-MNIST training images
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
-    parser.add_argument("--schedule", choices=["cosine", "none"], default="cosine")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--data-dir", default=None, help="folder with the four IDX .gz files")
+def build_parser() -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=cli.positive_int, default=10,
+                        help="passes over the training set")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=64,
+                        help="images per training step")
+    parser.add_argument("--lr", type=cli.positive_float, default=2e-3,
+                        help="learning rate (where the cosine schedule starts)")
+    parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
+                        help="Adam, or SGD with momentum 0.9")
+    parser.add_argument("--schedule", choices=["cosine", "none"], default="cosine",
+                        help="cosine: the lr falls from --lr to 0 over the epochs")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, or cuda (needs CuPy and an NVIDIA GPU)")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with the four Fashion-MNIST IDX .gz files (default: "
+                             "~/.cache/minigrad/fashion-mnist, the Debian package's folder, "
+                             "else a download)")
     parser.add_argument("--out", default="runs/lenet5", help="where results and checkpoints go")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--subset", type=int, default=None,
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling")
+    parser.add_argument("--subset", type=cli.positive_int, default=None,
                         help="train and test on the first N images only (a quick smoke run)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUT/last.npz (where Ctrl-C or the last epoch left "
+                             "it); more --epochs than before extends the run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
+    return parser
 
-    mg.manual_seed(args.seed)
+
+def load_data(args):
     pipeline = T.Compose([T.ToArray(), T.Normalize([MEAN], [STD])])
-    train = FashionMNIST(args.data_dir, train=True, transform=pipeline)
-    test = FashionMNIST(args.data_dir, train=False, transform=pipeline)
-    if args.subset:
-        train, test = Subset(train, range(args.subset)), Subset(test, range(args.subset))
+    root = cli.existing_folder("--data-dir", args.data_dir) if args.data_dir else None
+    try:
+        train = FashionMNIST(root, train=True, transform=pipeline)
+        test = FashionMNIST(root, train=False, transform=pipeline)
+    except (FileNotFoundError, ValueError, OSError) as error:
+        flag = f"--data-dir {args.data_dir}" if args.data_dir else "--data-dir"
+        raise cli.UsageError(f"{flag}: {error}") from None
+    if args.subset:  # (the test set has 10,000 images: a larger N takes them all)
+        train = Subset(train, range(min(args.subset, len(train))))
+        test = Subset(test, range(min(args.subset, len(test))))
+    return train, test
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    cli.check_device("--device", args.device)
+    mg.manual_seed(args.seed)
+    train, test = load_data(args)
     train_loader = DataLoader(train, args.batch_size, shuffle=True, seed=args.seed)
     test_loader = DataLoader(test, 1000)
 
@@ -69,16 +96,21 @@ def main(argv=None) -> None:
           f"lr {args.lr} ({args.schedule}), batch {args.batch_size}, device {args.device}")
 
     started = time.perf_counter()
-    history = fit(model, optimizer, loss_fn, train_loader, test_loader, epochs=args.epochs,
-                  device=args.device, metric=accuracy, metric_name="accuracy",
-                  scheduler=scheduler, out_dir=args.out,
-                  resume=args.resume, progress=not args.no_progress)
+    try:
+        history = fit(model, optimizer, loss_fn, train_loader, test_loader, epochs=args.epochs,
+                      device=args.device, metric=accuracy, metric_name="accuracy",
+                      scheduler=scheduler, out_dir=args.out, resume=args.resume,
+                      progress=not args.no_progress, val_label="test")
+    except mg.CheckpointError as error:
+        raise cli.UsageError(f"--resume: {error}; delete it or choose another --out to start "
+                             "over") from None
     _, outputs, targets = evaluate(model, test_loader, loss_fn, args.device)
     seconds = np.mean([r["seconds"] for r in history]) if history else 0.0
     print(f"test accuracy {accuracy(outputs, targets):.2%} after {len(history)} epochs; "
           f"{seconds:.1f} s per epoch ({time.perf_counter() - started:.0f} s in all)")
-    print(f"wrote {args.out}/history.json, history.csv, curves.png, last.npz and best.npz")
+    if history.trained:
+        print(f"wrote {args.out}/history.json, history.csv, curves.png, last.npz and best.npz")
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -10,6 +10,7 @@ import numpy as np
 
 import minigrad as mg
 import minigrad.nn as nn
+from minigrad import cli
 from minigrad.models import Perceptron
 
 # x1: windy, x2: cloudy; only the calm, clear day is a nice day
@@ -45,7 +46,8 @@ def train_mlp_on_xor(epochs: int = 500):
     return predictions, loss.item()
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    cli.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " ")).parse_args(argv)
     print("1. The perceptron learns 'is it a nice day?' from weights [1, 1, 1], lr 1\n")
     perceptron = Perceptron(2, lr=1.0, weights=[1, 1, 1])
     history = perceptron.fit(NICE_DAY_X, NICE_DAY_Y)
@@ -65,4 +67,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

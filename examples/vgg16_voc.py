@@ -1,13 +1,16 @@
 """Train VGG16 (configuration D) for multi-label classification on Pascal VOC 2012.
 
-    python examples/vgg16_voc.py --voc-root DATA --device cuda [--epochs 30] [--batch-size 32]
-        [--lr 0.01] [--optimizer sgd|adam] [--image-size 224] [--workers 2]
+    python examples/vgg16_voc.py --voc-root DATA --download --device cuda [--epochs 30]
+        [--batch-size 32] [--lr 0.01] [--optimizer sgd|adam] [--image-size 224] [--workers 2]
         [--pretrained vgg16.npz] [--freeze-features] [--batch-norm] [--width-mult 1.0]
         [--out runs/vgg16_voc] [--resume]
 
     python examples/vgg16_voc.py --synthetic 16 --image-size 32 --width-mult 0.125 --epochs 1
 
---voc-root may be the folder holding VOCdevkit, VOCdevkit, or VOC2012. With --synthetic N the
+--voc-root may be the folder holding VOCdevkit, VOCdevkit, or VOC2012; --download fetches
+VOC2012 there first (1.9 GB from the official address or its mirror, MD5-checked, resumed
+if it breaks off; skipped when the tree is there). Ctrl-C saves OUT/last.npz at the step it
+stopped at; --resume continues from there. With --synthetic N the
 example first writes a VOC-layout tree of N drawn images (make_synthetic_voc) and trains on
 it (the tree goes to OUT/synthetic_voc): the whole path, checked in seconds, without the
 2 GB download.
@@ -20,15 +23,22 @@ resized and centre-cropped; after each epoch the per-class average precision and
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
 import minigrad as mg
 import minigrad.nn as nn
-from minigrad.data import VOC_CLASSES, DataLoader, VOCClassification, make_synthetic_voc
+from minigrad import cli
+from minigrad.data import (
+    VOC_CLASSES,
+    DataLoader,
+    VOCClassification,
+    download_voc,
+    make_synthetic_voc,
+)
 from minigrad.data import transforms as T
+from minigrad.data.voc import find_voc_folder
 from minigrad.metrics import average_precision, mean_average_precision
 from minigrad.models import freeze_features, load_pretrained, replace_head, vgg16
 from minigrad.serialization import read_state_dict
@@ -63,39 +73,93 @@ def pretrained_classes(path) -> int:
     return head.shape[0] if head is not None else 1000
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--voc-root", default=None)
-    parser.add_argument("--synthetic", type=int, default=None, metavar="N",
-                        help="train on N synthetic images in VOC's layout instead")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    parser.add_argument("--step-size", type=int, default=10, help="StepLR period (epochs)")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--workers", type=int, default=2, help="loader threads")
-    parser.add_argument("--pretrained", default=None, help="torchvision vgg16 weights .npz/.pth")
-    parser.add_argument("--freeze-features", action="store_true",
-                        help="train only the classifier (transfer learning)")
-    parser.add_argument("--batch-norm", action="store_true")
-    parser.add_argument("--width-mult", type=float, default=1.0)
-    parser.add_argument("--out", default="runs/vgg16_voc")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    if (args.voc_root is None) == (args.synthetic is None):
-        parser.error("give exactly one of --voc-root DIR and --synthetic N")
+def build_parser() -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
+    data = parser.add_argument_group("data (one of --voc-root and --synthetic)")
+    data.add_argument("--voc-root", default=None,
+                      help="the folder holding VOCdevkit (or VOCdevkit, or VOC2012 itself)")
+    data.add_argument("--download", action="store_true",
+                      help="fetch VOC2012 trainval (1.9 GB, MD5-checked, resumable) into "
+                           "--voc-root first, unless it is already there")
+    data.add_argument("--synthetic", type=cli.positive_int, default=None, metavar="N",
+                      help="train on N synthetic images in VOC's layout instead (no download)")
+    data.add_argument("--image-size", type=cli.positive_int, default=224,
+                      help="side of the square crops the network sees")
+    data.add_argument("--workers", type=cli.non_negative_int, default=2,
+                      help="threads decoding and augmenting images")
+    training = parser.add_argument_group("training")
+    training.add_argument("--device", default="cpu",
+                          help="cpu, or cuda (needs CuPy and an NVIDIA GPU)")
+    training.add_argument("--epochs", type=cli.positive_int, default=30,
+                          help="passes over the training set")
+    training.add_argument("--batch-size", type=cli.positive_int, default=32,
+                          help="images per training step")
+    training.add_argument("--lr", type=cli.positive_float, default=0.01, help="learning rate")
+    training.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                          help="SGD with momentum 0.9 and weight decay 5e-4, or Adam")
+    training.add_argument("--step-size", type=cli.positive_int, default=10,
+                          help="StepLR: the lr is divided by 10 every this many epochs")
+    training.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling")
+    model = parser.add_argument_group("model")
+    model.add_argument("--pretrained", default=None,
+                       help="weights to start from: torchvision's vgg16 .pth/.npz, or a "
+                            "best.npz/last.npz of this script")
+    model.add_argument("--freeze-features", action="store_true",
+                       help="train only the classifier (transfer learning)")
+    model.add_argument("--batch-norm", action="store_true",
+                       help="VGG16-BN: batch norm after each convolution")
+    model.add_argument("--width-mult", type=cli.positive_float, default=1.0,
+                       help="scale every layer's width (0.125: a network small enough for a "
+                            "CPU)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", default="runs/vgg16_voc",
+                        help="where history, curves and checkpoints go")
+    output.add_argument("--resume", action="store_true",
+                        help="continue from OUT/last.npz (where Ctrl-C or the last epoch left "
+                             "it); more --epochs than before extends the run")
+    output.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
 
-    mg.manual_seed(args.seed)
-    root = args.voc_root
+
+def voc_root(args) -> Path:
+    """The folder the VOC tree is read from: the synthetic one (written first), or
+    --voc-root, downloaded into with --download."""
     if args.synthetic is not None:
+        if args.synthetic < 2:
+            raise cli.UsageError(f"--synthetic {args.synthetic}: needs at least 2 images")
         root = Path(args.out) / "synthetic_voc"
         make_synthetic_voc(root, args.synthetic, image_size=max(args.image_size, 32) * 3 // 2,
                            seed=args.seed)
         print(f"wrote {args.synthetic} synthetic images in VOC's layout to {root}")
+        return root
+    root = Path(args.voc_root).expanduser()
+    if args.download:
+        try:
+            download_voc(root, progress=not args.no_progress)
+        except (OSError, ValueError) as error:
+            raise cli.UsageError(f"--download into --voc-root {args.voc_root}: {error}") from None
+        return root
+    try:
+        find_voc_folder(root, "2012")
+    except FileNotFoundError as error:
+        raise cli.UsageError(f"--voc-root {args.voc_root}: {error}; or add --download to fetch "
+                             "VOC2012 (1.9 GB) there") from None
+    return root
+
+
+def main(argv=None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.voc_root is None) == (args.synthetic is None):
+        parser.error("give exactly one of --voc-root DIR and --synthetic N")
+    if args.download and args.voc_root is None:
+        parser.error("--download needs --voc-root DIR (where VOC goes)")
+    cli.check_device("--device", args.device)
+    if args.pretrained is not None and not Path(args.pretrained).is_file():
+        raise cli.UsageError(f"--pretrained {args.pretrained}: no such file")
+    root = voc_root(args)
+
+    mg.manual_seed(args.seed)
     train_tf, val_tf = pipelines(args.image_size)
     train = VOCClassification(root, image_set="train", transform=train_tf)
     val = VOCClassification(root, image_set="val", transform=val_tf)
@@ -125,16 +189,21 @@ def main(argv=None) -> None:
           f"and {len(val)} validation images at {args.image_size}x{args.image_size}; "
           f"device {args.device}")
 
-    history = fit(model, optimizer, loss_fn, train_loader, val_loader, epochs=args.epochs,
-                  device=args.device, metric=mean_average_precision, metric_name="mAP",
-                  scheduler=scheduler, out_dir=args.out, resume=args.resume,
-                  on_validation=print_per_class_ap, progress=not args.no_progress)
-    if history:
-        best = max(r["val_metric"] for r in history)
-        print(f"best validation mAP {best:.4f}; {np.mean([r['seconds'] for r in history]):.1f} "
-              f"s per epoch")
-    print(f"wrote {args.out}/history.json, history.csv, curves.png, last.npz and best.npz")
+    try:
+        history = fit(model, optimizer, loss_fn, train_loader, val_loader, epochs=args.epochs,
+                      device=args.device, metric=mean_average_precision, metric_name="mAP",
+                      scheduler=scheduler, out_dir=args.out, resume=args.resume,
+                      on_validation=print_per_class_ap, progress=not args.no_progress)
+    except mg.CheckpointError as error:
+        raise cli.UsageError(f"--resume: {error}; delete it or choose another --out to start "
+                             "over") from None
+    scores = [r["val_metric"] for r in history if r["val_metric"] is not None]
+    if scores:
+        print(f"best validation mAP {max(scores):.4f}; "
+              f"{np.mean([r['seconds'] for r in history]):.1f} s per epoch")
+    if history.trained:
+        print(f"wrote {args.out}/history.json, history.csv, curves.png, last.npz and best.npz")
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -8,6 +8,12 @@ write a checkpoint (model, optimizer, scheduler, epoch, history, random state) w
 uninterrupted run would. Early stopping watches the validation metric (higher is better) or,
 without a metric, the validation loss; the best model is saved as best.npz.
 
+Ctrl-C finishes the step in flight, saves last.npz at that step (mid-epoch) and raises
+TrainingInterrupted; `resume=True` then continues from that very step and ends exactly as an
+uninterrupted run would (on the CPU; a GPU's dropout draws are not saved). A second Ctrl-C
+stops at once. Resuming with more epochs than the run was planned for stretches a cosine
+schedule over the new total, and says so.
+
 A NaN or infinite loss stops training with NonFiniteLossError naming the epoch and step, and
 leaves the files as the last good epoch wrote them (`skip_nonfinite=True` skips such batches
 instead, counting them). On a GPU the check costs no extra wait: a flag stays on the device
@@ -18,10 +24,15 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +40,7 @@ import numpy as np
 from minigrad import backend
 from minigrad.autograd import no_grad
 from minigrad.nn.module import Module
-from minigrad.optim.lr_scheduler import ReduceLROnPlateau
+from minigrad.optim.lr_scheduler import CosineAnnealingLR, ReduceLROnPlateau
 from minigrad.serialization import atomic_write_text, load, save
 from minigrad.tensor import Tensor
 
@@ -43,6 +54,63 @@ WAYS_OUT = ("Ways out: a lower learning rate; gradient clipping "
 
 class NonFiniteLossError(FloatingPointError):
     """A training or validation loss became NaN or infinite."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped `fit` between two steps; `checkpoint` is the last.npz it saved (None
+    without an out_dir), `epoch` (1-based) and `step` (steps done in it) where it stopped."""
+
+    def __init__(self, message: str, checkpoint, epoch: int, step: int):
+        super().__init__(message)
+        self.checkpoint, self.epoch, self.step = checkpoint, epoch, step
+
+
+class History(list):
+    """fit's history (a list of per-epoch dicts) that also says how many epochs this call
+    trained (`trained`: 0 when a resumed run had already done them all)."""
+
+    trained = 0
+
+
+@dataclass
+class EpochProgress:
+    """Where an epoch's training stands: the next batch, the sum of loss * batch size over
+    the batches done (where the loss lives), how many samples that is, and the batches
+    skipped for a non-finite loss."""
+
+    batch: int = 0
+    total: Tensor | None = None
+    count: int = 0
+    skipped: list = field(default_factory=list)
+
+
+class _Stopped(Exception):
+    """Raised between steps when Ctrl-C asked training to stop."""
+
+
+class _CtrlC:
+    """While training: the first Ctrl-C (SIGINT) asks the loop to stop after the step in
+    flight, a second one interrupts at once. Signals reach the main thread only, so in any
+    other thread Ctrl-C keeps its usual effect."""
+
+    def __init__(self):
+        self.requested, self._previous = False, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this step and saving (Ctrl-C again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 class _FirstNonFinite:
@@ -76,7 +144,9 @@ def _as_tensor(batch, device) -> Tensor:
 
 def train_one_epoch(model: Module, loader, loss_fn: Callable, optimizer, device,
                     progress: bool = True, description: str = "", log_every: int = 20, *,
-                    skip_nonfinite: bool = False, skipped: list | None = None) -> float:
+                    skip_nonfinite: bool = False, skipped: list | None = None,
+                    state: EpochProgress | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> float:
     """One pass over `loader`; returns the mean training loss per sample.
 
     The loss is summed where it lives (on the GPU for device="cuda") and read back to the host
@@ -86,44 +156,57 @@ def train_one_epoch(model: Module, loader, loss_fn: Callable, optimizer, device,
     update; on a GPU at the next read, so the model in memory may hold up to `log_every`
     bad updates). With skip_nonfinite=True such a batch is skipped instead (no update) and
     its step number appended to `skipped`; that reads each step's loss, so each step waits.
+
+    state: an EpochProgress to continue from (its batch is where `loader` starts: see
+    DataLoader.set_epoch) and to keep up to date. should_stop(): asked after each step; when
+    it answers True the pass stops there (raising _Stopped, the state telling where).
     """
     model.train()
-    total, count, start = None, 0, time.perf_counter()
+    state = state if state is not None else EpochProgress()
+    skipped = skipped if skipped is not None else state.skipped
+    start, done_before = time.perf_counter(), state.count
     watch, on_cpu = _FirstNonFinite(), backend.Device(device).type == "cpu"
-    bar = _progress(loader, progress, description)
-    for batch, (images, targets) in enumerate(bar):
+    bar = _progress(loader, progress, description, initial=state.batch)
+    for batch, (images, targets) in enumerate(bar, start=state.batch):
         images, targets = _as_tensor(images, device), _as_tensor(targets, device)
         loss = loss_fn(model(images), targets)
-        if skip_nonfinite:
-            if not math.isfinite(loss.item()):
-                if skipped is not None:
-                    skipped.append(batch)
-                continue
+        if skip_nonfinite and not math.isfinite(loss.item()):
+            skipped.append(batch)
         else:
-            watch.update(loss.detach(), batch)
-            if on_cpu:
-                watch.raise_if_found(description)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        weighted = loss.detach() * len(images)
-        total = weighted if total is None else total + weighted
-        count += len(images)
+            if not skip_nonfinite:
+                watch.update(loss.detach(), batch)
+                if on_cpu:
+                    watch.raise_if_found(description)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            weighted = loss.detach() * len(images)
+            state.total = weighted if state.total is None else state.total + weighted
+            state.count += len(images)
+        state.batch = batch + 1
         if batch % log_every == 0:
             watch.raise_if_found(description)
-            if progress:
-                bar.set_postfix(loss=f"{total.item() / count:.4f}",
-                                img_s=f"{count / (time.perf_counter() - start):.0f}")
+            if progress and state.count:
+                rate = (state.count - done_before) / (time.perf_counter() - start)
+                bar.set_postfix(loss=f"{state.total.item() / state.count:.4f}",
+                                img_s=f"{rate:.0f}")
+        if should_stop is not None and should_stop():
+            watch.raise_if_found(description)
+            raise _Stopped
     watch.raise_if_found(description)
-    return total.item() / count if count else math.nan
+    return state.total.item() / state.count if state.count else math.nan
 
 
 @no_grad()
-def evaluate(model: Module, loader, loss_fn: Callable, device):
-    """(mean loss, all outputs, all targets) of `model` in eval mode over `loader`."""
+def evaluate(model: Module, loader, loss_fn: Callable, device,
+             should_stop: Callable[[], bool] | None = None):
+    """(mean loss, all outputs, all targets) of `model` in eval mode over `loader`;
+    should_stop() is asked after each batch (raising _Stopped when it answers True)."""
     model.eval()
     total, count, outputs, targets = None, 0, [], []
     for images, batch_targets in loader:
+        if should_stop is not None and should_stop():
+            raise _Stopped
         images, batch_targets = _as_tensor(images, device), _as_tensor(batch_targets, device)
         output = model(images)
         weighted = loss_fn(output, batch_targets) * len(images)
@@ -138,22 +221,28 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
         epochs: int, device="cpu", metric: Callable | None = None, metric_name: str = "metric",
         scheduler=None, out_dir=None, resume: bool = False, patience: int | None = None,
         on_validation: Callable | None = None, progress: bool = True,
-        skip_nonfinite: bool = False) -> list[dict]:
+        skip_nonfinite: bool = False, val_label: str = "validation") -> History:
     """Train `model` for `epochs` epochs and return the history (one dict per epoch).
 
     metric(outputs, targets) -> float, higher is better (accuracy, mAP), on the validation set.
     out_dir: where history.json/.csv, curves.png, last.npz and best.npz go.
-    resume: continue from out_dir/last.npz if it exists.
+    resume: continue from out_dir/last.npz if it exists (from the very step a Ctrl-C stopped
+        at); without one, say so and start from scratch.
     patience: stop after this many epochs without a better validation score.
     on_validation(outputs, targets): called after each evaluation (e.g. to print per-class AP).
     skip_nonfinite: skip batches whose loss is NaN or infinite (counted in the history's
     skipped_batches and reported) instead of stopping with NonFiniteLossError.
+    val_label: what val_loader holds, as the printout, the plot and history.csv name it
+    ("test" when the test set is evaluated each epoch).
+    Ctrl-C: saves last.npz at the step it stopped at and raises TrainingInterrupted.
     """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"fit: epochs must be an integer >= 1, got {epochs!r}")
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    history: list[dict] = []
-    best, bad_epochs, start_epoch = -np.inf, 0, 0
+    history = History()
+    best, bad_epochs, start_epoch, position = -np.inf, 0, 0, None
     if resume and out is not None and (out / "last.npz").exists():
         state = load(out / "last.npz")
         model.load_state_dict(state["model"])
@@ -162,70 +251,167 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
         if scheduler is not None and state["scheduler"] is not None:
             scheduler.load_state_dict(state["scheduler"])
         backend.generator("cpu").bit_generator.state = state["rng"]
-        history, best, bad_epochs = state["history"], state["best"], state["bad_epochs"]
-        start_epoch = state["epoch"] + 1
-        print(f"resuming from {out / 'last.npz'} after epoch {start_epoch}")
-
-    for epoch in range(start_epoch, epochs):
-        started = time.perf_counter()
-        if hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch)
-        skipped: list[int] = []
-        try:
-            train_loss = train_one_epoch(model, train_loader, loss_fn, optimizer, device,
-                                         progress, f"epoch {epoch + 1}/{epochs}",
-                                         skip_nonfinite=skip_nonfinite, skipped=skipped)
-        except NonFiniteLossError as error:
-            raise NonFiniteLossError(f"fit: {error}. Training stopped; "
-                                     f"{_files_left(out)} {WAYS_OUT}") from None
-        if skipped:
-            print(f"epoch {epoch + 1}: skipped {len(skipped)} batch(es) with a NaN or infinite "
-                  f"loss (steps {', '.join(map(str, skipped[:10]))}"
-                  f"{', ...' if len(skipped) > 10 else ''})", flush=True)
-            if math.isnan(train_loss):
-                raise NonFiniteLossError(f"fit: every batch of epoch {epoch + 1} had a NaN or "
-                                         f"infinite loss. {_files_left(out)} {WAYS_OUT}")
-        record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": None,
-                  "val_metric": None, "lr": optimizer.param_groups[0]["lr"]}
-        score = -train_loss
-        if val_loader is not None:
-            val_loss, outputs, targets = evaluate(model, val_loader, loss_fn, device)
-            if not math.isfinite(val_loss):
-                raise NonFiniteLossError(
-                    f"fit: the validation loss is {val_loss} after epoch {epoch + 1} (the "
-                    f"training loss was {train_loss:.4g}): the model gives NaN or infinite "
-                    f"outputs. Training stopped; {_files_left(out)} {WAYS_OUT}")
-            record["val_loss"] = val_loss
-            score = -val_loss
-            if metric is not None:
-                record["val_metric"] = score = float(metric(outputs, targets))
-            if on_validation is not None:
-                on_validation(outputs, targets)
-        if isinstance(scheduler, ReduceLROnPlateau):
-            scheduler.step(-score if metric is None else score)
-        elif scheduler is not None:
-            scheduler.step()
-        record["seconds"] = time.perf_counter() - started
-        record["skipped_batches"] = len(skipped)
-        history.append(record)
-        improved = score > best  # a NaN score never improves
-        if improved:
-            best, bad_epochs = score, 0
+        history.extend(state["history"])
+        best, bad_epochs = state["best"], state["bad_epochs"]
+        start_epoch, position = state["epoch"] + 1, state.get("position")
+        _extend_schedule(scheduler, state.get("epochs"), epochs)
+        if position is not None:
+            start_epoch = position["epoch"]
+            print(f"resuming from {out / 'last.npz'} in epoch {start_epoch + 1}, after step "
+                  f"{position['batch']} of {_length(train_loader)}")
         else:
-            bad_epochs += 1
-        _report(record, metric_name)
-        if out is not None:  # the checkpoints first: the history never lists an unsaved epoch
+            print(f"resuming from {out / 'last.npz'} after epoch {start_epoch}")
+        if start_epoch >= epochs:
+            print(f"{out / 'last.npz'} already holds all {epochs} epochs: nothing to train "
+                  f"(ask for more epochs to go on)")
+    elif resume:
+        where = out / "last.npz" if out is not None else "(no out_dir)"
+        print(f"no checkpoint to resume from at {where}: starting from scratch")
+
+    with _CtrlC() as ctrl_c:
+        for epoch in range(start_epoch, epochs):
+            started = time.perf_counter()
+            progress_state = _progress_state(position, device)
+            position = None
+            batches = _epoch_batches(train_loader, epoch, progress_state.batch)
+            stop = (lambda: ctrl_c.requested)  # noqa: E731
+            phase = "train"
+            try:
+                train_loss = train_one_epoch(model, batches, loss_fn, optimizer, device,
+                                             progress, f"epoch {epoch + 1}/{epochs}",
+                                             skip_nonfinite=skip_nonfinite,
+                                             state=progress_state, should_stop=stop)
+                skipped = progress_state.skipped
+                if skipped:
+                    print(f"epoch {epoch + 1}: skipped {len(skipped)} batch(es) with a NaN or "
+                          f"infinite loss (steps {', '.join(map(str, skipped[:10]))}"
+                          f"{', ...' if len(skipped) > 10 else ''})", flush=True)
+                    if math.isnan(train_loss):
+                        raise NonFiniteLossError(
+                            f"fit: every batch of epoch {epoch + 1} had a NaN or infinite loss. "
+                            f"{_files_left(out)} {WAYS_OUT}")
+                record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": None,
+                          "val_metric": None, "lr": optimizer.param_groups[0]["lr"]}
+                score = -train_loss
+                if val_loader is not None:
+                    phase = "validate"
+                    val_loss, outputs, targets = evaluate(model, val_loader, loss_fn, device,
+                                                          should_stop=stop)
+                    if not math.isfinite(val_loss):
+                        raise NonFiniteLossError(
+                            f"fit: the validation loss is {val_loss} after epoch {epoch + 1} "
+                            f"(the training loss was {train_loss:.4g}): the model gives NaN or "
+                            f"infinite outputs. Training stopped; {_files_left(out)} "
+                            f"{WAYS_OUT}")
+                    record["val_loss"] = val_loss
+                    score = -val_loss
+                    if metric is not None:
+                        record["val_metric"] = score = float(metric(outputs, targets))
+                    if on_validation is not None:
+                        on_validation(outputs, targets)
+            except NonFiniteLossError as error:
+                if str(error).startswith("fit: "):
+                    raise
+                raise NonFiniteLossError(f"fit: {error}. Training stopped; "
+                                         f"{_files_left(out)} {WAYS_OUT}") from None
+            except _Stopped:
+                raise _interrupted(model, optimizer, scheduler, out, history, best,
+                                   bad_epochs, epoch, epochs, progress_state, phase,
+                                   _length(train_loader)) from None
+            if isinstance(scheduler, ReduceLROnPlateau):
+                scheduler.step(-score if metric is None else score)
+            elif scheduler is not None:
+                scheduler.step()
+            record["seconds"] = time.perf_counter() - started
+            record["skipped_batches"] = len(progress_state.skipped)
+            history.append(record)
+            history.trained += 1
+            improved = score > best  # a NaN score never improves
             if improved:
-                save(model.state_dict(), out / "best.npz")
-            save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                  "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                  "epoch": epoch, "history": history, "best": best, "bad_epochs": bad_epochs,
-                  "rng": backend.generator("cpu").bit_generator.state}, out / "last.npz")
-            _write_history(out, history, metric_name)
-        if patience is not None and bad_epochs >= patience:
-            print(f"early stopping: no better validation score for {patience} epochs")
-            break
+                best, bad_epochs = score, 0
+            else:
+                bad_epochs += 1
+            _report(record, metric_name, val_label)
+            if out is not None:  # checkpoints first: the history never lists an unsaved epoch
+                if improved:
+                    save(model.state_dict(), out / "best.npz")
+                save(_checkpoint(model, optimizer, scheduler, epoch, epochs, history, best,
+                                 bad_epochs, None), out / "last.npz")
+                _write_history(out, history, metric_name, val_label)
+            if patience is not None and bad_epochs >= patience:
+                print(f"early stopping: no better validation score for {patience} epochs")
+                break
     return history
+
+
+def _checkpoint(model, optimizer, scheduler, epoch, epochs, history, best, bad_epochs,
+                position) -> dict:
+    """last.npz: everything a resumed run needs. `epoch` is the last finished epoch (0-based,
+    -1 for none); `position`, when Ctrl-C stopped an epoch, where in it."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "epoch": epoch, "epochs": epochs, "history": list(history), "best": best,
+            "bad_epochs": bad_epochs, "rng": backend.generator("cpu").bit_generator.state,
+            "position": position}
+
+
+def _progress_state(position, device) -> EpochProgress:
+    if position is None:
+        return EpochProgress()
+    total = None if position["total"] is None else Tensor(position["total"]).to(device)
+    return EpochProgress(position["batch"], total, position["count"], list(position["skipped"]))
+
+
+def _interrupted(model, optimizer, scheduler, out, history, best, bad_epochs, epoch, epochs,
+                 state: EpochProgress, phase: str, steps) -> TrainingInterrupted:
+    """Save last.npz where Ctrl-C stopped epoch `epoch` and make the exception that says so."""
+    where = (f"epoch {epoch + 1}/{epochs} after step {state.batch} of {steps}" if phase == "train"
+             else f"epoch {epoch + 1}/{epochs} while validating (its training is saved)")
+    if out is None:
+        return TrainingInterrupted(f"interrupted in {where}; nothing saved (no out_dir)", None,
+                                   epoch + 1, state.batch)
+    position = {"epoch": epoch, "batch": state.batch,
+                "total": None if state.total is None else state.total.numpy(),
+                "count": state.count, "skipped": list(state.skipped)}
+    path = out / "last.npz"
+    save(_checkpoint(model, optimizer, scheduler, epoch - 1, epochs, history, best, bad_epochs,
+                     position), path)
+    return TrainingInterrupted(f"interrupted in {where}; saved {path}", path, epoch + 1,
+                               state.batch)
+
+
+def _extend_schedule(scheduler, planned, epochs: int) -> None:
+    """A run planned for `planned` epochs resumed for `epochs`: a cosine schedule that spanned
+    the plan is stretched over the new total (from the epoch it stands at), and says so."""
+    if planned is None or planned == epochs or not isinstance(scheduler, CosineAnnealingLR):
+        return
+    if scheduler.T_max != planned:
+        return  # a schedule set up for its own span, not the run's
+    scheduler.T_max = epochs
+    for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = scheduler.lr_at(base_lr, scheduler.last_epoch)
+    print(f"the run was planned for {planned} epochs and now goes to {epochs}: its cosine "
+          f"schedule now spans {epochs} epochs (T_max {planned} -> {epochs}; lr now "
+          f"{scheduler.optimizer.param_groups[0]['lr']:.3g})")
+
+
+def _epoch_batches(loader, epoch: int, start: int):
+    """`loader` set to epoch `epoch` from its batch `start` on: DataLoader skips the batches
+    before it without loading them; any other iterable is read past them."""
+    if hasattr(loader, "set_epoch"):
+        if start == 0:
+            loader.set_epoch(epoch)
+            return loader
+        try:
+            loader.set_epoch(epoch, start_batch=start)
+            return loader
+        except TypeError:  # a set_epoch(epoch) of its own
+            loader.set_epoch(epoch)
+    return itertools.islice(loader, start, None) if start else loader
+
+
+def _length(loader) -> int | str:
+    return len(loader) if hasattr(loader, "__len__") else "?"
 
 
 def _files_left(out: Path | None) -> str:
@@ -235,60 +421,76 @@ def _files_left(out: Path | None) -> str:
             "them.")
 
 
-def _progress(loader, enabled: bool, description: str):
+def _progress(loader, enabled: bool, description: str, initial: int = 0):
     if not enabled:
         return loader
     from tqdm import tqdm
 
-    return tqdm(loader, desc=description, unit="batch", leave=False, dynamic_ncols=True)
+    total = len(loader) if hasattr(loader, "__len__") else None
+    return tqdm(loader, desc=description, unit="batch", leave=False, dynamic_ncols=True,
+                initial=initial, total=total)
 
 
-def _report(record: dict, metric_name: str) -> None:
+def _short(val_label: str) -> str:
+    return "val" if val_label == "validation" else val_label
+
+
+def _report(record: dict, metric_name: str, val_label: str = "validation") -> None:
     parts = [f"epoch {record['epoch']}", f"train loss {record['train_loss']:.4f}"]
     if record["val_loss"] is not None:
-        parts.append(f"val loss {record['val_loss']:.4f}")
+        parts.append(f"{_short(val_label)} loss {record['val_loss']:.4f}")
     if record["val_metric"] is not None:
-        parts.append(f"val {metric_name} {record['val_metric']:.4f}")
+        parts.append(f"{_short(val_label)} {metric_name} {record['val_metric']:.4f}")
     parts += [f"lr {record['lr']:.3g}", f"{record['seconds']:.1f} s"]
     print(" | ".join(parts), flush=True)
 
 
-def _write_history(out: Path, history: list[dict], metric_name: str) -> None:
+def _write_history(out: Path, history: list[dict], metric_name: str,
+                   val_label: str = "validation") -> None:
     """history.json (strict JSON: a NaN or infinite number is written as null) and
-    history.csv, each replaced whole, then the curves."""
+    history.csv (whose columns name the metric: val_accuracy, not val_metric), each replaced
+    whole, then the curves."""
     safe = [{key: _finite_or_none(value) for key, value in record.items()} for record in history]
     atomic_write_text(out / "history.json", json.dumps(safe, indent=1, allow_nan=False))
+    columns = {"val_loss": f"{_short(val_label)}_loss",
+               "val_metric": f"{_short(val_label)}_{metric_name}"}
     text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=HISTORY_FIELDS, restval="")
+    writer = csv.DictWriter(text, fieldnames=[columns.get(f, f) for f in HISTORY_FIELDS],
+                            restval="")
     writer.writeheader()
-    writer.writerows(safe)
+    writer.writerows({columns.get(k, k): v for k, v in record.items()} for record in safe)
     atomic_write_text(out / "history.csv", text.getvalue())
-    plot_history(history, out / "curves.png", metric_name)
+    plot_history(history, out / "curves.png", metric_name, val_label)
 
 
 def _finite_or_none(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def plot_history(history: list[dict], path, metric_name: str = "metric") -> bool:
-    """Draw train/val loss and the val metric per epoch to a PNG; False without matplotlib."""
+def plot_history(history: list[dict], path, metric_name: str = "metric",
+                 val_label: str = "validation") -> bool:
+    """Draw train/val loss and the val metric per epoch to a PNG (whole-numbered epoch ticks);
+    False without matplotlib."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return False
     epochs = [r["epoch"] for r in history]
     figure, (losses, scores) = plt.subplots(1, 2, figsize=(10, 4))
     losses.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
     if any(r["val_loss"] is not None for r in history):
-        losses.plot(epochs, [r["val_loss"] for r in history], "o-", label="validation")
+        losses.plot(epochs, [r["val_loss"] for r in history], "o-", label=val_label)
     losses.set(xlabel="epoch", ylabel="loss", title="loss")
     losses.legend()
     if any(r["val_metric"] is not None for r in history):
         scores.plot(epochs, [r["val_metric"] for r in history], "o-", color="tab:green")
-    scores.set(xlabel="epoch", ylabel=metric_name, title=f"validation {metric_name}")
+    scores.set(xlabel="epoch", ylabel=metric_name, title=f"{val_label} {metric_name}")
+    for axes in (losses, scores):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -1,11 +1,15 @@
 """The README's first command: the demo trains, and its loss falls."""
 
 import re
+import runpy
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import minigrad as mg
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,8 +31,22 @@ def test_demo_trains_a_tiny_network_and_its_loss_falls():
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     commands = re.search(r"```bash\n(.*?)```", readme, flags=re.DOTALL).group(1).splitlines()
-    assert len(commands) == 2
-    assert commands[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+    assert len(commands) == 3 and commands[0].startswith("python3 -m venv .venv")
+    assert commands[2] in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+README_BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(),
+                           flags=re.DOTALL)
+
+
+@pytest.mark.parametrize("block", range(len(README_BLOCKS)))
+def test_every_python_block_of_the_readme_runs_as_pasted(tmp_path, block):
+    code = README_BLOCKS[block]
+    if "FashionMNIST(" in code and not Path("/usr/share/datasets/fashion-mnist").is_dir():
+        pytest.skip("the block reads Fashion-MNIST: apt-get install dataset-fashion-mnist")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, code + result.stderr
 
 
 def run_example(*args, timeout=300):
@@ -70,3 +88,104 @@ def test_vgg16_example_smoke_run_on_a_synthetic_voc_tree(tmp_path):
                         tmp_path / "again", "--no-progress", "--pretrained",
                         tmp_path / "best.npz")
     assert "val mAP" in again
+
+
+# --- the command lines as a student meets them (issue 13) -----------------------------------
+
+EXAMPLES = ROOT / "examples"
+SYNTHETIC = ["--synthetic", "8", "--image-size", "32", "--width-mult", "0.125", "--workers", "0",
+             "--no-progress"]
+
+
+def _run(script, *args, timeout=120):
+    return subprocess.run([sys.executable, str(EXAMPLES / script), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.mark.parametrize("script", ["demo.py", "perceptron.py", "lenet5_fashion_mnist.py",
+                                    "vgg16_voc.py"])
+def test_help_lists_every_flag_with_its_help_and_default_and_runs_nothing(script):
+    result = _run(script, "--help")
+    assert result.returncode == 0 and result.stdout.startswith("usage:"), result.stderr
+    ran = {"demo.py": "loss  accuracy", "perceptron.py": "converged",
+           "lenet5_fashion_mnist.py": "parameters,", "vgg16_voc.py": "trainable parameters"}
+    assert ran[script] not in result.stdout  # --help only shows help
+    module = runpy.run_path(str(EXAMPLES / script))
+    if "build_parser" in module:
+        for action in module["build_parser"]()._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, action.option_strings
+                if action.default is not None and not isinstance(action.default, bool):
+                    flag = action.option_strings[0]
+                    text = " ".join(result.stdout.split())
+                    assert f"{flag} " in text and f"(default: {action.default})" in text, flag
+
+
+@pytest.mark.parametrize("script, args, flag", [
+    ("lenet5_fashion_mnist.py", ["--batch-size", "0"], "--batch-size"),
+    ("lenet5_fashion_mnist.py", ["--epochs", "0"], "--epochs"),
+    ("lenet5_fashion_mnist.py", ["--lr", "-1"], "--lr"),
+    ("lenet5_fashion_mnist.py", ["--subset", "0"], "--subset"),
+    ("lenet5_fashion_mnist.py", ["--data-dir", "/no/such/folder"], "--data-dir"),
+    ("lenet5_fashion_mnist.py", ["--device", "cuda"], "--device"),
+    ("vgg16_voc.py", ["--voc-root", "/no/such/folder"], "--voc-root"),
+    ("vgg16_voc.py", [*SYNTHETIC, "--pretrained", "/no/such/file.pth"], "--pretrained"),
+    ("vgg16_voc.py", [*SYNTHETIC, "--device", "cuda"], "--device"),
+    ("vgg16_voc.py", ["--download", *SYNTHETIC], "--download"),
+    ("demo.py", ["--steps", "0"], "--steps"),
+])
+def test_a_command_line_mistake_is_one_line_naming_the_flag(tmp_path, script, args, flag):
+    result = _run(script, *args, "--out", tmp_path) if script != "demo.py" else _run(script, *args)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0] and "Traceback" not in result.stderr, lines
+    assert not Path("/no/such/folder").exists()
+    debug = _run(script, *args, "--debug", *(["--out", tmp_path] if script != "demo.py" else []))
+    if result.returncode == 1:  # not argparse's own: --debug shows where it came from
+        assert "Traceback" in debug.stderr
+
+
+def test_resume_with_a_damaged_checkpoint_names_the_flag(tmp_path):
+    (tmp_path / "last.npz").write_bytes(b"half a checkpoint")
+    result = _run("vgg16_voc.py", *SYNTHETIC, "--epochs", 1, "--out", tmp_path, "--resume")
+    assert result.returncode == 1
+    assert result.stderr.startswith("vgg16_voc.py: error: --resume: load: ") and \
+        "last.npz is not a readable .npz file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_saves_mid_run_prints_how_to_resume_and_resume_finishes(tmp_path):
+    command = [sys.executable, str(EXAMPLES / "vgg16_voc.py"), *SYNTHETIC, "--epochs", "500",
+               "--out", str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=ROOT)
+    for line in process.stdout:  # training has begun once an epoch is reported
+        if line.startswith("epoch 1 |"):
+            break
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert "interrupted in epoch" in last and "saved" in last and "--resume" in last, err
+    saved = mg.load(tmp_path / "last.npz")
+    epoch = saved["position"]["epoch"] if saved["position"] else saved["epoch"] + 1
+    resumed = _run("vgg16_voc.py", *SYNTHETIC, "--epochs", epoch + 1, "--out", tmp_path,
+                   "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout and f"epoch {epoch + 1} |" in resumed.stdout
+    again = _run("vgg16_voc.py", *SYNTHETIC, "--epochs", epoch + 1, "--out", tmp_path,
+                 "--resume")
+    assert "nothing to train" in again.stdout
+    assert "wrote" not in again.stdout.replace("wrote 8 synthetic images", "")
+
+
+def test_runs_and_virtual_environments_are_ignored_by_git_and_the_package_is_not():
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def ignored(path):
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode == 0
+
+    assert ignored("runs/lenet5/last.npz") and ignored("examples/runs/x/best.npz")
+    assert ignored(".venv/bin/python") and ignored("data/voc/VOCtrainval_11-May-2012.tar")
+    assert not ignored("minigrad/data/download.py") and not ignored("minigrad/data/voc.py")

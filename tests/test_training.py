@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -49,7 +51,9 @@ def test_fit_learns_and_writes_history_curves_and_checkpoints(tmp_path):
     assert [r["lr"] for r in history] == [0.3, 0.3, 0.15, 0.15, 0.075, 0.075]
     assert json.loads((tmp_path / "history.json").read_text()) == history
     rows = list(csv.DictReader(open(tmp_path / "history.csv")))
-    assert [float(r["val_metric"]) for r in rows] == [r["val_metric"] for r in history]
+    assert [float(r["val_accuracy"]) for r in rows] == [r["val_metric"] for r in history]
+    assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "val_accuracy", "lr", "seconds",
+                             "skipped_batches"]
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     checkpoint = mg.load(tmp_path / "last.npz")
     assert checkpoint["epoch"] == 5 and set(checkpoint["model"]) == set(model.state_dict())
@@ -250,3 +254,126 @@ def test_history_json_is_strict_json_and_written_after_the_checkpoint(tmp_path, 
         fit_poisoned(tmp_path / "full", PoisonedLoss(()), epochs=2)
     assert [r["epoch"] for r in json.loads((tmp_path / "full" / "history.json").read_text())] \
         == [1]
+
+
+# --- Ctrl-C, resuming and extending a run (issue 13) ----------------------------------------
+
+
+class CtrlCAt:
+    """Cross-entropy that presses Ctrl-C (sends SIGINT to this process) during its training
+    call number `at` (1-based), or during evaluation call number `at_eval`."""
+
+    def __init__(self, at=None, at_eval=None, times=1):
+        self.train_calls = self.eval_calls = 0
+        self.at, self.at_eval, self.times, self.base = at, at_eval, times, nn.CrossEntropyLoss()
+
+    def __call__(self, outputs, targets):
+        if outputs.requires_grad:
+            self.train_calls += 1
+            if self.train_calls == self.at:
+                for _ in range(self.times):
+                    os.kill(os.getpid(), signal.SIGINT)
+        else:
+            self.eval_calls += 1
+            if self.eval_calls == self.at_eval:
+                os.kill(os.getpid(), signal.SIGINT)
+        return self.base(outputs, targets)
+
+
+def run_with(out, loss_fn, epochs=3, resume=False, schedule="step"):
+    model, optimizer, scheduler, train, val = make_run()
+    if schedule == "cosine":
+        scheduler = mg.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    history = fit(model, optimizer, loss_fn, train, val, epochs=epochs, metric=accuracy,
+                  metric_name="accuracy", scheduler=scheduler, out_dir=out, resume=resume,
+                  progress=False)
+    return model, history
+
+
+def _without_time(history):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+
+@pytest.mark.parametrize("where", [dict(at=11), dict(at_eval=1), dict(at=8)])
+def test_ctrl_c_saves_the_step_it_stopped_at_and_resume_ends_bit_identical(tmp_path, where,
+                                                                           capsys):
+    straight, straight_history = run_with(tmp_path / "straight", nn.CrossEntropyLoss())
+    with pytest.raises(mg.training.TrainingInterrupted) as caught:
+        run_with(tmp_path / "cut", CtrlCAt(**where))
+    stop = caught.value
+    assert stop.checkpoint == tmp_path / "cut" / "last.npz" and stop.checkpoint.is_file()
+    assert "interrupted in epoch" in str(stop) and "saved" in str(stop)
+    assert "Ctrl-C: stopping after this step" in capsys.readouterr().err
+    saved = mg.load(stop.checkpoint)
+    if "at" in where:  # 8 batches per epoch: call 11 is epoch 2's third step
+        assert (stop.epoch, stop.step) == ((where["at"] - 1) // 8 + 1, (where["at"] - 1) % 8 + 1)
+        assert saved["position"]["batch"] == stop.step
+    resumed, resumed_history = run_with(tmp_path / "cut", nn.CrossEntropyLoss(), resume=True)
+    assert "resuming from" in capsys.readouterr().out
+    for name, value in straight.state_dict().items():
+        np.testing.assert_array_equal(resumed.state_dict()[name], value, err_msg=name)
+    assert _without_time(resumed_history) == _without_time(straight_history)
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path):
+    with pytest.raises(KeyboardInterrupt) as caught:
+        run_with(tmp_path, CtrlCAt(at=3, times=2))
+    assert not isinstance(caught.value, mg.training.TrainingInterrupted)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+
+
+def test_resume_without_a_checkpoint_says_so_and_starts_fresh(tmp_path, capsys):
+    _, history = run_with(tmp_path, nn.CrossEntropyLoss(), epochs=1, resume=True)
+    assert f"no checkpoint to resume from at {tmp_path / 'last.npz'}: starting from scratch" \
+        in capsys.readouterr().out
+    assert len(history) == 1 and history.trained == 1
+
+
+def test_extending_a_finished_run_stretches_its_cosine_schedule(tmp_path, capsys):
+    _, six = run_with(tmp_path, nn.CrossEntropyLoss(), epochs=6, schedule="cosine")
+    assert six[-1]["lr"] == pytest.approx(0.3 * (1 + np.cos(np.pi * 5 / 6)) / 2)
+    _, again = run_with(tmp_path, nn.CrossEntropyLoss(), epochs=6, resume=True,
+                        schedule="cosine")
+    assert again.trained == 0 and "already holds all 6 epochs: nothing to train" in (
+        capsys.readouterr().out)
+    _, eight = run_with(tmp_path, nn.CrossEntropyLoss(), epochs=8, resume=True,
+                        schedule="cosine")
+    out = capsys.readouterr().out
+    assert "planned for 6 epochs and now goes to 8" in out and "T_max 6 -> 8" in out
+    assert eight.trained == 2 and len(eight) == 8
+    assert [r["lr"] for r in eight[6:]] == pytest.approx(
+        [0.3 * (1 + np.cos(np.pi * e / 8)) / 2 for e in (6, 7)])
+    assert eight[6]["lr"] > 0.04  # before: epoch 7 ran at lr 0
+
+
+def test_data_loader_set_epoch_can_start_mid_epoch():
+    loader = DataLoader(circle_data(40, 0), 8, shuffle=True, seed=3)
+    loader.set_epoch(2)
+    whole = [x.numpy() for x, _ in loader]
+    loader.set_epoch(2, start_batch=3)
+    tail = [x.numpy() for x, _ in loader]
+    assert len(tail) == 2 and all((a == b).all() for a, b in zip(tail, whole[3:]))
+    assert len([x for x, _ in loader]) == 5  # the start applies to one iteration only
+    with pytest.raises(ValueError, match="start_batch must be an integer >= 0"):
+        loader.set_epoch(0, start_batch=-1)
+
+
+def test_a_test_set_is_named_test_in_the_printout_the_csv_and_the_plot(tmp_path, capsys,
+                                                                        monkeypatch):
+    import matplotlib.figure
+
+    figures = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda figure, *args, **kwargs: figures.append(figure))
+    model, optimizer, _, train, val = make_run()
+    fit(model, optimizer, nn.CrossEntropyLoss(), train, val, epochs=2, metric=accuracy,
+        metric_name="accuracy", out_dir=tmp_path, progress=False, val_label="test")
+    assert "| test loss " in capsys.readouterr().out
+    header = (tmp_path / "history.csv").read_text().splitlines()[0]
+    assert header == "epoch,train_loss,test_loss,test_accuracy,lr,seconds,skipped_batches"
+    losses, scores = figures[-1].axes
+    assert scores.get_title() == "test accuracy"
+    assert [t.get_text() for t in losses.get_legend().get_texts()] == ["train", "test"]
+    for axes in (losses, scores):  # whole epochs only, even for a 2-epoch run
+        ticks = [t for t in axes.get_xticks() if 1 <= t <= 2]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks

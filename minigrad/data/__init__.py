@@ -5,4 +5,4 @@ from minigrad.data.dataset import Dataset, Subset, TensorDataset, random_split
 from minigrad.data.loader import DataLoader, default_collate
 from minigrad.data.mnist import MNIST, FashionMNIST, read_idx
 from minigrad.data.splits import KFold
-from minigrad.data.voc import VOC_CLASSES, VOCClassification, make_synthetic_voc
+from minigrad.data.voc import VOC_CLASSES, VOCClassification, download_voc, make_synthetic_voc

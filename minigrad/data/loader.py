@@ -87,12 +87,17 @@ class DataLoader:
         self.collate_fn = collate_fn or default_collate
         self.device, self.skip_errors = device, skip_errors
         self.seed = int(_loader_rng(seed).integers(2**63)) if seed is None else seed
-        self.epoch = 0
+        self.epoch, self.start_batch = 0, 0
         self.skipped = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next iteration epoch `epoch` (its order and augmentations)."""
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Make the next iteration epoch `epoch` (its order and augmentations), starting at
+        its batch `start_batch` (a run resumed mid-epoch: the batches before it are neither
+        loaded nor yielded, and the rest are the ones an uninterrupted epoch yields)."""
+        if not isinstance(start_batch, int) or start_batch < 0:
+            raise ValueError(f"DataLoader.set_epoch: start_batch must be an integer >= 0, got "
+                             f"{start_batch!r}")
+        self.epoch, self.start_batch = epoch, start_batch
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -128,7 +133,8 @@ class DataLoader:
 
     def __iter__(self):
         epoch, self.epoch = self.epoch, self.epoch + 1
-        batches = self._batches(epoch)
+        batches = self._batches(epoch)[self.start_batch:]
+        self.start_batch = 0
         skipped = 0
         if self.num_workers == 0:
             results = (self._load_batch(b, epoch) for b in batches)

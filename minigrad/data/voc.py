@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from minigrad.data.dataset import Dataset
+from minigrad.data.download import extract_tar, fetch
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -26,6 +27,33 @@ VOC_CLASSES = (
     "train", "tvmonitor",
 )
 _CLASS_INDEX = {name: i for i, name in enumerate(VOC_CLASSES)}
+
+
+# VOC2012's trainval archive (1.9 GB): the official address, then a long-standing mirror; the
+# MD5 is the one torchvision checks
+VOC_ARCHIVES = {
+    "2012": {"file": "VOCtrainval_11-May-2012.tar", "md5": "6cd6e144f989b92b3379bac3b3de84fd",
+             "urls": ["http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+                      "https://pjreddie.com/media/files/VOCtrainval_11-May-2012.tar"]},
+}
+
+
+def download_voc(root, year: str = "2012", progress: bool = True) -> Path:
+    """Make sure root/VOCdevkit/VOC<year> is there: nothing happens when the tree already is;
+    else the trainval archive is downloaded into root (resuming a partial download, checked
+    against its MD5) and unpacked safely. Returns the VOC<year> folder."""
+    root = Path(root).expanduser()
+    try:
+        return find_voc_folder(root, year)
+    except FileNotFoundError:
+        pass
+    if str(year) not in VOC_ARCHIVES:
+        raise ValueError(f"VOCClassification: download=True knows VOC "
+                         f"{', '.join(VOC_ARCHIVES)}, not {year}")
+    archive = VOC_ARCHIVES[str(year)]
+    path = fetch(archive["urls"], root / archive["file"], archive["md5"], progress=progress)
+    extract_tar(path, root)
+    return find_voc_folder(root, year)
 
 
 def find_voc_folder(root, year: str) -> Path:
@@ -71,12 +99,16 @@ class VOCClassification(Dataset):
     """Pascal VOC multi-label classification: ds[i] is (image, target), where image is the
     RGB Pillow image (or what `transform` makes of it) and target a float32 multi-hot array of
     the 20 classes (`VOC_CLASSES`). All annotations are read (and checked) when the dataset is
-    made; `targets` (N, 20) holds them all, for class statistics such as pos_weight."""
+    made; `targets` (N, 20) holds them all, for class statistics such as pos_weight.
+    download=True fetches VOC2012's trainval archive into root first, unless the tree is
+    already there (see download_voc)."""
 
     classes = VOC_CLASSES
 
     def __init__(self, root, year: str = "2012", image_set: str = "train", transform=None,
-                 use_difficult: bool = False):
+                 use_difficult: bool = False, download: bool = False):
+        if download:
+            download_voc(root, str(year))
         self.folder = find_voc_folder(root, str(year))
         self.year, self.image_set, self.transform = str(year), image_set, transform
         listing = self.folder / "ImageSets" / "Main" / f"{image_set}.txt"
