@@ -254,13 +254,13 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
         history.extend(state["history"])
         best, bad_epochs = state["best"], state["bad_epochs"]
         start_epoch, position = state["epoch"] + 1, state.get("position")
-        _extend_schedule(scheduler, state.get("epochs"), epochs)
         if position is not None:
             start_epoch = position["epoch"]
             print(f"resuming from {out / 'last.npz'} in epoch {start_epoch + 1}, after step "
                   f"{position['batch']} of {_length(train_loader)}")
         else:
             print(f"resuming from {out / 'last.npz'} after epoch {start_epoch}")
+        _extend_schedule(scheduler, state.get("epochs"), epochs)
         if start_epoch >= epochs:
             print(f"{out / 'last.npz'} already holds all {epochs} epochs: nothing to train "
                   f"(ask for more epochs to go on)")
