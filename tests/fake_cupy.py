@@ -27,6 +27,7 @@ not contiguous), and the live and peak bytes of device arrays (`track_memory()`)
 from __future__ import annotations
 
 import contextlib
+import math
 import operator
 import re
 import sys
@@ -321,7 +322,7 @@ _FUNCTIONS = {
     "may_share_memory", "array_equal", "allclose", "copyto", "prod", "cumsum", "square",
     "power", "negative", "floor", "ceil", "round", "sin", "cos", "floor_divide", "bitwise_and",
     "bitwise_or", "bitwise_xor", "invert", "flip", "indices", "argsort", "diagonal", "cumprod",
-    "take",
+    "take", "expm1",
 }
 # the functions that CuPy runs as ufuncs (or elementwise kernels): C-contiguous results
 _ELEMENTWISE = {
@@ -330,7 +331,7 @@ _ELEMENTWISE = {
     "greater_equal", "multiply", "add", "subtract", "divide", "logical_and", "logical_or",
     "logical_xor", "logical_not", "square", "power", "negative", "floor", "ceil", "round",
     "matmul", "ascontiguousarray", "sin", "cos", "floor_divide", "bitwise_and", "bitwise_or",
-    "bitwise_xor", "invert",
+    "bitwise_xor", "invert", "expm1",
 }
 inf, nan, pi, newaxis = np.inf, np.nan, np.pi, np.newaxis
 float16, float32, float64 = np.float16, np.float32, np.float64
@@ -479,5 +480,17 @@ def install() -> None:
     from minigrad import backend
 
     backend._cupy = sys.modules[__name__]
-    sys.modules["cupyx"] = types.SimpleNamespace(scatter_add=_scatter_add)
+    special = types.ModuleType("cupyx.scipy.special")
+    special.erf = _erf
+    scipy = types.ModuleType("cupyx.scipy")
+    scipy.special = special
+    cupyx = types.ModuleType("cupyx")
+    cupyx.scatter_add, cupyx.scipy = _scatter_add, scipy
+    sys.modules.update({"cupyx": cupyx, "cupyx.scipy": scipy, "cupyx.scipy.special": special})
     installed = True
+
+
+def _erf(x):
+    """cupyx.scipy.special.erf: elementwise, on the device, C-contiguous."""
+    host = _unwrap(x)
+    return ndarray(np.ascontiguousarray(np.frompyfunc(math.erf, 1, 1)(host).astype(host.dtype)))

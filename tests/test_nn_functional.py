@@ -223,6 +223,71 @@ def batch_norm_1d_case(draw):
                 lambda x, w, b: tF().batch_norm(x, None, None, w, b, True))
 
 
+@st.composite
+def activation_case(draw, name):
+    """The smooth and clipped relatives of relu, with their settings drawn; inputs kept away
+    from the kinks (0 and the clip points) where a difference quotient straddles them."""
+    rng = draw(rngs())
+    shape = draw(shapes(min_dims=1))
+    x = sample(rng, shape, "nonzero") * draw(st.sampled_from([1.0, 3.0]))
+    settings = {
+        "gelu": dict(approximate=draw(st.sampled_from(["none", "tanh"]))),
+        "elu": dict(alpha=draw(st.sampled_from([1.0, 0.5]))),
+        "silu": {},
+        "softplus": dict(beta=draw(st.sampled_from([1.0, 2.0])),
+                         threshold=draw(st.sampled_from([20.0, 1.0]))),
+        "hardtanh": dict(min_val=-1.25, max_val=draw(st.sampled_from([1.25, 2.25]))),
+        "relu6": {},
+    }[name]
+    if name == "relu6":
+        x = x * 4  # some beyond 6
+    if name == "softplus" and settings["threshold"] == 1.0:
+        x = np.where(abs(x * settings["beta"] - 1.0) < 0.1, x + 0.3, x)  # not at the switch
+    return Case(lambda x: getattr(F, name)(x, **settings), [x],
+                lambda x: getattr(tF(), name)(x, **settings))
+
+
+@st.composite
+def prelu_case(draw):
+    rng = draw(rngs())
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) + draw(shapes(max_dims=2))
+    slopes = 1 if draw(st.booleans()) else shape[1]
+    return Case(lambda x, w: F.prelu(x, w), [sample(rng, shape, "nonzero"),
+                                              sample(rng, (slopes,))],
+                lambda x, w: tF().prelu(x, w))
+
+
+@st.composite
+def layer_norm_case(draw):
+    rng = draw(rngs())
+    shape = draw(shapes(min_dims=1, max_dims=3))
+    k = draw(st.integers(1, len(shape)))
+    if np.prod(shape[len(shape) - k:], dtype=int) < 2:  # one value: nothing to normalise
+        shape, k = shape + (2,), k + 1
+    normalized = shape[len(shape) - k:]
+    inputs = [sample(rng, shape)]
+    affine = draw(st.sampled_from(["none", "weight", "both"]))
+    inputs += [sample(rng, normalized)] * (affine != "none") + [sample(rng, normalized)] * (
+        affine == "both")
+    return Case(lambda x, *wb: F.layer_norm(x, normalized, *wb), inputs,
+                lambda x, *wb: tF().layer_norm(x, normalized, *wb))
+
+
+@st.composite
+def group_norm_case(draw):
+    rng = draw(rngs())
+    groups = draw(st.integers(1, 3))
+    c = groups * draw(st.integers(1, 2))
+    shape = (draw(st.integers(1, 2)), c) + draw(shapes(max_dims=2))
+    if np.prod(shape[2:], dtype=int) * (c // groups) < 2:
+        shape = shape + (2,)  # a group of one value has no variance to speak of
+    inputs = [sample(rng, shape)]
+    if draw(st.booleans()):
+        inputs += [sample(rng, (c,)), sample(rng, (c,))]
+    return Case(lambda x, *wb: F.group_norm(x, groups, *wb), inputs,
+                lambda x, *wb: tF().group_norm(x, groups, *wb))
+
+
 CASES = {
     "conv2d": conv2d_case(),
     "max_pool2d": pool_case("max_pool2d"),
@@ -242,6 +307,11 @@ CASES = {
     "normalize": normalize_case(),
     "cross_entropy_probabilities": probability_target_case(),
     "batch_norm_1d_ncl": batch_norm_1d_case(),
+    **{name: activation_case(name) for name in ("gelu", "elu", "silu", "softplus", "hardtanh",
+                                               "relu6")},
+    "prelu": prelu_case(),
+    "layer_norm": layer_norm_case(),
+    "group_norm": group_norm_case(),
 }
 
 

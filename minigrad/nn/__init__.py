@@ -2,6 +2,8 @@
 
 from minigrad.nn import functional, init, utils
 from minigrad.nn.layers import (
+    ELU,
+    GELU,
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,
     AvgPool2d,
@@ -11,14 +13,21 @@ from minigrad.nn.layers import (
     Dropout,
     Dropout2d,
     Flatten,
+    GroupNorm,
+    Hardtanh,
     Identity,
+    LayerNorm,
     LeakyReLU,
     Linear,
     LogSoftmax,
     MaxPool2d,
+    PReLU,
     ReLU,
+    ReLU6,
     Sigmoid,
+    SiLU,
     Softmax,
+    Softplus,
     Tanh,
 )
 from minigrad.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss

@@ -1,7 +1,21 @@
 """`minigrad.nn.functional`: the differentiable functions of `minigrad.ops` under PyTorch's
 `torch.nn.functional` names. All gradient mathematics lives in `minigrad/ops/`."""
 
-from minigrad.ops.activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
+from minigrad.ops.activation import (
+    elu,
+    gelu,
+    hardtanh,
+    leaky_relu,
+    log_softmax,
+    prelu,
+    relu,
+    relu6,
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
+    tanh,
+)
 from minigrad.ops.conv import conv2d
 from minigrad.ops.dropout import dropout, dropout2d
 from minigrad.ops.linalg import linear
@@ -12,12 +26,13 @@ from minigrad.ops.loss import (
     mse_loss,
     nll_loss,
 )
-from minigrad.ops.norm import batch_norm
+from minigrad.ops.norm import batch_norm, group_norm, layer_norm
 from minigrad.ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from minigrad.ops.reduce import normalize
 from minigrad.ops.shape import flatten, one_hot, pad
 
 __all__ = [
+    "elu", "gelu", "group_norm", "layer_norm", "hardtanh", "prelu", "relu6", "silu", "softplus",
     "adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "batch_norm",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout", "dropout2d",

@@ -1,6 +1,11 @@
-"""Activations: relu, sigmoid, tanh, and the numerically stable softmax and log_softmax."""
+"""Activations: relu, sigmoid, tanh, the numerically stable softmax and log_softmax, and the
+smooth and clipped relatives of relu: gelu, elu, silu, softplus, hardtanh, relu6, prelu."""
 
 from __future__ import annotations
+
+import math
+
+import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
@@ -107,6 +112,139 @@ class LogSoftmax(Function):
         return grad - softmax * grad.sum(axis=ctx.dim, keepdims=True)
 
 
+def _erf(x):
+    """The error function, elementwise: CuPy's on a GPU; on the CPU, Python's math.erf for
+    each element (NumPy has none; exact, and slow on large arrays)."""
+    if isinstance(x, np.ndarray):
+        return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+    from cupyx.scipy.special import erf
+
+    return erf(x)
+
+
+class GELU(Function):
+    """x * Phi(x), Phi the standard normal's distribution function (PyTorch's exact GELU;
+    approximate="tanh" gives 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))))."""
+
+    @staticmethod
+    def forward(ctx, x, approximate):
+        xp = get_array_module(x)
+        if approximate == "tanh":
+            inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
+            t = xp.tanh(inner)
+            ctx.save_for_backward(x, t)
+            ctx.approximate = approximate
+            return 0.5 * x * (1 + t)
+        cdf = 0.5 * (1 + _erf(x / math.sqrt(2)))
+        ctx.save_for_backward(x, cdf)
+        ctx.approximate = approximate
+        return x * cdf
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, saved = ctx.saved_tensors
+        xp = get_array_module(grad)
+        if ctx.approximate == "tanh":  # d/dx of 0.5 x (1 + t)
+            d_inner = math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x**2)
+            return grad * (0.5 * (1 + saved) + 0.5 * x * (1 - saved**2) * d_inner)
+        pdf = xp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return grad * (saved + x * pdf)  # Phi(x) + x phi(x)
+
+
+class ELU(Function):
+    """x where x > 0, else alpha (e^x - 1)."""
+
+    @staticmethod
+    def forward(ctx, x, alpha):
+        xp = get_array_module(x)
+        negative = alpha * xp.expm1(xp.minimum(x, 0))
+        ctx.save_for_backward(x > 0, negative)
+        ctx.alpha = alpha
+        return xp.where(x > 0, x, negative)
+
+    @staticmethod
+    def backward(ctx, grad):
+        positive, negative = ctx.saved_tensors  # below 0 the slope is alpha e^x = out + alpha
+        return get_array_module(grad).where(positive, grad, grad * (negative + ctx.alpha))
+
+
+class SiLU(Function):
+    """x * sigmoid(x) (also called swish)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        xp = get_array_module(x)
+        e = xp.exp(-abs(x))
+        s = xp.where(x >= 0, 1, e) / (1 + e)  # sigmoid, stable both ways
+        ctx.save_for_backward(x, s)
+        return x * s
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, s = ctx.saved_tensors
+        return grad * s * (1 + x * (1 - s))
+
+
+class Softplus(Function):
+    """log(1 + e^(beta x)) / beta, and x itself where beta x > threshold (as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x, beta, threshold):
+        xp = get_array_module(x)
+        z = beta * x
+        linear = z > threshold
+        # log(1 + e^z) = max(z, 0) + log1p(e^-|z|): no overflow for large z
+        out = xp.where(linear, x, (xp.maximum(z, 0) + xp.log1p(xp.exp(-abs(z)))) / beta)
+        ctx.save_for_backward(z, linear)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, linear = ctx.saved_tensors
+        xp = get_array_module(grad)
+        e = xp.exp(-abs(z))
+        sigmoid = xp.where(z >= 0, 1, e) / (1 + e)
+        return grad * xp.where(linear, 1, sigmoid)
+
+
+class Hardtanh(Function):
+    """x clipped to [min_val, max_val]; the gradient passes strictly inside only (PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x, min_val, max_val):
+        ctx.save_for_backward((x > min_val) & (x < max_val))
+        return get_array_module(x).clip(x, min_val, max_val)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inside,) = ctx.saved_tensors
+        return grad * inside
+
+
+class PReLU(Function):
+    """x where x > 0, else weight * x, with a learned slope: one for all channels, or one per
+    channel (dim 1)."""
+
+    @staticmethod
+    def forward(ctx, x, weight):
+        slope = weight.reshape((1, -1) + (1,) * (x.ndim - 2)) if weight.size > 1 else weight
+        ctx.save_for_backward(x, slope)
+        ctx.weight_shape = weight.shape
+        return get_array_module(x).where(x > 0, x, slope * x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, slope = ctx.saved_tensors
+        xp = get_array_module(grad)
+        grad_x = xp.where(x > 0, grad, grad * slope) if ctx.needs_input_grad[0] else None
+        grad_w = None
+        if ctx.needs_input_grad[1]:
+            per_element = xp.where(x > 0, 0, grad * x)
+            axes = tuple(k for k in range(x.ndim) if k != 1 or slope.size == 1)
+            grad_w = per_element.sum(axis=axes).reshape(ctx.weight_shape)
+        return grad_x, grad_w
+
+
 @tensor_method()
 def relu(x: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0). `inplace=True` is accepted for PyTorch code (`F.relu(x, inplace=True)`) and
@@ -138,3 +276,39 @@ def softmax(x: Tensor, dim: int) -> Tensor:
 @tensor_method()
 def log_softmax(x: Tensor, dim: int) -> Tensor:
     return LogSoftmax.apply(as_floating(x), dim=normalize_dim("log_softmax", dim, x.ndim))
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(as_floating(x), approximate=approximate)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    return ELU.apply(as_floating(x), alpha=alpha)
+
+
+def silu(x: Tensor) -> Tensor:
+    return SiLU.apply(as_floating(x))
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return Softplus.apply(as_floating(x), beta=beta, threshold=threshold)
+
+
+def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
+    return Hardtanh.apply(as_floating(x), min_val=min_val, max_val=max_val)
+
+
+def relu6(x: Tensor) -> Tensor:
+    """min(max(x, 0), 6): hardtanh between 0 and 6."""
+    return hardtanh(x, 0.0, 6.0)
+
+
+def prelu(x: Tensor, weight: Tensor) -> Tensor:
+    if weight.ndim != 1 or (weight.numel() != 1 and (x.ndim < 2 or weight.numel() != x.shape[1])):
+        raise ValueError(f"prelu: weight of shape {tuple(weight.shape)} must hold 1 slope or one "
+                         f"per channel (dim 1) of the input {tuple(x.shape)}")
+    return PReLU.apply(as_floating(x), weight)

@@ -103,3 +103,61 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
                     running_var=None if running_var is None else running_var.array,
                     training=training, momentum=momentum, eps=eps)
     return fast.select(BatchNorm, x, **settings).apply(x, weight, bias, **settings)
+
+
+class Standardize(Function):
+    """(x - mean) / sqrt(var + eps) over `axes` (the biased variance): the core of layer norm
+    and group norm, which then scale and shift the result with ordinary, differentiable ops.
+
+    Backward, with y the output and every mean taken over `axes`:
+        dx = (g - mean(g) - y * mean(g * y)) / sqrt(var + eps)
+    """
+
+    @staticmethod
+    def forward(ctx, x, axes, eps):
+        xp = get_array_module(x)
+        centered = x - x.mean(axis=axes, keepdims=True)
+        inv_std = 1 / xp.sqrt((centered * centered).mean(axis=axes, keepdims=True) + eps)
+        out = centered * inv_std
+        ctx.save_for_backward(out, inv_std)
+        ctx.axes = axes
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out, inv_std = ctx.saved_tensors
+        axes = ctx.axes
+        return (grad - grad.mean(axis=axes, keepdims=True)
+                - out * (grad * out).mean(axis=axes, keepdims=True)) * inv_std
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
+    """Normalise over the last len(normalized_shape) dims of each sample, then scale by
+    `weight` and shift by `bias` (each of normalized_shape), as torch.nn.functional."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(x.shape[x.ndim - len(shape):]) != shape or len(shape) > x.ndim:
+        raise ValueError(f"layer_norm: normalized_shape {shape} must be the last dims of the "
+                         f"input, whose shape is {tuple(x.shape)}")
+    for name, tensor in (("weight", weight), ("bias", bias)):
+        if tensor is not None and tuple(tensor.shape) != shape:
+            raise ValueError(f"layer_norm: {name} has shape {tuple(tensor.shape)}, expected "
+                             f"{shape}")
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    out = Standardize.apply(x, axes=axes, eps=eps)
+    if weight is not None:
+        out = out * weight
+    return out + bias if bias is not None else out
+
+
+def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
+    """Split the channels (dim 1) into num_groups groups and normalise each group of each
+    sample over its channels and positions; then a per-channel scale and shift."""
+    if x.ndim < 2 or x.shape[1] % num_groups:
+        raise ValueError(f"group_norm: the {x.shape[1] if x.ndim > 1 else '?'} channels of the "
+                         f"input {tuple(x.shape)} do not split into {num_groups} groups")
+    n, c = x.shape[:2]
+    out = Standardize.apply(x.reshape(n, num_groups, -1), axes=(2,), eps=eps).reshape(x.shape)
+    per_channel = (1, c) + (1,) * (x.ndim - 2)
+    if weight is not None:
+        out = out * weight.reshape(per_channel)
+    return out + bias.reshape(per_channel) if bias is not None else out
