@@ -288,6 +288,54 @@ def group_norm_case(draw):
                 lambda x, *wb: tF().group_norm(x, groups, *wb))
 
 
+@st.composite
+def regression_loss_case(draw, name):
+    rng = draw(rngs())
+    shape = draw(shapes())
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    x = sample(rng, shape)
+    target = x + sample(rng, shape, "nonzero") * draw(st.sampled_from([0.3, 2.0]))  # no kinks
+    kwargs = dict(reduction=reduction)
+    if name == "smooth_l1_loss":
+        kwargs["beta"] = draw(st.sampled_from([1.0, 0.5]))
+        d = abs(x - target)
+        target = np.where(abs(d - kwargs["beta"]) < 0.05, target + 0.2, target)
+    return Case(lambda a, b: getattr(F, name)(a, b, **kwargs), [x, target],
+                lambda a, b: getattr(tF(), name)(a, b, **kwargs))
+
+
+@st.composite
+def kl_div_case(draw):
+    rng = draw(rngs())
+    n, classes = draw(st.integers(1, 3)), draw(st.integers(2, 4))
+    log_q = np.log(rng.dirichlet(np.ones(classes), size=n))
+    p = rng.dirichlet(np.ones(classes), size=n)
+    p[0, 0] = 0.0  # a zero of the target contributes nothing
+    p[0] /= p[0].sum()
+    log_target = draw(st.booleans())
+    target = np.log(p + 1e-3) if log_target else p
+    kwargs = dict(reduction=draw(st.sampled_from(["mean", "sum", "none", "batchmean"])),
+                  log_target=log_target)
+    return Case(lambda x, t: F.kl_div(x, t, **kwargs), [log_q, target],
+                lambda x, t: tF().kl_div(x, t, **kwargs), [True, False])
+
+
+@st.composite
+def segmentation_loss_case(draw, name):
+    """cross_entropy / nll_loss on (N, C, H, W) maps with the VOC void label 255 ignored."""
+    rng = draw(rngs())
+    n, classes, h, w = (draw(st.integers(1, 2)), draw(st.integers(2, 4)),
+                        draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    target = rng.integers(0, classes, (n, h, w))
+    target[rng.random(target.shape) < 0.3] = 255
+    target.flat[0] = 0
+    kwargs = dict(ignore_index=255, reduction=draw(st.sampled_from(["mean", "sum", "none"])))
+    prepare = (lambda x: x) if name == "cross_entropy" else (lambda x: x.log_softmax(1))
+    return Case(lambda x, t: getattr(F, name)(prepare(x), t, **kwargs),
+                [sample(rng, (n, classes, h, w)), target],
+                lambda x, t: getattr(tF(), name)(prepare(x), t, **kwargs), [True, False])
+
+
 CASES = {
     "conv2d": conv2d_case(),
     "max_pool2d": pool_case("max_pool2d"),
@@ -312,6 +360,11 @@ CASES = {
     "prelu": prelu_case(),
     "layer_norm": layer_norm_case(),
     "group_norm": group_norm_case(),
+    "l1_loss": regression_loss_case("l1_loss"),
+    "smooth_l1_loss": regression_loss_case("smooth_l1_loss"),
+    "kl_div": kl_div_case(),
+    "cross_entropy_nchw_void": segmentation_loss_case("cross_entropy"),
+    "nll_loss_nchw_void": segmentation_loss_case("nll_loss"),
 }
 
 

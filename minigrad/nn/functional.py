@@ -23,8 +23,11 @@ from minigrad.ops.loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cross_entropy,
+    kl_div,
+    l1_loss,
     mse_loss,
     nll_loss,
+    smooth_l1_loss,
 )
 from minigrad.ops.norm import batch_norm, group_norm, layer_norm
 from minigrad.ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
@@ -32,7 +35,8 @@ from minigrad.ops.reduce import normalize
 from minigrad.ops.shape import flatten, one_hot, pad
 
 __all__ = [
-    "elu", "gelu", "group_norm", "layer_norm", "hardtanh", "prelu", "relu6", "silu", "softplus",
+    "kl_div", "l1_loss", "smooth_l1_loss", "elu", "gelu", "group_norm", "layer_norm",
+    "hardtanh", "prelu", "relu6", "silu", "softplus",
     "adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "batch_norm",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout", "dropout2d",

@@ -334,3 +334,61 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor: 
     if reduction == "none":
         return squared
     return squared.sum() if reduction == "sum" else squared.mean()
+
+
+def _same_shape(op: str, input: Tensor, target) -> None:  # noqa: A002
+    if not isinstance(target, Tensor) or target.shape != input.shape:
+        got = target.shape if isinstance(target, Tensor) else type(target).__name__
+        raise ValueError(f"{op}: target of shape {got} must have the input's shape "
+                         f"{input.shape}")
+
+
+def _reduce_elementwise(losses: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.mean()
+
+
+def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
+    """Mean absolute error (the gradient at a zero difference is 0, as in PyTorch)."""
+    _check_reduction("l1_loss", reduction)
+    _same_shape("l1_loss", input, target)
+    return _reduce_elementwise((input - target).abs(), reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean",  # noqa: A002
+                   beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target): quadratic
+    near zero, linear far away, so an outlier pulls with a bounded force."""
+    _check_reduction("smooth_l1_loss", reduction)
+    _same_shape("smooth_l1_loss", input, target)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
+    d = (input - target).abs()
+    if beta == 0:
+        return _reduce_elementwise(d, reduction)
+    from minigrad.ops.elementwise import where
+
+    return _reduce_elementwise(where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), reduction)
+
+
+def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",  # noqa: A002
+           log_target: bool = False) -> Tensor:
+    """KL(target || q) for log-probabilities `input` = log q: target * (log target - input),
+    0 where target is 0 (log_target=True: target holds log-probabilities). reduction
+    "batchmean" divides the sum by the batch size, the true KL divergence per sample."""
+    if reduction not in ("mean", "sum", "none", "batchmean"):
+        raise ValueError(f"kl_div: reduction must be 'mean', 'sum', 'none' or 'batchmean', got "
+                         f"{reduction!r}")
+    _same_shape("kl_div", input, target)
+    from minigrad.ops.elementwise import where
+
+    if log_target:
+        losses = target.exp() * (target - input)
+    else:
+        positive = target > 0
+        log_t = where(positive, target, 1.0).log()  # log 1 = 0 where target is 0
+        losses = target * (log_t - input)
+    if reduction == "batchmean":
+        return losses.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce_elementwise(losses, reduction)
