@@ -336,6 +336,59 @@ def segmentation_loss_case(draw, name):
                 lambda x, t: getattr(tF(), name)(prepare(x), t, **kwargs), [True, False])
 
 
+@st.composite
+def conv_transpose2d_case(draw):
+    rng = draw(rngs())
+    groups = draw(st.sampled_from([1, 2]))
+    c, oc = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = tuple(draw(st.integers(0, (d * (k - 1)) // 2)) for k, d in zip(kernel, dilation))
+    output_padding = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+    x = sample(rng, (draw(st.integers(1, 2)), c, draw(st.integers(1, 4)), draw(st.integers(1, 4))))
+    inputs = [x, sample(rng, (c, oc // groups, *kernel))]
+    if draw(st.booleans()):
+        inputs.append(sample(rng, (oc,)))
+    settings = dict(stride=stride, padding=padding, output_padding=output_padding,
+                    groups=groups, dilation=dilation)
+    return Case(lambda *a: F.conv_transpose2d(*a, **settings), inputs,
+                lambda *a: tF().conv_transpose2d(*a, **settings))
+
+
+@st.composite
+def interpolate_case(draw):
+    rng = draw(rngs())
+    x = sample(rng, (draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 5)),
+                     draw(st.integers(1, 5))))
+    mode = draw(st.sampled_from(["nearest", "bilinear"]))
+    kwargs = dict(mode=mode)
+    if mode == "bilinear":
+        kwargs["align_corners"] = draw(st.booleans())
+    if draw(st.booleans()):
+        kwargs["size"] = (draw(st.integers(1, 7)), draw(st.integers(1, 7)))
+    else:
+        kwargs["scale_factor"] = draw(st.sampled_from([2, 3, 0.5, 1.5, (2, 0.75)]))
+        if min(int(n * f) for n, f in zip(x.shape[2:], np.broadcast_to(
+                kwargs["scale_factor"], 2))) < 1:
+            kwargs["scale_factor"] = 2
+    return Case(lambda x: F.interpolate(x, **kwargs), [x],
+                lambda x: tF().interpolate(x, **kwargs))
+
+
+@st.composite
+def embedding_case(draw):
+    rng = draw(rngs())
+    rows, dim = draw(st.integers(2, 5)), draw(st.integers(1, 3))
+    indices = rng.integers(0, rows, draw(shapes(min_dims=1, max_dims=2)))
+    indices.flat[0] = 1  # repeats: their gradients add up
+    padding_idx = draw(st.sampled_from([None, 0]))
+    if padding_idx is not None:  # (a looked-up padding row: see the test below)
+        indices = np.maximum(indices, 1)
+    return Case(lambda w, i: F.embedding(i, w, padding_idx), [sample(rng, (rows, dim)), indices],
+                lambda w, i: tF().embedding(i, w, padding_idx), [True, False])
+
+
 CASES = {
     "conv2d": conv2d_case(),
     "max_pool2d": pool_case("max_pool2d"),
@@ -365,6 +418,9 @@ CASES = {
     "kl_div": kl_div_case(),
     "cross_entropy_nchw_void": segmentation_loss_case("cross_entropy"),
     "nll_loss_nchw_void": segmentation_loss_case("nll_loss"),
+    "conv_transpose2d": conv_transpose2d_case(),
+    "interpolate": interpolate_case(),
+    "embedding": embedding_case(),
 }
 
 
@@ -443,3 +499,22 @@ def test_adaptive_max_pool_gives_ties_to_the_first_maximum_as_pytorch(rng, size,
         functional.adaptive_max_pool2d(t, size).backward(library.tensor(upstream))
         grads.append(t.grad.numpy())
     np.testing.assert_allclose(*grads)
+
+
+@requires_torch
+def test_embedding_gives_the_padding_row_no_gradient_as_torch():
+    weight = np.random.default_rng(0).standard_normal((4, 3))
+    indices = np.array([[0, 3, 3], [1, 0, 2]])
+    upstream = np.random.default_rng(1).standard_normal((2, 3, 3))
+    ours = mg.tensor(weight, requires_grad=True)
+    F.embedding(mg.tensor(indices), ours, padding_idx=-4).backward(mg.tensor(upstream))
+    theirs = torch().tensor(weight, requires_grad=True)
+    tF().embedding(torch().tensor(indices), theirs, padding_idx=0).backward(
+        torch().tensor(upstream))
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12)
+    assert not ours.grad.numpy()[0].any() and ours.grad.numpy()[3].any()
+    with pytest.raises(IndexError, match=r"embedding: indices must be in \[0, 4\), found "
+                                         r"values in \[0, 7\]"):
+        F.embedding(mg.tensor([[0, 7]]), ours)
+    with pytest.raises(TypeError, match="indices must be integers"):
+        F.embedding(mg.tensor([0.0]), ours)

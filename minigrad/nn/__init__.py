@@ -10,8 +10,10 @@ from minigrad.nn.layers import (
     BatchNorm1d,
     BatchNorm2d,
     Conv2d,
+    ConvTranspose2d,
     Dropout,
     Dropout2d,
+    Embedding,
     Flatten,
     GroupNorm,
     Hardtanh,
@@ -29,6 +31,7 @@ from minigrad.nn.layers import (
     Softmax,
     Softplus,
     Tanh,
+    Upsample,
 )
 from minigrad.nn.loss import (
     BCELoss,

@@ -33,9 +33,11 @@ from minigrad.ops.norm import batch_norm, group_norm, layer_norm
 from minigrad.ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from minigrad.ops.reduce import normalize
 from minigrad.ops.shape import flatten, one_hot, pad
+from minigrad.ops.upsample import conv_transpose2d, embedding, interpolate
 
 __all__ = [
-    "kl_div", "l1_loss", "smooth_l1_loss", "elu", "gelu", "group_norm", "layer_norm",
+    "conv_transpose2d", "embedding", "interpolate", "kl_div", "l1_loss", "smooth_l1_loss",
+    "elu", "gelu", "group_norm", "layer_norm",
     "hardtanh", "prelu", "relu6", "silu", "softplus",
     "adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "batch_norm",
     "binary_cross_entropy",

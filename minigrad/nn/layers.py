@@ -429,3 +429,97 @@ class GroupNorm(Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class ConvTranspose2d(Module):
+    """Transposed 2-D convolution (an upsampling layer: stride 2 doubles the size); weight
+    (in_channels, out_channels/groups, KH, KW), initialised as PyTorch's."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
+                 device=None, dtype=None):
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"ConvTranspose2d: in_channels {in_channels} and out_channels "
+                             f"{out_channels} must both be divisible by groups {groups}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = pair(kernel_size, "kernel_size", "ConvTranspose2d")
+        self.stride = pair(stride, "stride", "ConvTranspose2d")
+        self.padding = pair(padding, "padding", "ConvTranspose2d")
+        self.output_padding = pair(output_padding, "output_padding", "ConvTranspose2d")
+        self.dilation = pair(dilation, "dilation", "ConvTranspose2d")
+        shape = (in_channels, out_channels // groups, *self.kernel_size)
+        self.weight = Parameter(empty(*shape, device=device, dtype=dtype))
+        self.bias = Parameter(empty(out_channels, device=device, dtype=dtype)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor, output_size=None) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"{self!r}: expected input (N, {self.in_channels}, H, W), got shape "
+                             f"{x.shape}")
+        output_padding = self.output_padding
+        if output_size is not None:  # the output_padding that reaches output_size
+            natural = [(n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in zip(
+                x.shape[2:], self.stride, self.padding, self.dilation, self.kernel_size)]
+            output_padding = tuple(int(o) - m for o, m in zip(tuple(output_size)[-2:], natural))
+        return _named(self, F.conv_transpose2d, x, self.weight, self.bias, self.stride,
+                      self.padding, output_padding, self.groups, self.dilation)
+
+    def extra_repr(self) -> str:
+        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}")
+        if self.padding != (0, 0):
+            text += f", padding={self.padding}"
+        if self.output_padding != (0, 0):
+            text += f", output_padding={self.output_padding}"
+        return text + ("" if self.bias is not None else ", bias=False")
+
+
+class Upsample(Module):
+    def __init__(self, size=None, scale_factor=None, mode: str = "nearest",
+                 align_corners: bool | None = None):
+        super().__init__()
+        self.size, self.scale_factor, self.mode, self.align_corners = (size, scale_factor, mode,
+                                                                       align_corners)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _named(self, F.interpolate, x, self.size, self.scale_factor, self.mode,
+                      self.align_corners)
+
+    def extra_repr(self) -> str:
+        what = f"size={self.size}" if self.size is not None else \
+            f"scale_factor={self.scale_factor}"
+        return f"{what}, mode={self.mode!r}"
+
+
+class Embedding(Module):
+    """A table of num_embeddings vectors of embedding_dim, looked up by integer index; weight
+    starts N(0, 1), the padding_idx row at zero (and it gets no gradient), as PyTorch's."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 device=None, dtype=None):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx = padding_idx
+        self.weight = Parameter(empty(num_embeddings, embedding_dim, device=device, dtype=dtype))
+        init.normal_(self.weight)
+        if padding_idx is not None:
+            from minigrad.autograd import no_grad
+
+            with no_grad():
+                self.weight[padding_idx] = 0.0
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _named(self, F.embedding, x, self.weight, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        text = f"{self.num_embeddings}, {self.embedding_dim}"
+        return text + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None
+                       else "")
