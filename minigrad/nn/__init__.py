@@ -51,3 +51,4 @@ from minigrad.nn.module import (
     ParameterList,
     Sequential,
 )
+from minigrad.nn.rnn import GRU, LSTM, RNN
