@@ -249,3 +249,96 @@ def test_load_pretrained_reads_only_the_members_the_model_names(tmp_path):
         tracemalloc.stop()
     assert result.unexpected_keys == ["hidden"] and peak < 16 * 2**20
     assert model[0].weight.tolist() == [[1.0, 1.0]]
+
+
+def torch_resnet(layers, num_classes=1000):
+    """torchvision's ResNet with BasicBlock, written out with torch.nn (torchvision is not a
+    dependency): the same modules under the same names."""
+    tnn = torch().nn
+
+    class Block(tnn.Module):
+        def __init__(self, inplanes, planes, stride=1, downsample=None):
+            super().__init__()
+            self.conv1 = tnn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+            self.bn1 = tnn.BatchNorm2d(planes)
+            self.relu = tnn.ReLU(inplace=True)
+            self.conv2 = tnn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.bn2 = tnn.BatchNorm2d(planes)
+            self.downsample = downsample
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+            return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+    class Net(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inplanes = 64
+            self.conv1 = tnn.Conv2d(3, 64, 7, 2, 3, bias=False)
+            self.bn1 = tnn.BatchNorm2d(64)
+            self.relu = tnn.ReLU(inplace=True)
+            self.maxpool = tnn.MaxPool2d(3, 2, 1)
+            self.layer1 = self.make(64, layers[0])
+            self.layer2 = self.make(128, layers[1], 2)
+            self.layer3 = self.make(256, layers[2], 2)
+            self.layer4 = self.make(512, layers[3], 2)
+            self.avgpool = tnn.AdaptiveAvgPool2d((1, 1))
+            self.fc = tnn.Linear(512, num_classes)
+
+        def make(self, planes, blocks, stride=1):
+            down = None
+            if stride != 1 or self.inplanes != planes:
+                down = tnn.Sequential(tnn.Conv2d(self.inplanes, planes, 1, stride, bias=False),
+                                      tnn.BatchNorm2d(planes))
+            out = [Block(self.inplanes, planes, stride, down)]
+            self.inplanes = planes
+            return tnn.Sequential(*out, *[Block(planes, planes) for _ in range(1, blocks)])
+
+        def forward(self, x):
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(torch().flatten(self.avgpool(x), 1))
+
+    return Net()
+
+
+@requires_torch
+def test_resnet18_loads_torchvision_names_and_gives_its_logits_in_float32(tmp_path):
+    from minigrad.models import resnet18, resnet34
+
+    t = torch()
+    t.manual_seed(0)
+    theirs = torch_resnet([2, 2, 2, 2])
+    with t.no_grad():  # running statistics that are not the identity
+        for module in theirs.modules():
+            if isinstance(module, t.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.5, 1.5)
+    theirs.eval()
+    ours = resnet18()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert sum(p.numel() for p in ours.parameters()) == 11_689_512  # torchvision's count
+    t.save(theirs.state_dict(), tmp_path / "resnet18.pth")
+    load_pretrained(ours, tmp_path / "resnet18.pth")
+    ours.eval()
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    np.testing.assert_allclose(ours(mg.tensor(x)).numpy(), theirs(t.tensor(x)).detach().numpy(),
+                               atol=1e-4, rtol=1e-4)
+    assert list(resnet34().state_dict()) == list(torch_resnet([3, 4, 6, 3]).state_dict())
+
+
+def test_unet_gives_a_score_map_of_the_input_size_and_its_gradients_reach_every_layer():
+    from minigrad.models import unet
+
+    mg.manual_seed(0)
+    model = unet(num_classes=5, width=4, depth=3)
+    for size in [(32, 32), (37, 45)]:
+        x = mg.randn(2, 3, *size)
+        out = model(x)
+        assert out.shape == (2, 5, *size)
+    out.sum().backward()
+    assert all(p.grad is not None and np.abs(p.grad.numpy()).sum() > 0
+               for name, p in model.named_parameters()), "a layer got no gradient"
+    with pytest.raises(ValueError, match="too small for depth 3"):
+        model(mg.randn(1, 3, 4, 4))
