@@ -118,3 +118,52 @@ def mean_average_precision(scores, targets, mode: str = "area") -> float:
     if np.isnan(per_class).all():
         raise ValueError("mean_average_precision: no class has a positive sample")
     return float(np.nanmean(per_class))
+
+
+# ---------------------------------------------------------------------------------------------
+# segmentation: a confusion matrix over pixels, and IoU from it
+
+
+def segmentation_confusion(target, prediction, num_classes: int,
+                           ignore_index: int | None = 255) -> np.ndarray:
+    """(C, C) int64 pixel counts (row: true class, column: predicted) over label maps of any
+    shape; pixels whose target is ignore_index (VOC's void border) are not counted.
+    `prediction` may also be scores (N, C, H, W) for targets (N, H, W): the argmax is taken."""
+    target = _array(target, "segmentation_confusion")
+    prediction = _array(prediction, "segmentation_confusion")
+    if prediction.ndim == target.ndim + 1 and prediction.shape[1] == num_classes:
+        prediction = prediction.argmax(axis=1)
+    if target.shape != prediction.shape:
+        raise ValueError(f"segmentation_confusion: target {target.shape} and prediction "
+                         f"{prediction.shape} must be label maps of one shape (or scores "
+                         f"(N, {num_classes}, ...))")
+    keep = target != ignore_index if ignore_index is not None else np.ones(target.shape, bool)
+    target, prediction = target[keep].astype(np.int64), prediction[keep].astype(np.int64)
+    if target.size and (target.min() < 0 or target.max() >= num_classes):
+        raise ValueError(f"segmentation_confusion: target labels must lie in [0, "
+                         f"{num_classes}) or be {ignore_index}, found {target.min()} to "
+                         f"{target.max()}")
+    return confusion_matrix(target, prediction, num_classes)
+
+
+def iou_per_class(confusion: np.ndarray) -> np.ndarray:
+    """Intersection over union of each class: TP / (TP + FP + FN); NaN for a class that is
+    neither present nor predicted."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    true_positive = np.diag(confusion)
+    union = confusion.sum(axis=0) + confusion.sum(axis=1) - true_positive
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, true_positive / union, np.nan)
+
+
+def mean_iou(confusion: np.ndarray) -> float:
+    """The mean IoU over the classes that are present or predicted (VOC's mIoU)."""
+    ious = iou_per_class(confusion)
+    return float(np.nanmean(ious)) if np.isfinite(ious).any() else float("nan")
+
+
+def pixel_accuracy(confusion: np.ndarray) -> float:
+    """The fraction of (counted) pixels labelled right."""
+    confusion = np.asarray(confusion)
+    total = confusion.sum()
+    return float(np.trace(confusion) / total) if total else float("nan")

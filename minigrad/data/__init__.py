@@ -1,8 +1,14 @@
 """`minigrad.data`: datasets, the DataLoader, transforms, splits, MNIST/Fashion-MNIST, VOC."""
 
-from minigrad.data import transforms
+from minigrad.data import joint, transforms
 from minigrad.data.dataset import Dataset, Subset, TensorDataset, random_split
 from minigrad.data.loader import DataLoader, default_collate
 from minigrad.data.mnist import MNIST, FashionMNIST, read_idx
 from minigrad.data.splits import KFold
-from minigrad.data.voc import VOC_CLASSES, VOCClassification, download_voc, make_synthetic_voc
+from minigrad.data.voc import (
+    VOC_CLASSES,
+    VOCClassification,
+    VOCSegmentation,
+    download_voc,
+    make_synthetic_voc,
+)

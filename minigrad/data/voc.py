@@ -162,9 +162,12 @@ _SHAPES = ("disc", "square", "triangle", "cross", "ring")
 _COLOURS = ((220, 40, 40), (40, 180, 60), (40, 80, 220), (230, 200, 30))
 
 
-def _draw_object(draw: ImageDraw.ImageDraw, cls: int, box: tuple[int, int, int, int]) -> None:
-    """Class c is shape c // 4 in colour c % 4: twenty looks a small CNN can tell apart."""
-    shape, colour = _SHAPES[cls // 4], _COLOURS[cls % 4]
+def _draw_object(draw: ImageDraw.ImageDraw, cls: int, box: tuple[int, int, int, int],
+                 colour=None) -> None:
+    """Class c is shape c // 4 in colour c % 4: twenty looks a small CNN can tell apart.
+    (`colour`: draw the shape in that value instead, as on a label mask.)"""
+    shape = _SHAPES[cls // 4]
+    colour = _COLOURS[cls % 4] if colour is None else colour
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
     if shape == "disc":
@@ -210,14 +213,18 @@ def make_synthetic_voc(root, n_images: int = 40, image_size: int | tuple[int, in
     background (class c: shape c // 4 in colour c % 4); about one object in ten is marked
     difficult; persons carry head and hand parts. Written: JPEGImages, Annotations, and in
     ImageSets/Main the train/val/trainval lists and the per-class <class>_<set>.txt files
-    (1 present, -1 absent, 0 present only as difficult), as the VOC devkit has them.
+    (1 present, -1 absent, 0 present only as difficult), as the VOC devkit has them; and for
+    segmentation, SegmentationClass/<id>.png (palette images: 0 background, 1 + the class
+    index of each object, 255 on a one-pixel void band along every object's edge, as VOC's)
+    with ImageSets/Segmentation/{train,val,trainval}.txt.
     """
     height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
     if n_images < 2 or min(height, width) < 16:
         raise ValueError("make_synthetic_voc: need at least 2 images of at least 16x16 pixels")
     rng = np.random.default_rng(seed)
     folder = Path(root) / "VOCdevkit" / f"VOC{year}"
-    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Main", "ImageSets/Segmentation",
+                "SegmentationClass"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     ids, labels = [], []  # labels[i][c]: 1 present, 0 only difficult, -1 absent
     for n in range(n_images):
@@ -226,6 +233,8 @@ def make_synthetic_voc(root, n_images: int = 40, image_size: int | tuple[int, in
         pixels = np.clip(background + rng.normal(0, 12, (height, width, 3)), 0, 255)
         image = Image.fromarray(pixels.astype(np.uint8))
         draw = ImageDraw.Draw(image)
+        labels_image = Image.new("L", (width, height), 0)
+        label_draw = ImageDraw.Draw(labels_image)
         chosen = rng.choice(len(VOC_CLASSES), size=int(rng.integers(1, 4)), replace=False)
         objects = []
         for cls in chosen:
@@ -233,8 +242,11 @@ def make_synthetic_voc(root, n_images: int = 40, image_size: int | tuple[int, in
             x0, y0 = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
             box = (x0, y0, x0 + side, y0 + side)
             _draw_object(draw, int(cls), box)
+            _draw_object(label_draw, int(cls), box, colour=int(cls) + 1)
             objects.append((int(cls), box, bool(rng.random() < 0.1)))
         image.save(folder / "JPEGImages" / f"{image_id}.jpg", quality=90)
+        _segmentation_png(np.asarray(labels_image)).save(
+            folder / "SegmentationClass" / f"{image_id}.png")
         (folder / "Annotations" / f"{image_id}.xml").write_text(
             _annotation_xml(image_id, year, (height, width), objects))
         row = np.full(len(VOC_CLASSES), -1)
@@ -248,7 +260,100 @@ def make_synthetic_voc(root, n_images: int = 40, image_size: int | tuple[int, in
     main = folder / "ImageSets" / "Main"
     for name, members in sets.items():
         (main / f"{name}.txt").write_text("".join(f"{ids[i]}\n" for i in members))
+        (folder / "ImageSets" / "Segmentation" / f"{name}.txt").write_text(
+            "".join(f"{ids[i]}\n" for i in members))
         for c, cls in enumerate(VOC_CLASSES):
             (main / f"{cls}_{name}.txt").write_text(
                 "".join(f"{ids[i]} {labels[i][c]:2d}\n" for i in members))
     return folder
+
+
+def voc_palette() -> list[int]:
+    """VOC's colour map (768 values): label k's colour from the bits of k; 255 is near white."""
+    palette = []
+    for label in range(256):
+        r = g = b = 0
+        value = label
+        for bit in range(8):
+            r |= ((value >> 0) & 1) << (7 - bit)
+            g |= ((value >> 1) & 1) << (7 - bit)
+            b |= ((value >> 2) & 1) << (7 - bit)
+            value >>= 3
+        palette += [r, g, b]
+    return palette
+
+
+def _segmentation_png(labels: np.ndarray) -> Image.Image:
+    """A label map as VOC stores it: a palette PNG, with 255 (void) along every edge between
+    two labels."""
+    labels = labels.astype(np.uint8).copy()
+    edge = np.zeros(labels.shape, dtype=bool)
+    edge[:-1] |= labels[:-1] != labels[1:]
+    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    labels[edge] = 255
+    image = Image.fromarray(labels, mode="P")
+    image.putpalette(voc_palette())
+    return image
+
+
+class VOCSegmentation(Dataset):
+    """Pascal VOC semantic segmentation: ds[i] is (image, mask), the RGB Pillow image and its
+    label map (a Pillow palette image: 0 background, 1-20 the classes of VOC_CLASSES in
+    order, 255 the void border that losses and metrics ignore), or what `transforms(image,
+    mask)` makes of the pair (see minigrad.data.joint). download=True fetches VOC2012 first,
+    as VOCClassification does."""
+
+    classes = ("background",) + VOC_CLASSES
+
+    def __init__(self, root, year: str = "2012", image_set: str = "train", transforms=None,
+                 download: bool = False):
+        if download:
+            download_voc(root, str(year))
+        self.folder = find_voc_folder(root, str(year))
+        self.year, self.image_set, self.transforms = str(year), image_set, transforms
+        listing = self.folder / "ImageSets" / "Segmentation" / f"{image_set}.txt"
+        if not listing.is_file():
+            raise FileNotFoundError(f"VOCSegmentation: no image set {listing} (VOC's "
+                                    "segmentation sets are train, val and trainval)")
+        self.ids = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
+        if not self.ids:
+            raise ValueError(f"VOCSegmentation: the image set {listing} lists no images")
+        missing = [i for i in self.ids if not self.image_path(i).is_file()
+                   or not self.mask_path(i).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"VOCSegmentation: {len(missing)} ids listed in {listing} have no JPEG or no "
+                f"mask, the first: {missing[0]} (expected {self.image_path(missing[0])} and "
+                f"{self.mask_path(missing[0])})")
+
+    def image_path(self, image_id: str) -> Path:
+        return self.folder / "JPEGImages" / f"{image_id}.jpg"
+
+    def mask_path(self, image_id: str) -> Path:
+        return self.folder / "SegmentationClass" / f"{image_id}.png"
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int):
+        image_id = self.ids[index]
+        try:
+            with Image.open(self.image_path(image_id)) as image:
+                image = image.convert("RGB")
+            with Image.open(self.mask_path(image_id)) as mask:
+                if mask.mode not in ("P", "L"):
+                    raise ValueError(f"a mask must be a palette or grey image of labels, not "
+                                     f"mode {mask.mode}")
+                mask.load()
+        except (OSError, ValueError) as error:
+            raise ValueError(f"VOCSegmentation: cannot read {image_id}: {error}") from None
+        if image.size != mask.size:
+            raise ValueError(f"VOCSegmentation: {image_id}'s image {image.size} and mask "
+                             f"{mask.size} differ in size")
+        if self.transforms is not None:
+            return self.transforms(image, mask)
+        return image, mask
+
+    def __repr__(self) -> str:
+        return (f"VOCSegmentation(VOC{self.year} {self.image_set}, {len(self)} images, "
+                f"folder={str(self.folder)!r})")
