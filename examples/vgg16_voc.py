@@ -1,8 +1,11 @@
 """Train VGG16 (configuration D) for multi-label classification on Pascal VOC 2012.
 
+(--arch resnet18 or resnet34 trains a ResNet instead, with the same data, loss and output.)
+
     python examples/vgg16_voc.py --voc-root DATA --download --device cuda [--epochs 30]
         [--batch-size 32] [--lr 0.01] [--optimizer sgd|adam] [--image-size 224] [--workers 2]
-        [--pretrained vgg16.npz] [--freeze-features] [--batch-norm] [--width-mult 1.0]
+        [--arch vgg16|resnet18|resnet34] [--pretrained vgg16.npz] [--freeze-features]
+        [--batch-norm] [--width-mult 1.0]
         [--out runs/vgg16_voc] [--resume]
 
     python examples/vgg16_voc.py --synthetic 16 --image-size 32 --width-mult 0.125 --epochs 1
@@ -40,7 +43,15 @@ from minigrad.data import (
 from minigrad.data import transforms as T
 from minigrad.data.voc import find_voc_folder
 from minigrad.metrics import average_precision, mean_average_precision
-from minigrad.models import freeze_features, load_pretrained, replace_head, vgg16
+from minigrad.models import (
+    freeze_features,
+    load_pretrained,
+    replace_fc,
+    replace_head,
+    resnet18,
+    resnet34,
+    vgg16,
+)
 from minigrad.serialization import read_state_dict
 from minigrad.training import fit
 
@@ -67,10 +78,39 @@ def print_per_class_ap(outputs: np.ndarray, targets: np.ndarray) -> None:
         print("   " + " | ".join(cells[row:row + 5]))
 
 
-def pretrained_classes(path) -> int:
+HEADS = {"vgg16": "classifier.6.weight", "resnet18": "fc.weight", "resnet34": "fc.weight"}
+
+
+def pretrained_classes(path, arch: str) -> int:
     """How many classes the weights file's last layer has (1000 when it has none)."""
-    head = read_state_dict(path, wanted={"classifier.6.weight"}).get("classifier.6.weight")
+    head = read_state_dict(path, wanted={HEADS[arch]}).get(HEADS[arch])
     return head.shape[0] if head is not None else 1000
+
+
+def build_model(args):
+    """The network of --arch with 20 outputs, from --pretrained weights if given (torchvision's
+    1000-class head replaced), the features frozen with --freeze-features."""
+    classes = pretrained_classes(args.pretrained, args.arch) if args.pretrained else 20
+    if args.arch == "vgg16":
+        model = vgg16(num_classes=classes, batch_norm=args.batch_norm,
+                      width_mult=args.width_mult)
+    else:
+        if args.batch_norm:
+            raise cli.UsageError(f"--batch-norm: only for --arch vgg16 ({args.arch} always "
+                                 "has batch norm)")
+        model = {"resnet18": resnet18, "resnet34": resnet34}[args.arch](
+            num_classes=classes, width_mult=args.width_mult)
+    if args.pretrained:
+        load_pretrained(model, args.pretrained)
+        if classes != 20:
+            (replace_head if args.arch == "vgg16" else replace_fc)(model, 20)
+    if args.freeze_features:
+        if args.arch == "vgg16":
+            freeze_features(model)
+        else:  # everything but the last layer
+            model.requires_grad_(False)
+            model.fc.requires_grad_(True)
+    return model
 
 
 def build_parser() -> cli.ArgumentParser:
@@ -101,9 +141,11 @@ def build_parser() -> cli.ArgumentParser:
                           help="StepLR: the lr is divided by 10 every this many epochs")
     training.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling")
     model = parser.add_argument_group("model")
+    model.add_argument("--arch", choices=sorted(HEADS), default="vgg16",
+                       help="the network: VGG16 (configuration D) or ResNet-18/34")
     model.add_argument("--pretrained", default=None,
-                       help="weights to start from: torchvision's vgg16 .pth/.npz, or a "
-                            "best.npz/last.npz of this script")
+                       help="weights to start from: torchvision's vgg16 or resnet18/34 "
+                            ".pth/.npz, or a best.npz/last.npz of this script")
     model.add_argument("--freeze-features", action="store_true",
                        help="train only the classifier (transfer learning)")
     model.add_argument("--batch-norm", action="store_true",
@@ -168,14 +210,7 @@ def main(argv=None) -> None:
     val_loader = DataLoader(val, args.batch_size, num_workers=args.workers, device=args.device)
 
     # torchvision's weights end in 1000 ImageNet classes; a checkpoint of this script in 20
-    classes = pretrained_classes(args.pretrained) if args.pretrained else 20
-    model = vgg16(num_classes=classes, batch_norm=args.batch_norm, width_mult=args.width_mult)
-    if args.pretrained:
-        load_pretrained(model, args.pretrained)
-        if classes != 20:
-            replace_head(model, 20)
-    if args.freeze_features:
-        freeze_features(model)
+    model = build_model(args)
     model.to(args.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     if args.optimizer == "sgd":
@@ -184,7 +219,8 @@ def main(argv=None) -> None:
         optimizer = mg.optim.Adam(trainable, lr=args.lr)
     scheduler = mg.optim.lr_scheduler.StepLR(optimizer, step_size=args.step_size, gamma=0.1)
     loss_fn = nn.BCEWithLogitsLoss()
-    print(f"VGG16{'-BN' if args.batch_norm else ''} (width x{args.width_mult}): "
+    name = {"vgg16": "VGG16", "resnet18": "ResNet-18", "resnet34": "ResNet-34"}[args.arch]
+    print(f"{name}{'-BN' if args.batch_norm else ''} (width x{args.width_mult}): "
           f"{sum(p.numel() for p in trainable):,} trainable parameters; {len(train)} training "
           f"and {len(val)} validation images at {args.image_size}x{args.image_size}; "
           f"device {args.device}")

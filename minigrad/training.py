@@ -199,9 +199,12 @@ def train_one_epoch(model: Module, loader, loss_fn: Callable, optimizer, device,
 
 @no_grad()
 def evaluate(model: Module, loader, loss_fn: Callable, device,
-             should_stop: Callable[[], bool] | None = None):
+             should_stop: Callable[[], bool] | None = None,
+             output_transform: Callable | None = None):
     """(mean loss, all outputs, all targets) of `model` in eval mode over `loader`;
-    should_stop() is asked after each batch (raising _Stopped when it answers True)."""
+    should_stop() is asked after each batch (raising _Stopped when it answers True);
+    output_transform(outputs) is applied to each batch's outputs (a host array) before they
+    are kept (argmax over classes keeps a segmentation's labels, not all of its scores)."""
     model.eval()
     total, count, outputs, targets = None, 0, [], []
     for images, batch_targets in loader:
@@ -212,7 +215,8 @@ def evaluate(model: Module, loader, loss_fn: Callable, device,
         weighted = loss_fn(output, batch_targets) * len(images)
         total = weighted if total is None else total + weighted
         count += len(images)
-        outputs.append(output.numpy())  # the metric is computed on the host, once per epoch
+        kept = output.numpy()  # the metric is computed on the host, once per epoch
+        outputs.append(kept if output_transform is None else output_transform(kept))
         targets.append(batch_targets.numpy())
     return total.item() / count, np.concatenate(outputs), np.concatenate(targets)
 
@@ -221,7 +225,8 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
         epochs: int, device="cpu", metric: Callable | None = None, metric_name: str = "metric",
         scheduler=None, out_dir=None, resume: bool = False, patience: int | None = None,
         on_validation: Callable | None = None, progress: bool = True,
-        skip_nonfinite: bool = False, val_label: str = "validation") -> History:
+        skip_nonfinite: bool = False, val_label: str = "validation",
+        output_transform: Callable | None = None) -> History:
     """Train `model` for `epochs` epochs and return the history (one dict per epoch).
 
     metric(outputs, targets) -> float, higher is better (accuracy, mAP), on the validation set.
@@ -234,6 +239,8 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
     skipped_batches and reported) instead of stopping with NonFiniteLossError.
     val_label: what val_loader holds, as the printout, the plot and history.csv name it
     ("test" when the test set is evaluated each epoch).
+    output_transform(outputs): applied to each validation batch's outputs before metric and
+    on_validation see them (e.g. lambda scores: scores.argmax(1) for segmentation).
     Ctrl-C: saves last.npz at the step it stopped at and raises TrainingInterrupted.
     """
     if not isinstance(epochs, int) or epochs < 1:
@@ -296,7 +303,8 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
                 if val_loader is not None:
                     phase = "validate"
                     val_loss, outputs, targets = evaluate(model, val_loader, loss_fn, device,
-                                                          should_stop=stop)
+                                                          should_stop=stop,
+                                                          output_transform=output_transform)
                     if not math.isfinite(val_loss):
                         raise NonFiniteLossError(
                             f"fit: the validation loss is {val_loss} after epoch {epoch + 1} "

@@ -103,12 +103,14 @@ def _run(script, *args, timeout=120):
 
 
 @pytest.mark.parametrize("script", ["demo.py", "perceptron.py", "lenet5_fashion_mnist.py",
-                                    "vgg16_voc.py"])
+                                    "vgg16_voc.py", "unet_voc_segmentation.py",
+                                    "lstm_sequence.py"])
 def test_help_lists_every_flag_with_its_help_and_default_and_runs_nothing(script):
     result = _run(script, "--help")
     assert result.returncode == 0 and result.stdout.startswith("usage:"), result.stderr
     ran = {"demo.py": "loss  accuracy", "perceptron.py": "converged",
-           "lenet5_fashion_mnist.py": "parameters,", "vgg16_voc.py": "trainable parameters"}
+           "lenet5_fashion_mnist.py": "parameters,", "vgg16_voc.py": "trainable parameters",
+           "unet_voc_segmentation.py": "parameters;", "lstm_sequence.py": "parameters;"}
     assert ran[script] not in result.stdout  # --help only shows help
     module = runpy.run_path(str(EXAMPLES / script))
     if "build_parser" in module:
@@ -189,3 +191,34 @@ def test_runs_and_virtual_environments_are_ignored_by_git_and_the_package_is_not
     assert ignored("runs/lenet5/last.npz") and ignored("examples/runs/x/best.npz")
     assert ignored(".venv/bin/python") and ignored("data/voc/VOCtrainval_11-May-2012.tar")
     assert not ignored("minigrad/data/download.py") and not ignored("minigrad/data/voc.py")
+
+
+def test_unet_example_segments_a_synthetic_voc_tree(tmp_path):
+    out = run_example(EXAMPLES / "unet_voc_segmentation.py", "--synthetic", 24, "--image-size",
+                      32, "--width", 4, "--depth", 2, "--epochs", 1, "--workers", 0, "--out",
+                      tmp_path, "--no-progress")
+    assert "val mIoU" in out and "background" in out and "tvmonitor" in out, out
+    for name in ("history.json", "history.csv", "curves.png", "last.npz", "best.npz"):
+        assert (tmp_path / name).is_file(), name
+    assert "val_mIoU" in (tmp_path / "history.csv").read_text().splitlines()[0]
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="apt-get install dataset-fashion-mnist")
+def test_lstm_example_reads_fashion_mnist_rows(tmp_path):
+    out = run_example(EXAMPLES / "lstm_sequence.py", "--subset", 600, "--epochs", 1,
+                      "--hidden", 16, "--out", tmp_path, "--no-progress")
+    assert "over the 28 rows of 600 training images" in out and "test accuracy" in out, out
+    assert (tmp_path / "last.npz").is_file()
+
+
+def test_resnet_arch_trains_from_torchvision_weights(tmp_path):
+    helpers = pytest.importorskip("test_models")
+    t = pytest.importorskip("torch")
+    t.save(helpers.torch_resnet([2, 2, 2, 2]).state_dict(), tmp_path / "resnet18.pth")
+    out = run_example(EXAMPLES / "vgg16_voc.py", "--arch", "resnet18", "--synthetic", 8,
+                      "--image-size", 32, "--epochs", 1, "--workers", 0, "--out",
+                      tmp_path / "run", "--pretrained", tmp_path / "resnet18.pth",
+                      "--freeze-features", "--no-progress")
+    assert "ResNet-18 (width x1.0): 10,260 trainable parameters" in out, out  # fc: 512*20 + 20
+    assert "val mAP" in out

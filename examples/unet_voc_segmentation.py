@@ -1,0 +1,165 @@
+"""Train a U-Net for semantic segmentation on Pascal VOC 2012: a class for every pixel.
+
+    python examples/unet_voc_segmentation.py --voc-root data/voc --download --device cuda
+        [--epochs 50] [--batch-size 8] [--lr 0.001] [--image-size 256] [--width 32]
+        [--depth 4] [--out runs/unet_voc] [--resume]
+
+    python examples/unet_voc_segmentation.py --synthetic 64 --image-size 32 --width 8 --epochs 2
+
+21 classes (background and VOC's 20); the void border (255) around objects counts in neither
+the loss nor the metric. Training pairs are cropped, resized and flipped together (the mask
+by nearest neighbour); validation pairs resized and centre-cropped. After each epoch the
+per-class IoU and the mIoU are printed. With --synthetic N a VOC-layout tree of N drawn images
+with their masks is written to OUT/synthetic_voc first. Ctrl-C saves OUT/last.npz at the step
+it stopped at; --resume continues from there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import minigrad as mg
+import minigrad.nn as nn
+from minigrad import cli
+from minigrad.data import DataLoader, VOCSegmentation, download_voc, joint, make_synthetic_voc
+from minigrad.data.voc import find_voc_folder
+from minigrad.metrics import iou_per_class, mean_iou, segmentation_confusion
+from minigrad.models import unet
+from minigrad.training import fit
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CLASSES = VOCSegmentation.classes
+
+
+def pipelines(size: int):
+    train = joint.Compose([joint.RandomResizedCrop(size, scale=(0.3, 1.0)),
+                           joint.RandomHorizontalFlip(), joint.ToArrays(),
+                           joint.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    val = joint.Compose([joint.Resize(size), joint.CenterCrop(size), joint.ToArrays(),
+                         joint.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return train, val
+
+
+def miou(labels: np.ndarray, targets: np.ndarray) -> float:
+    return mean_iou(segmentation_confusion(targets, labels, len(CLASSES)))
+
+
+def print_per_class_iou(labels: np.ndarray, targets: np.ndarray) -> None:
+    ious = iou_per_class(segmentation_confusion(targets, labels, len(CLASSES)))
+    cells = [f"{name} {iou:.2f}" if not np.isnan(iou) else f"{name} -"
+             for name, iou in zip(CLASSES, ious)]
+    for row in range(0, len(cells), 6):
+        print("   " + " | ".join(cells[row:row + 6]))
+
+
+def build_parser() -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
+    data = parser.add_argument_group("data (one of --voc-root and --synthetic)")
+    data.add_argument("--voc-root", default=None,
+                      help="the folder holding VOCdevkit (or VOCdevkit, or VOC2012 itself)")
+    data.add_argument("--download", action="store_true",
+                      help="fetch VOC2012 trainval (1.9 GB, MD5-checked, resumable) into "
+                           "--voc-root first, unless it is already there")
+    data.add_argument("--synthetic", type=cli.positive_int, default=None, metavar="N",
+                      help="train on N synthetic images with masks instead (no download)")
+    data.add_argument("--image-size", type=cli.positive_int, default=256,
+                      help="side of the square crops the network sees")
+    data.add_argument("--workers", type=cli.non_negative_int, default=2,
+                      help="threads decoding and augmenting images")
+    training = parser.add_argument_group("training")
+    training.add_argument("--device", default="cpu",
+                          help="cpu, or cuda (needs CuPy and an NVIDIA GPU)")
+    training.add_argument("--epochs", type=cli.positive_int, default=50,
+                          help="passes over the training set")
+    training.add_argument("--batch-size", type=cli.positive_int, default=8,
+                          help="images per training step")
+    training.add_argument("--lr", type=cli.positive_float, default=1e-3,
+                          help="Adam's learning rate (the cosine schedule's start)")
+    training.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling")
+    model = parser.add_argument_group("model")
+    model.add_argument("--width", type=cli.positive_int, default=32,
+                       help="channels of the first level (doubled at each level down)")
+    model.add_argument("--depth", type=cli.positive_int, default=4,
+                       help="how many times the encoder halves the size")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", default="runs/unet_voc",
+                        help="where history, curves and checkpoints go")
+    output.add_argument("--resume", action="store_true",
+                        help="continue from OUT/last.npz (where Ctrl-C or the last epoch left "
+                             "it); more --epochs than before extends the run")
+    output.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def voc_root(args) -> Path:
+    if args.synthetic is not None:
+        if args.synthetic < 2:
+            raise cli.UsageError(f"--synthetic {args.synthetic}: needs at least 2 images")
+        root = Path(args.out) / "synthetic_voc"
+        make_synthetic_voc(root, args.synthetic, image_size=max(args.image_size, 32) * 3 // 2,
+                           seed=args.seed)
+        print(f"wrote {args.synthetic} synthetic images and masks in VOC's layout to {root}")
+        return root
+    root = Path(args.voc_root).expanduser()
+    if args.download:
+        try:
+            download_voc(root, progress=not args.no_progress)
+        except (OSError, ValueError) as error:
+            raise cli.UsageError(f"--download into --voc-root {args.voc_root}: {error}") from None
+        return root
+    try:
+        find_voc_folder(root, "2012")
+    except FileNotFoundError as error:
+        raise cli.UsageError(f"--voc-root {args.voc_root}: {error}; or add --download to fetch "
+                             "VOC2012 (1.9 GB) there") from None
+    return root
+
+
+def main(argv=None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.voc_root is None) == (args.synthetic is None):
+        parser.error("give exactly one of --voc-root DIR and --synthetic N")
+    if args.download and args.voc_root is None:
+        parser.error("--download needs --voc-root DIR (where VOC goes)")
+    cli.check_device("--device", args.device)
+    if args.image_size < 2**args.depth:
+        raise cli.UsageError(f"--image-size {args.image_size}: a U-Net of --depth {args.depth} "
+                             f"needs at least {2**args.depth} pixels a side")
+    root = voc_root(args)
+    mg.manual_seed(args.seed)
+    train_pairs, val_pairs = pipelines(args.image_size)
+    train = VOCSegmentation(root, image_set="train", transforms=train_pairs)
+    val = VOCSegmentation(root, image_set="val", transforms=val_pairs)
+    train_loader = DataLoader(train, args.batch_size, shuffle=True, num_workers=args.workers,
+                              seed=args.seed, device=args.device)
+    val_loader = DataLoader(val, args.batch_size, num_workers=args.workers, device=args.device)
+    model = unet(len(CLASSES), width=args.width, depth=args.depth).to(args.device)
+    optimizer = mg.optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = mg.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    print(f"U-Net (width {args.width}, depth {args.depth}): "
+          f"{sum(p.numel() for p in model.parameters()):,} parameters; {len(train)} training "
+          f"and {len(val)} validation images at {args.image_size}x{args.image_size}; device "
+          f"{args.device}")
+    try:
+        history = fit(model, optimizer, nn.CrossEntropyLoss(ignore_index=255), train_loader,
+                      val_loader, epochs=args.epochs, device=args.device, metric=miou,
+                      metric_name="mIoU", scheduler=scheduler, out_dir=args.out,
+                      resume=args.resume, on_validation=print_per_class_iou,
+                      progress=not args.no_progress,
+                      output_transform=lambda scores: scores.argmax(1).astype(np.uint8))
+    except mg.CheckpointError as error:
+        raise cli.UsageError(f"--resume: {error}; delete it or choose another --out to start "
+                             "over") from None
+    scores = [r["val_metric"] for r in history if r["val_metric"] is not None]
+    if scores:
+        print(f"best validation mIoU {max(scores):.4f}; "
+              f"{np.mean([r['seconds'] for r in history]):.1f} s per epoch")
+    if history.trained:
+        print(f"wrote {args.out}/history.json, history.csv, curves.png, last.npz and best.npz")
+
+
+if __name__ == "__main__":
+    cli.run(main)
