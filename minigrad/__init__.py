@@ -6,7 +6,7 @@
     x.grad  # tensor([2., 4., 6.])
 """
 
-from minigrad import cuda, data, kernels, metrics, models, nn, ops, optim, training, utils
+from minigrad import cuda, data, kernels, metrics, models, nn, ops, optim, training, utils, viz
 from minigrad.autograd import (
     enable_grad,
     inference_mode,
