@@ -5,8 +5,11 @@
 At LeNet5's shapes (batch 128, 1x28x28) and at VGG16's shapes scaled down for a CPU
 (batch 8, 64x64): conv2d forward and forward+backward, max_pool2d, batch_norm (training) and
 linear, each forward and forward+backward (with a random upstream gradient, gradients for
-the input and the parameters). Prints a table of medians (IQR) and the ratio minigrad / torch;
-with --write the table replaces its section of benchmarks/RESULTS.md.
+the input and the parameters). `--only new`: the layers of ResNet, U-Net and the recurrent
+networks (transposed convolution, bilinear interpolation, layer and group norm, GELU,
+embedding, an LSTM), recorded in a section of their own. Prints a table of medians (IQR) and
+the ratio minigrad / torch; with --write the table replaces its section of
+benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -41,7 +44,22 @@ CASES = {
         ("batch_norm train, 8x64x64x64", "batch_norm", (8, 64, 64, 64), [(64,), (64,)], {}),
         ("linear 25088->4096, batch 8", "linear", (8, 25088), [(4096, 25088), (4096,)], {}),
     ],
+    # the layers that ResNet, U-Net and the recurrent networks brought (issue 14)
+    "new": [
+        ("conv_transpose2d 64->32 2x2 stride 2, 8x64x32x32", "conv_transpose2d",
+         (8, 64, 32, 32), [(64, 32, 2, 2), (32,)], dict(stride=2)),
+        ("interpolate bilinear x2, 8x64x32x32", "interpolate", (8, 64, 32, 32), [],
+         dict(scale_factor=2, mode="bilinear", align_corners=False)),
+        ("layer_norm 256, 64x128x256", "layer_norm", (64, 128, 256), [(256,), (256,)],
+         dict(normalized_shape=(256,))),
+        ("group_norm 8 groups, 8x64x32x32", "group_norm", (8, 64, 32, 32), [(64,), (64,)],
+         dict(num_groups=8)),
+        ("gelu, 8x64x32x32", "gelu", (8, 64, 32, 32), [], {}),
+        ("embedding 10000x128, 64x32 indices", "embedding", (64, 32), [(10000, 128)], {}),
+        ("LSTM 28->128, 28 steps, batch 128", "lstm", (28, 128, 28), [], {}),
+    ],
 }
+NEW_TITLE = "## Layers of ResNet, U-Net and recurrent networks (benchmarks/ops.py --only new)"
 
 
 def make_call(lib, functional: str, x_shape, param_shapes, settings, backward: bool):
@@ -54,6 +72,24 @@ def make_call(lib, functional: str, x_shape, param_shapes, settings, backward: b
     if functional == "batch_norm":
         def op():
             return F.batch_norm(x, None, None, *params, training=True)
+    elif functional == "layer_norm":
+        def op():
+            return F.layer_norm(x, settings["normalized_shape"], *params)
+    elif functional == "group_norm":
+        def op():
+            return F.group_norm(x, settings["num_groups"], *params)
+    elif functional == "embedding":
+        indices = lib.tensor(rng.integers(0, param_shapes[0][0], x_shape))
+
+        def op():
+            return F.embedding(indices, params[0])
+    elif functional == "lstm":
+        lib.manual_seed(0)
+        layer = lib.nn.LSTM(x_shape[2], 128)
+        params = list(layer.parameters())
+
+        def op():
+            return layer(x)[0]
     else:
         def op():
             return getattr(F, functional)(x, *params, **settings)
@@ -79,7 +115,7 @@ def main() -> None:
     import torch
 
     rows = []
-    for group in [args.only] if args.only else list(CASES):
+    for group in [args.only] if args.only else ["lenet", "vgg"]:
         for name, functional, x_shape, param_shapes, settings in CASES[group]:
             for backward in (False, True):
                 label = f"{name}, {'fwd+bwd' if backward else 'fwd'}"
@@ -90,7 +126,7 @@ def main() -> None:
                 print(table(rows[-1:])[-1], flush=True)
     only = f" --only {args.only}" if args.only else ""
     report = "\n".join([
-        TITLE, "",
+        NEW_TITLE if args.only == "new" else TITLE, "",
         f"Machine: {machine()}.",
         f"Command: `python benchmarks/ops.py --repeats {args.repeats}{only} --write`. "
         "float32; times per call, median of the blocks (interquartile range).",
@@ -98,7 +134,7 @@ def main() -> None:
     ])
     print(report)
     if args.write:
-        write_section(TITLE, report)
+        write_section(NEW_TITLE if args.only == "new" else TITLE, report)
 
 
 if __name__ == "__main__":
