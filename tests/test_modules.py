@@ -427,3 +427,44 @@ def test_trunc_normal_and_orthogonal_initialisations(device):
         flat = q.reshape(shape[0], -1)
         small = flat @ flat.T if flat.shape[0] <= flat.shape[1] else flat.T @ flat
         np.testing.assert_allclose(small, 4.0 * np.eye(len(small)), atol=1e-5)
+
+
+@requires_torch
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.nn.LayerNorm((3, 4)),
+    lambda lib: lib.nn.GroupNorm(2, 4),
+    lambda lib: lib.nn.PReLU(4),
+    lambda lib: lib.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1),
+    lambda lib: lib.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+    lambda lib: lib.nn.GELU(),
+    lambda lib: lib.nn.ELU(0.5),
+    lambda lib: lib.nn.SiLU(),
+    lambda lib: lib.nn.Softplus(2.0),
+    lambda lib: lib.nn.Hardtanh(-0.5, 0.5),
+    lambda lib: lib.nn.ReLU6(),
+], ids=["LayerNorm", "GroupNorm", "PReLU", "ConvTranspose2d", "Upsample", "GELU", "ELU", "SiLU",
+        "Softplus", "Hardtanh", "ReLU6"])
+def test_new_modules_have_torch_s_parameters_and_give_its_outputs(make):
+    t = torch()
+    theirs, ours = make(t).double(), make(mg).double()
+    assert [(n, tuple(p.shape)) for n, p in ours.named_parameters()] == [
+        (n, tuple(p.shape)) for n, p in theirs.named_parameters()]
+    state = {k: v.detach().numpy() + 0.1 for k, v in theirs.state_dict().items()}
+    ours.load_state_dict(state)
+    theirs.load_state_dict({k: t.tensor(v) for k, v in state.items()})
+    x = np.random.default_rng(0).standard_normal((2, 4, 3, 4)) * 3
+    np.testing.assert_allclose(ours(mg.tensor(x)).numpy(), theirs(t.tensor(x)).detach().numpy(),
+                               rtol=1e-10, atol=1e-12)
+
+
+@requires_torch
+def test_embedding_module_matches_torch_and_zeroes_its_padding_row():
+    t = torch()
+    mg.manual_seed(0)
+    ours = mg.nn.Embedding(10, 3, padding_idx=2)
+    assert ours.weight.numpy()[2].tolist() == [0.0, 0.0, 0.0]
+    theirs = t.nn.Embedding(10, 3, padding_idx=2)
+    theirs.load_state_dict({"weight": t.tensor(ours.weight.numpy())})
+    indices = np.array([[1, 2, 9], [2, 2, 0]])
+    np.testing.assert_allclose(ours(mg.tensor(indices)).numpy(),
+                               theirs(t.tensor(indices)).detach().numpy())
