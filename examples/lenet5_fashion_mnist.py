@@ -77,6 +77,7 @@ def load_data(args):
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     cli.check_device("--device", args.device)
+    cli.output_folder("--out", args.out)
     mg.manual_seed(args.seed)
     train, test = load_data(args)
     train_loader = DataLoader(train, args.batch_size, shuffle=True, seed=args.seed)

@@ -71,6 +71,7 @@ def build_parser() -> cli.ArgumentParser:
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     cli.check_device("--device", args.device)
+    cli.output_folder("--out", args.out)
     mg.manual_seed(args.seed)
     pipeline = T.Compose([T.ToArray(), T.Normalize([MEAN], [STD])])
     root = cli.existing_folder("--data-dir", args.data_dir) if args.data_dir else None

@@ -125,6 +125,7 @@ def main(argv=None) -> None:
     if args.download and args.voc_root is None:
         parser.error("--download needs --voc-root DIR (where VOC goes)")
     cli.check_device("--device", args.device)
+    cli.output_folder("--out", args.out)
     if args.image_size < 2**args.depth:
         raise cli.UsageError(f"--image-size {args.image_size}: a U-Net of --depth {args.depth} "
                              f"needs at least {2**args.depth} pixels a side")

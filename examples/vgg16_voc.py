@@ -197,8 +197,17 @@ def main(argv=None) -> None:
     if args.download and args.voc_root is None:
         parser.error("--download needs --voc-root DIR (where VOC goes)")
     cli.check_device("--device", args.device)
+    cli.output_folder("--out", args.out)
+    if args.image_size < 32:
+        raise cli.UsageError(f"--image-size {args.image_size}: {args.arch} halves the size five "
+                             "times and needs at least 32")
     if args.pretrained is not None and not Path(args.pretrained).is_file():
         raise cli.UsageError(f"--pretrained {args.pretrained}: no such file")
+    if args.pretrained is not None:  # read it now: a bad file is found before any work
+        try:
+            pretrained_classes(args.pretrained, args.arch)
+        except (mg.CheckpointError, OSError) as error:
+            raise cli.UsageError(f"--pretrained {args.pretrained}: {error}") from None
     root = voc_root(args)
 
     mg.manual_seed(args.seed)
@@ -210,7 +219,10 @@ def main(argv=None) -> None:
     val_loader = DataLoader(val, args.batch_size, num_workers=args.workers, device=args.device)
 
     # torchvision's weights end in 1000 ImageNet classes; a checkpoint of this script in 20
-    model = build_model(args)
+    try:
+        model = build_model(args)
+    except (mg.CheckpointError, RuntimeError) as error:
+        raise cli.UsageError(f"--pretrained {args.pretrained}: {error}") from None
     model.to(args.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     if args.optimizer == "sgd":

@@ -100,6 +100,14 @@ def existing_folder(flag: str, path) -> Path:
     return folder
 
 
+def output_folder(flag: str, path) -> Path:
+    """`path` as a folder to write into: made if missing, a UsageError if a file is there."""
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{flag} {path}: is a file, not a folder")
+    return folder
+
+
 def run(main: Callable, argv=None) -> None:
     """Run main(argv) as a command: exit 0 on success; a mistake or a failure is one line on
     stderr and exit 1 (with --debug, the traceback instead); Ctrl-C exits 130 after saying

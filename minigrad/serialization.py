@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import secrets
 import zipfile
 from collections.abc import Callable
@@ -79,12 +80,14 @@ def atomic_write_text(path, text: str) -> None:
 def _remove_stale_temporaries(path: Path) -> None:
     """Delete the temporaries that saves to `path` left when their process was killed (their
     name holds the saving process's id; a live process's temporary is left alone)."""
-    prefix = f".{path.name}."
-    for leftover in path.parent.glob(f"{glob_escape(prefix)}*.tmp"):
-        owner = leftover.name[len(prefix):-len(".tmp")].split(".")[0]
-        if owner.isdigit() and (int(owner) == os.getpid() or _alive(int(owner))):
+    ours = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[0-9a-f]{{8}}\.tmp")
+    for leftover in path.parent.glob(f"{glob_escape('.' + path.name)}.*.tmp"):
+        match = ours.fullmatch(leftover.name)  # (not a longer name's: .ckpt.npz.* for ckpt)
+        if match is None:
             continue
-        leftover.unlink(missing_ok=True)
+        owner = int(match.group(1))
+        if owner != os.getpid() and not _alive(owner):
+            leftover.unlink(missing_ok=True)
 
 
 def glob_escape(text: str) -> str:
@@ -168,11 +171,18 @@ def _read_index(archive: zipfile.ZipFile, path: Path) -> dict:
     return index
 
 
+MAX_DEFLATE_RATIO = 1100  # deflate expands a byte into at most ~1032: a larger claim is a lie
+NUMERIC_KINDS = "biufc"  # bool, integers, floats, complex: what a checkpoint's arrays hold
+
+
 class _MemberReader:
-    """Reads single members of an .npz archive, checking each header before any data."""
+    """Reads single members of an .npz archive, each at most once, checking what the zip's
+    directory claims against the file's real size and each .npy header against the claimed
+    bytes before reading (or allocating for) any data."""
 
     def __init__(self, archive: zipfile.ZipFile, path: Path, who: str):
         self.archive, self.path, self.who = archive, path, who
+        self.size = path.stat().st_size
         self.read_already: set[str] = set()
 
     def names(self) -> list[str]:
@@ -182,23 +192,38 @@ class _MemberReader:
         return CheckpointError(f"{self.who}: {self.path}: {message}")
 
     def read(self, name: str) -> np.ndarray:
+        if name in self.read_already:  # (save never names a member twice)
+            raise self.fail(f"member {name!r} is named twice by the index")
+        self.read_already.add(name)
         try:
             info = self.archive.getinfo(f"{name}.npy")
         except KeyError:
             raise self.fail(f"member {name!r} is named but the file does not hold it") from None
+        self._check_claims(info, name)
         try:
             with self.archive.open(info) as member:
-                array = self._read_member(member, info, name)
+                return self._read_member(member, info, name)
         except CheckpointError:
             raise
+        except MemoryError:
+            raise self.fail(f"member {name!r} ({info.file_size} bytes) does not fit in the "
+                            "memory that is free") from None
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
                 RuntimeError) as error:  # RuntimeError: an encrypted member
             raise self.fail(f"member {name!r} cannot be read ({type(error).__name__}: "
                             f"{error})") from None
-        if name in self.read_already:
-            array = array.copy()  # two entries naming one member get two arrays
-        self.read_already.add(name)
-        return array
+
+    def _check_claims(self, info: zipfile.ZipInfo, name: str) -> None:
+        """What the zip's directory says of a member, against the bytes the file really has."""
+        if info.header_offset + info.compress_size > self.size:
+            raise self.fail(f"member {name!r} claims {info.compress_size} bytes from offset "
+                            f"{info.header_offset}, beyond the file's {self.size}")
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise self.fail(f"member {name!r} is stored uncompressed but claims {info.file_size}"
+                            f" bytes in {info.compress_size}")
+        if info.file_size > MAX_DEFLATE_RATIO * max(info.compress_size, 1):
+            raise self.fail(f"member {name!r} claims to expand {info.compress_size} bytes into "
+                            f"{info.file_size}, more than compression can")
 
     def _read_member(self, member, info: zipfile.ZipInfo, name: str) -> np.ndarray:
         version = np.lib.format.read_magic(member)
@@ -213,6 +238,8 @@ class _MemberReader:
             raise self.fail(f"member {name!r} holds Python objects ({dtype}), which could only "
                             "be read by unpickling them; minigrad never does (allow_pickle is "
                             "off)")
+        if dtype.kind not in NUMERIC_KINDS or dtype.itemsize == 0:
+            raise self.fail(f"member {name!r} holds {dtype}, not numbers")
         declared = math.prod(shape) * dtype.itemsize
         held = info.file_size - member.tell()
         if declared != held:
@@ -288,6 +315,9 @@ def _encode(value, arrays: dict, where: str):
         if array.dtype.hasobject:
             raise TypeError(f"save: {where} is an array of Python objects, which cannot be "
                             "saved without pickle")
+        if array.dtype.kind not in NUMERIC_KINDS:
+            raise TypeError(f"save: {where} is an array of {array.dtype}, not numbers; a "
+                            "checkpoint holds strings as str")
         name = f"a{len(arrays)}"
         arrays[name] = array
         return {kind: name}
@@ -378,8 +408,13 @@ def _read_torch_state_dict(path: Path, who: str) -> dict:
         if not isinstance(value, torch.Tensor):
             raise CheckpointError(f"{who}: {path}: entry {name!r} is a {type(value).__name__}, "
                                   "not a tensor; expected a state_dict (names -> tensors)")
-        value = value.detach().cpu()
-        if value.dtype == torch.bfloat16:  # NumPy has no bfloat16; float32 holds it exactly
-            value = value.float()
-        state[str(name)] = value.numpy()
+        try:
+            value = value.detach().cpu()
+            if value.dtype == torch.bfloat16:  # NumPy has no bfloat16; float32 holds it exactly
+                value = value.float()
+            state[str(name)] = value.numpy()
+        except (TypeError, RuntimeError) as error:  # float8, complex32, sparse layouts...
+            raise CheckpointError(f"{who}: {path}: entry {name!r} ({value.dtype}, "
+                                  f"{value.layout}) cannot become a NumPy array: {error}"
+                                  ) from None
     return state

@@ -170,3 +170,31 @@ def _link(name, target):
     info = tarfile.TarInfo(name)
     info.type, info.linkname = tarfile.SYMTYPE, target
     return info
+
+
+def test_a_server_that_breaks_http_is_one_failure_and_the_mirror_is_tried(tmp_path, voc_tar):
+    """A status line of garbage raises http.client's own errors (not OSError): before, they
+    escaped and the working mirror was never tried."""
+    import socket
+
+    data, md5 = voc_tar
+    broken = socket.socket()
+    broken.bind(("127.0.0.1", 0))
+    broken.listen()
+
+    def answer_garbage():
+        connection, _ = broken.accept()
+        connection.recv(65536)
+        connection.sendall(b"GARBAGE\r\n\r\n")
+        connection.close()
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    server = Server({"/f": data})
+    try:
+        port = broken.getsockname()[1]
+        fetch([f"http://127.0.0.1:{port}/f", server.url + "/f"], tmp_path / "f.tar", md5,
+              progress=False)
+        assert (tmp_path / "f.tar").read_bytes() == data
+    finally:
+        server.close()
+        broken.close()

@@ -135,14 +135,18 @@ def test_help_lists_every_flag_with_its_help_and_default_and_runs_nothing(script
     ("vgg16_voc.py", [*SYNTHETIC, "--device", "cuda"], "--device"),
     ("vgg16_voc.py", ["--download", *SYNTHETIC], "--download"),
     ("demo.py", ["--steps", "0"], "--steps"),
+    ("vgg16_voc.py", ["--synthetic", "8", "--image-size", "8"], "--image-size"),
+    ("vgg16_voc.py", [*SYNTHETIC, "--pretrained", str(ROOT / "README.md")], "--pretrained"),
+    ("lenet5_fashion_mnist.py", ["--out", str(ROOT / "README.md")], "--out"),
 ])
 def test_a_command_line_mistake_is_one_line_naming_the_flag(tmp_path, script, args, flag):
-    result = _run(script, *args, "--out", tmp_path) if script != "demo.py" else _run(script, *args)
+    out = [] if script == "demo.py" or "--out" in args else ["--out", tmp_path]
+    result = _run(script, *out, *args)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and flag in lines[0] and "Traceback" not in result.stderr, lines
     assert not Path("/no/such/folder").exists()
-    debug = _run(script, *args, "--debug", *(["--out", tmp_path] if script != "demo.py" else []))
+    debug = _run(script, *out, *args, "--debug")
     if result.returncode == 1:  # not argparse's own: --debug shows where it came from
         assert "Traceback" in debug.stderr
 

@@ -224,6 +224,11 @@ def test_load_pretrained_errors_name_the_file_and_never_suggest_unpickling(tmp_p
     with pytest.raises(mg.CheckpointError, match="list.npz is a minigrad checkpoint, but of a "
                                                  "list"):
         load_pretrained(model, listed)
+    odd = tmp_path / "float8.pth"
+    t.save({"features.0.weight": t.zeros(2).to(t.float8_e4m3fn)}, odd)
+    with pytest.raises(mg.CheckpointError, match=r"float8.pth: entry 'features.0.weight' "
+                                                 r"\(torch.float8_e4m3fn.*cannot become a NumPy"):
+        load_pretrained(model, odd)
     small = tmp_path / "small.npz"
     np.savez(small, **{"features.0.weight": np.zeros((3, 3, 3, 3))})
     with pytest.raises(RuntimeError, match=r"load_pretrained: .*small.npz: Error\(s\) in "

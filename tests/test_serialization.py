@@ -215,16 +215,65 @@ def test_indices_too_deep_too_large_or_not_json_are_refused(tmp_path):
         serialization.MAX_INDEX_BYTES = monkey_limit
 
 
-def test_members_named_twice_come_back_as_two_arrays_and_fortran_order_reads_right(tmp_path):
+def test_a_member_named_twice_is_refused_and_fortran_order_reads_right(tmp_path):
+    """save never names a member twice; an index that does could make a small file cost
+    gigabytes (one member read and copied a million times)."""
     path = tmp_path / "ck.npz"
     fortran = np.asfortranarray(np.arange(6.0).reshape(2, 3))
-    _write_checkpoint(path, _index({"list": [{"array": "a0"}, {"array": "a0"},
-                                             {"array": "a1"}]}),
-                      [("a0", np.arange(3)), ("a1", fortran)])
-    first, second, third = mg.load(path)
-    first[0] = 99
-    assert second[0] == 0
-    np.testing.assert_array_equal(third, fortran)
+    _write_checkpoint(path, _index({"list": [{"array": "a1"}]}), [("a1", fortran)])
+    np.testing.assert_array_equal(mg.load(path)[0], fortran)
+    _write_checkpoint(path, _index({"list": [{"array": "a0"}, {"array": "a0"}]}),
+                      [("a0", np.arange(3))])
+    with pytest.raises(mg.CheckpointError, match="member 'a0' is named twice"):
+        mg.load(path)
+
+
+def _patch_claim(path, member: str, file_size: int) -> None:
+    """Rewrite the uncompressed size the zip's central directory claims for `member`."""
+    data = bytearray(path.read_bytes())
+    start = 0
+    while True:  # the central directory entry of `member`
+        start = data.index(b"PK\x01\x02", start)
+        name_length = int.from_bytes(data[start + 28:start + 30], "little")
+        if data[start + 46:start + 46 + name_length] == member.encode():
+            break
+        start += 4
+    data[start + 24:start + 28] = file_size.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_the_zip_directory_s_size_claims_are_checked_against_the_file(tmp_path, compress):
+    """A 1 KB file whose directory claims a member of 4 GB: refused before any allocation
+    (before, np.empty of the claim ran first: a MemoryError, or gigabytes reserved)."""
+    path = tmp_path / "ck.npz"
+    _write_checkpoint(path, _index({"array": "a0"}), [("a0", np.arange(4.0))], compress)
+    _patch_claim(path, "a0.npy", 2**32 - 1)
+    message = "more than compression can" if compress else "stored uncompressed but claims"
+    with pytest.raises(mg.CheckpointError, match=message):
+        mg.load(path)
+
+
+def test_only_arrays_of_numbers_are_saved_and_loaded(tmp_path):
+    path = tmp_path / "ck.npz"
+    with pytest.raises(TypeError, match=r"obj\['names'\] is an array of <U5, not numbers"):
+        mg.save({"names": np.array(["alpha", "beta"])}, path)
+    for odd in (np.array(["alpha"]), np.zeros(3, dtype="V4"),
+                np.array(["2026-11-27"], dtype="datetime64[D]")):
+        _write_checkpoint(path, _index({"array": "a0"}), [("a0", odd)])
+        with pytest.raises(mg.CheckpointError, match="holds .*, not numbers"):
+            mg.load(path)
+
+
+def test_cleaning_up_never_touches_a_longer_name_s_temporary(tmp_path):
+    """Saving `ckpt` must not take `.ckpt.npz.<pid>.<hex>.tmp` (a save of ckpt.npz in
+    flight) for one of its own."""
+    in_flight = tmp_path / f".ckpt.npz.{os.getpid()}.0123abcd.tmp"
+    in_flight.write_bytes(b"half")
+    dead_other = tmp_path / ".ckpt.npz.1.deadbeef.tmp"  # another file's: not ckpt's to clean
+    dead_other.write_bytes(b"")
+    mg.save({"epoch": 1}, tmp_path / "ckpt")
+    assert in_flight.exists() and dead_other.exists()
 
 
 # --- saves: temporaries of killed saves, the folder's fsync, the file mode -------------------

@@ -12,6 +12,7 @@ folder.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tarfile
 import urllib.error
@@ -45,7 +46,7 @@ def fetch(urls: list[str], path, md5: str, progress: bool = True, timeout: float
     for url in urls:
         try:
             _fetch_one(url, part, progress, timeout)
-        except (urllib.error.URLError, OSError, ValueError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
             failures.append(f"{url}: {error}")
             continue
         actual = md5_of(part)
