@@ -21,7 +21,7 @@ import numpy as np
 import minigrad as mg
 import minigrad.nn as nn
 from minigrad import cli
-from minigrad.data import DataLoader, FashionMNIST, Subset
+from minigrad.data import DataLoader
 from minigrad.data import transforms as T
 from minigrad.metrics import accuracy
 from minigrad.models import LeNet5
@@ -59,27 +59,12 @@ def build_parser() -> cli.ArgumentParser:
     return parser
 
 
-def load_data(args):
-    pipeline = T.Compose([T.ToArray(), T.Normalize([MEAN], [STD])])
-    root = cli.existing_folder("--data-dir", args.data_dir) if args.data_dir else None
-    try:
-        train = FashionMNIST(root, train=True, transform=pipeline)
-        test = FashionMNIST(root, train=False, transform=pipeline)
-    except (FileNotFoundError, ValueError, OSError) as error:
-        flag = f"--data-dir {args.data_dir}" if args.data_dir else "--data-dir"
-        raise cli.UsageError(f"{flag}: {error}") from None
-    if args.subset:  # (the test set has 10,000 images: a larger N takes them all)
-        train = Subset(train, range(min(args.subset, len(train))))
-        test = Subset(test, range(min(args.subset, len(test))))
-    return train, test
-
-
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     cli.check_device("--device", args.device)
     cli.output_folder("--out", args.out)
     mg.manual_seed(args.seed)
-    train, test = load_data(args)
+    train, test = cli.fashion_mnist(args, T.Compose([T.ToArray(), T.Normalize([MEAN], [STD])]))
     train_loader = DataLoader(train, args.batch_size, shuffle=True, seed=args.seed)
     test_loader = DataLoader(test, 1000)
 

@@ -19,7 +19,7 @@ import numpy as np
 import minigrad as mg
 import minigrad.nn as nn
 from minigrad import cli
-from minigrad.data import DataLoader, FashionMNIST, Subset
+from minigrad.data import DataLoader
 from minigrad.data import transforms as T
 from minigrad.metrics import accuracy
 from minigrad.training import fit
@@ -73,16 +73,7 @@ def main(argv=None) -> None:
     cli.check_device("--device", args.device)
     cli.output_folder("--out", args.out)
     mg.manual_seed(args.seed)
-    pipeline = T.Compose([T.ToArray(), T.Normalize([MEAN], [STD])])
-    root = cli.existing_folder("--data-dir", args.data_dir) if args.data_dir else None
-    try:
-        train = FashionMNIST(root, train=True, transform=pipeline)
-        test = FashionMNIST(root, train=False, transform=pipeline)
-    except (FileNotFoundError, ValueError, OSError) as error:
-        raise cli.UsageError(f"--data-dir {args.data_dir or ''}: {error}") from None
-    if args.subset:
-        train = Subset(train, range(min(args.subset, len(train))))
-        test = Subset(test, range(min(args.subset, len(test))))
+    train, test = cli.fashion_mnist(args, T.Compose([T.ToArray(), T.Normalize([MEAN], [STD])]))
     train_loader = DataLoader(train, args.batch_size, shuffle=True, seed=args.seed)
     test_loader = DataLoader(test, 1000)
     model = RowReader(args.hidden, args.layers).to(args.device)

@@ -16,15 +16,12 @@ it stopped at; --resume continues from there.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 import minigrad as mg
 import minigrad.nn as nn
 from minigrad import cli
-from minigrad.data import DataLoader, VOCSegmentation, download_voc, joint, make_synthetic_voc
-from minigrad.data.voc import find_voc_folder
+from minigrad.data import DataLoader, VOCSegmentation, joint
 from minigrad.metrics import iou_per_class, mean_iou, segmentation_confusion
 from minigrad.models import unet
 from minigrad.training import fit
@@ -56,18 +53,7 @@ def print_per_class_iou(labels: np.ndarray, targets: np.ndarray) -> None:
 
 def build_parser() -> cli.ArgumentParser:
     parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
-    data = parser.add_argument_group("data (one of --voc-root and --synthetic)")
-    data.add_argument("--voc-root", default=None,
-                      help="the folder holding VOCdevkit (or VOCdevkit, or VOC2012 itself)")
-    data.add_argument("--download", action="store_true",
-                      help="fetch VOC2012 trainval (1.9 GB, MD5-checked, resumable) into "
-                           "--voc-root first, unless it is already there")
-    data.add_argument("--synthetic", type=cli.positive_int, default=None, metavar="N",
-                      help="train on N synthetic images with masks instead (no download)")
-    data.add_argument("--image-size", type=cli.positive_int, default=256,
-                      help="side of the square crops the network sees")
-    data.add_argument("--workers", type=cli.non_negative_int, default=2,
-                      help="threads decoding and augmenting images")
+    cli.add_voc_arguments(parser, image_size=256, synthetic="images with masks")
     training = parser.add_argument_group("training")
     training.add_argument("--device", default="cpu",
                           help="cpu, or cuda (needs CuPy and an NVIDIA GPU)")
@@ -93,43 +79,16 @@ def build_parser() -> cli.ArgumentParser:
     return parser
 
 
-def voc_root(args) -> Path:
-    if args.synthetic is not None:
-        if args.synthetic < 2:
-            raise cli.UsageError(f"--synthetic {args.synthetic}: needs at least 2 images")
-        root = Path(args.out) / "synthetic_voc"
-        make_synthetic_voc(root, args.synthetic, image_size=max(args.image_size, 32) * 3 // 2,
-                           seed=args.seed)
-        print(f"wrote {args.synthetic} synthetic images and masks in VOC's layout to {root}")
-        return root
-    root = Path(args.voc_root).expanduser()
-    if args.download:
-        try:
-            download_voc(root, progress=not args.no_progress)
-        except (OSError, ValueError) as error:
-            raise cli.UsageError(f"--download into --voc-root {args.voc_root}: {error}") from None
-        return root
-    try:
-        find_voc_folder(root, "2012")
-    except FileNotFoundError as error:
-        raise cli.UsageError(f"--voc-root {args.voc_root}: {error}; or add --download to fetch "
-                             "VOC2012 (1.9 GB) there") from None
-    return root
-
-
 def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if (args.voc_root is None) == (args.synthetic is None):
-        parser.error("give exactly one of --voc-root DIR and --synthetic N")
-    if args.download and args.voc_root is None:
-        parser.error("--download needs --voc-root DIR (where VOC goes)")
+    cli.check_voc_arguments(parser, args)
     cli.check_device("--device", args.device)
     cli.output_folder("--out", args.out)
     if args.image_size < 2**args.depth:
         raise cli.UsageError(f"--image-size {args.image_size}: a U-Net of --depth {args.depth} "
                              f"needs at least {2**args.depth} pixels a side")
-    root = voc_root(args)
+    root = cli.voc_tree(args)
     mg.manual_seed(args.seed)
     train_pairs, val_pairs = pipelines(args.image_size)
     train = VOCSegmentation(root, image_set="train", transforms=train_pairs)

@@ -37,11 +37,8 @@ from minigrad.data import (
     VOC_CLASSES,
     DataLoader,
     VOCClassification,
-    download_voc,
-    make_synthetic_voc,
 )
 from minigrad.data import transforms as T
-from minigrad.data.voc import find_voc_folder
 from minigrad.metrics import average_precision, mean_average_precision
 from minigrad.models import (
     freeze_features,
@@ -115,18 +112,7 @@ def build_model(args):
 
 def build_parser() -> cli.ArgumentParser:
     parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
-    data = parser.add_argument_group("data (one of --voc-root and --synthetic)")
-    data.add_argument("--voc-root", default=None,
-                      help="the folder holding VOCdevkit (or VOCdevkit, or VOC2012 itself)")
-    data.add_argument("--download", action="store_true",
-                      help="fetch VOC2012 trainval (1.9 GB, MD5-checked, resumable) into "
-                           "--voc-root first, unless it is already there")
-    data.add_argument("--synthetic", type=cli.positive_int, default=None, metavar="N",
-                      help="train on N synthetic images in VOC's layout instead (no download)")
-    data.add_argument("--image-size", type=cli.positive_int, default=224,
-                      help="side of the square crops the network sees")
-    data.add_argument("--workers", type=cli.non_negative_int, default=2,
-                      help="threads decoding and augmenting images")
+    cli.add_voc_arguments(parser, image_size=224, synthetic="images in VOC's layout")
     training = parser.add_argument_group("training")
     training.add_argument("--device", default="cpu",
                           help="cpu, or cuda (needs CuPy and an NVIDIA GPU)")
@@ -163,39 +149,10 @@ def build_parser() -> cli.ArgumentParser:
     return parser
 
 
-def voc_root(args) -> Path:
-    """The folder the VOC tree is read from: the synthetic one (written first), or
-    --voc-root, downloaded into with --download."""
-    if args.synthetic is not None:
-        if args.synthetic < 2:
-            raise cli.UsageError(f"--synthetic {args.synthetic}: needs at least 2 images")
-        root = Path(args.out) / "synthetic_voc"
-        make_synthetic_voc(root, args.synthetic, image_size=max(args.image_size, 32) * 3 // 2,
-                           seed=args.seed)
-        print(f"wrote {args.synthetic} synthetic images in VOC's layout to {root}")
-        return root
-    root = Path(args.voc_root).expanduser()
-    if args.download:
-        try:
-            download_voc(root, progress=not args.no_progress)
-        except (OSError, ValueError) as error:
-            raise cli.UsageError(f"--download into --voc-root {args.voc_root}: {error}") from None
-        return root
-    try:
-        find_voc_folder(root, "2012")
-    except FileNotFoundError as error:
-        raise cli.UsageError(f"--voc-root {args.voc_root}: {error}; or add --download to fetch "
-                             "VOC2012 (1.9 GB) there") from None
-    return root
-
-
 def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if (args.voc_root is None) == (args.synthetic is None):
-        parser.error("give exactly one of --voc-root DIR and --synthetic N")
-    if args.download and args.voc_root is None:
-        parser.error("--download needs --voc-root DIR (where VOC goes)")
+    cli.check_voc_arguments(parser, args)
     cli.check_device("--device", args.device)
     cli.output_folder("--out", args.out)
     if args.image_size < 32:
@@ -208,7 +165,7 @@ def main(argv=None) -> None:
             pretrained_classes(args.pretrained, args.arch)
         except (mg.CheckpointError, OSError) as error:
             raise cli.UsageError(f"--pretrained {args.pretrained}: {error}") from None
-    root = voc_root(args)
+    root = cli.voc_tree(args)
 
     mg.manual_seed(args.seed)
     train_tf, val_tf = pipelines(args.image_size)

@@ -108,6 +108,81 @@ def output_folder(flag: str, path) -> Path:
     return folder
 
 
+# ---------------------------------------------------------------------------------------------
+# the datasets the examples share
+
+
+def add_voc_arguments(parser: ArgumentParser, image_size: int, synthetic: str):
+    """--voc-root, --download, --synthetic N, --image-size and --workers, as one group (returned,
+    for more); `synthetic` says what --synthetic trains on."""
+    data = parser.add_argument_group("data (one of --voc-root and --synthetic)")
+    data.add_argument("--voc-root", default=None,
+                      help="the folder holding VOCdevkit (or VOCdevkit, or VOC2012 itself)")
+    data.add_argument("--download", action="store_true",
+                      help="fetch VOC2012 trainval (1.9 GB, MD5-checked, resumable) into "
+                           "--voc-root first, unless it is already there")
+    data.add_argument("--synthetic", type=positive_int, default=None, metavar="N",
+                      help=f"train on N synthetic {synthetic} instead (no download)")
+    data.add_argument("--image-size", type=positive_int, default=image_size,
+                      help="side of the square crops the network sees")
+    data.add_argument("--workers", type=non_negative_int, default=2,
+                      help="threads decoding and augmenting images")
+    return data
+
+
+def check_voc_arguments(parser: ArgumentParser, args) -> None:
+    if (args.voc_root is None) == (args.synthetic is None):
+        parser.error("give exactly one of --voc-root DIR and --synthetic N")
+    if args.download and args.voc_root is None:
+        parser.error("--download needs --voc-root DIR (where VOC goes)")
+
+
+def voc_tree(args) -> Path:
+    """The folder the VOC tree is read from: a synthetic one written to OUT/synthetic_voc
+    first (--synthetic), or --voc-root, downloaded into with --download."""
+    from minigrad.data.voc import download_voc, find_voc_folder, make_synthetic_voc
+
+    if args.synthetic is not None:
+        if args.synthetic < 2:
+            raise UsageError(f"--synthetic {args.synthetic}: needs at least 2 images")
+        root = Path(args.out) / "synthetic_voc"
+        make_synthetic_voc(root, args.synthetic, image_size=max(args.image_size, 32) * 3 // 2,
+                           seed=args.seed)
+        print(f"wrote {args.synthetic} synthetic images in VOC's layout to {root}")
+        return root
+    root = Path(args.voc_root).expanduser()
+    if args.download:
+        try:
+            download_voc(root, progress=not args.no_progress)
+        except (OSError, ValueError) as error:
+            raise UsageError(f"--download into --voc-root {args.voc_root}: {error}") from None
+        return root
+    try:
+        find_voc_folder(root, "2012")
+    except FileNotFoundError as error:
+        raise UsageError(f"--voc-root {args.voc_root}: {error}; or add --download to fetch "
+                         "VOC2012 (1.9 GB) there") from None
+    return root
+
+
+def fashion_mnist(args, transform):
+    """(train, test) Fashion-MNIST from --data-dir (else the usual places, or a download),
+    each cut to its first --subset images when given."""
+    from minigrad.data import FashionMNIST, Subset
+
+    root = existing_folder("--data-dir", args.data_dir) if args.data_dir else None
+    try:
+        train = FashionMNIST(root, train=True, transform=transform)
+        test = FashionMNIST(root, train=False, transform=transform)
+    except (FileNotFoundError, ValueError, OSError) as error:
+        flag = f"--data-dir {args.data_dir}" if args.data_dir else "--data-dir"
+        raise UsageError(f"{flag}: {error}") from None
+    if args.subset:  # (the test set has 10,000 images: a larger N takes them all)
+        train = Subset(train, range(min(args.subset, len(train))))
+        test = Subset(test, range(min(args.subset, len(test))))
+    return train, test
+
+
 def run(main: Callable, argv=None) -> None:
     """Run main(argv) as a command: exit 0 on success; a mistake or a failure is one line on
     stderr and exit 1 (with --debug, the traceback instead); Ctrl-C exits 130 after saying

@@ -81,7 +81,7 @@ def _remove_stale_temporaries(path: Path) -> None:
     """Delete the temporaries that saves to `path` left when their process was killed (their
     name holds the saving process's id; a live process's temporary is left alone)."""
     ours = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[0-9a-f]{{8}}\.tmp")
-    for leftover in path.parent.glob(f"{glob_escape('.' + path.name)}.*.tmp"):
+    for leftover in path.parent.glob(f"{_glob_escape('.' + path.name)}.*.tmp"):
         match = ours.fullmatch(leftover.name)  # (not a longer name's: .ckpt.npz.* for ckpt)
         if match is None:
             continue
@@ -90,7 +90,7 @@ def _remove_stale_temporaries(path: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def glob_escape(text: str) -> str:
+def _glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 

@@ -133,9 +133,12 @@ class _FirstNonFinite:
     def raise_if_found(self, where: str) -> None:
         """Read the flag (one host read) and raise if a step went bad."""
         if self.step is not None and int(self.step) >= 0:
-            step = int(self.step)
-            raise NonFiniteLossError(f"the training loss is {float(self.value)} at {where}, step "
-                                     f"{step} (batch {step + 1})")
+            raise _non_finite(float(self.value), where, int(self.step))
+
+
+def _non_finite(value: float, where: str, step: int) -> NonFiniteLossError:
+    return NonFiniteLossError(f"the training loss is {value} at {where}, step {step} (batch "
+                              f"{step + 1})")
 
 
 def _as_tensor(batch, device) -> Tensor:
@@ -144,8 +147,7 @@ def _as_tensor(batch, device) -> Tensor:
 
 def train_one_epoch(model: Module, loader, loss_fn: Callable, optimizer, device,
                     progress: bool = True, description: str = "", log_every: int = 20, *,
-                    skip_nonfinite: bool = False, skipped: list | None = None,
-                    state: EpochProgress | None = None,
+                    skip_nonfinite: bool = False, state: EpochProgress | None = None,
                     should_stop: Callable[[], bool] | None = None) -> float:
     """One pass over `loader`; returns the mean training loss per sample.
 
@@ -155,7 +157,8 @@ def train_one_epoch(model: Module, loader, loss_fn: Callable, optimizer, device,
     the GPU. A non-finite loss raises NonFiniteLossError (on the CPU before that step's
     update; on a GPU at the next read, so the model in memory may hold up to `log_every`
     bad updates). With skip_nonfinite=True such a batch is skipped instead (no update) and
-    its step number appended to `skipped`; that reads each step's loss, so each step waits.
+    its step number appended to state.skipped; that reads each step's loss, so each step
+    waits.
 
     state: an EpochProgress to continue from (its batch is where `loader` starts: see
     DataLoader.set_epoch) and to keep up to date. should_stop(): asked after each step; when
@@ -163,20 +166,21 @@ def train_one_epoch(model: Module, loader, loss_fn: Callable, optimizer, device,
     """
     model.train()
     state = state if state is not None else EpochProgress()
-    skipped = skipped if skipped is not None else state.skipped
     start, done_before = time.perf_counter(), state.count
     watch, on_cpu = _FirstNonFinite(), backend.Device(device).type == "cpu"
     bar = _progress(loader, progress, description, initial=state.batch)
     for batch, (images, targets) in enumerate(bar, start=state.batch):
         images, targets = _as_tensor(images, device), _as_tensor(targets, device)
         loss = loss_fn(model(images), targets)
-        if skip_nonfinite and not math.isfinite(loss.item()):
-            skipped.append(batch)
+        # the CPU reads the loss for free, before the update; a GPU keeps a flag (see above)
+        finite = math.isfinite(loss.item()) if on_cpu or skip_nonfinite else True
+        if skip_nonfinite and not finite:
+            state.skipped.append(batch)
         else:
-            if not skip_nonfinite:
+            if not finite:
+                raise _non_finite(loss.item(), description, batch)
+            if not on_cpu and not skip_nonfinite:
                 watch.update(loss.detach(), batch)
-                if on_cpu:
-                    watch.raise_if_found(description)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -87,24 +87,11 @@ def _fetch_one(url: str, part: Path, progress: bool, timeout: float) -> None:
         raise OSError(f"the transfer ended after {received} of {total} bytes")
 
 
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n: int) -> None:
-        pass
-
-
 def _bar(total, initial: int, name: str, enabled: bool):
-    if not enabled:
-        return _NoBar()
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=f"downloading {name}", dynamic_ncols=True)
+                desc=f"downloading {name}", dynamic_ncols=True, disable=not enabled)
 
 
 def extract_tar(archive, root) -> Path:

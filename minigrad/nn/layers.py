@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from minigrad import backend
+from minigrad.autograd import no_grad
 from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.module import Module, Parameter
@@ -511,8 +512,6 @@ class Embedding(Module):
         self.weight = Parameter(empty(num_embeddings, embedding_dim, device=device, dtype=dtype))
         init.normal_(self.weight)
         if padding_idx is not None:
-            from minigrad.autograd import no_grad
-
             with no_grad():
                 self.weight[padding_idx] = 0.0
 

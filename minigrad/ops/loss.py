@@ -13,6 +13,7 @@ import numpy as np
 from minigrad import backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
+from minigrad.ops.elementwise import where
 from minigrad.tensor import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -367,8 +368,6 @@ def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean",  # no
     d = (input - target).abs()
     if beta == 0:
         return _reduce_elementwise(d, reduction)
-    from minigrad.ops.elementwise import where
-
     return _reduce_elementwise(where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), reduction)
 
 
@@ -381,8 +380,6 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",  # noqa: A002
         raise ValueError(f"kl_div: reduction must be 'mean', 'sum', 'none' or 'batchmean', got "
                          f"{reduction!r}")
     _same_shape("kl_div", input, target)
-    from minigrad.ops.elementwise import where
-
     if log_target:
         losses = target.exp() * (target - input)
     else:

@@ -137,8 +137,8 @@ def _weights(size_in: int, size_out: int, scale, mode: str, align_corners: bool)
     low = np.minimum(np.floor(position).astype(int), size_in - 1)
     high = np.minimum(low + 1, size_in - 1)
     fraction = position - low
-    np.add.at(matrix, (out, low), 1 - fraction)
-    np.add.at(matrix, (out, high), fraction)
+    matrix[out, low] += 1 - fraction  # one place per row in each line, so += adds once;
+    matrix[out, high] += fraction  # where high == low (the last pixel) the two add up
     return matrix
 
 

@@ -12,7 +12,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from minigrad.tensor import Tensor, tensor
+from minigrad.ops.elementwise import where
+from minigrad.ops.shape import cat
+from minigrad.tensor import Tensor, tensor, zeros
 
 
 class PackedSequence(NamedTuple):
@@ -64,14 +66,9 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False,
             raise ValueError(f"pad_packed_sequence: total_length {total_length} is shorter than "
                              f"the longest sequence ({steps})")
         if total_length > steps:
-            from minigrad.ops.shape import cat
-            from minigrad.tensor import zeros
-
             extra = zeros(total_length - steps, *data.shape[1:], dtype=data.dtype,
                           device=data.device)
             data, steps = cat([data, extra], 0), total_length
-    from minigrad.ops.elementwise import where
-
     mask = lengths.numpy()[None, :] > np.arange(steps)[:, None]  # (T, B)
     shape = mask.shape + (1,) * (data.ndim - 2)
     data = where(tensor(mask.reshape(shape), device=data.device), data, padding_value)
