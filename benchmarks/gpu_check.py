@@ -31,7 +31,7 @@ import numpy as np
 
 import minigrad as mg
 import minigrad.nn.functional as F
-from minigrad.testing import assert_functions_agree
+from minigrad.testing import assert_functions_agree, strict_float32
 
 TITLE = "## GPU check (benchmarks/gpu_check.py)"
 RESULTS_JSON = Path(__file__).with_name("gpu_results.json")
@@ -202,8 +202,10 @@ def check_fast_paths() -> list[tuple[str, str]]:
     return rows
 
 
+@strict_float32()
 def compare_ops(device: str, tolerance: float = 1e-4) -> list[tuple[str, float, bool]]:
-    """(name, largest relative difference between cpu and device, passed) for each check."""
+    """(name, largest relative difference between cpu and device, passed) for each check, in
+    strict float32 (the CPU's arithmetic)."""
     rows = []
     for name, (fn, shapes) in OP_CHECKS.items():
         rng = np.random.default_rng(0)

@@ -6,7 +6,20 @@
     x.grad  # tensor([2., 4., 6.])
 """
 
-from minigrad import cuda, data, kernels, metrics, models, nn, ops, optim, training, utils, viz
+from minigrad import (
+    backends,
+    cuda,
+    data,
+    kernels,
+    metrics,
+    models,
+    nn,
+    ops,
+    optim,
+    training,
+    utils,
+    viz,
+)
 from minigrad.autograd import (
     enable_grad,
     inference_mode,
@@ -21,12 +34,14 @@ from minigrad.backend import (
     float32,
     float64,
     get_default_dtype,
+    get_float32_matmul_precision,
     int8,
     int16,
     int32,
     int64,
     manual_seed,
     set_default_dtype,
+    set_float32_matmul_precision,
     uint8,
 )
 from minigrad.gradcheck import GradcheckError, gradcheck

@@ -174,7 +174,7 @@ def cupy_module() -> ModuleType:
                 "(nvidia-smi shows the CUDA version the driver supports)"
             ) from error
         _cupy = cupy
-        if _allow_tf32:
+        if _matmul_precision != "highest":
             _apply_tf32(cupy, True)
     return _cupy
 
@@ -302,23 +302,88 @@ def run_pending_checks() -> None:
 # cuda
 
 
-_allow_tf32 = False
+# Precision of float32 matrix products on the GPU, with PyTorch's switches and defaults
+# (minigrad.backends names them as torch.backends does). TF32 keeps float32's range and rounds
+# the products' inputs to a 10-bit mantissa, on the tensor cores of GPUs of compute capability
+# 8.0 and up (A100, H100); elsewhere, and on the CPU, float32 stays float32.
+_conv_tf32 = True  # torch.backends.cudnn.allow_tf32: convolutions in TF32 (PyTorch's default)
+_matmul_precision = "highest"  # torch.set_float32_matmul_precision: matmuls strict by default
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+
+
+def conv_tf32() -> bool:
+    """Whether float32 convolutions may run in TF32 (`minigrad.backends.cudnn.allow_tf32`)."""
+    return _conv_tf32
+
+
+def set_conv_tf32(enabled: bool) -> None:
+    global _conv_tf32
+    _conv_tf32 = bool(enabled)
+
+
+def matmul_tf32() -> bool:
+    """Whether float32 matmuls and linear layers may run in TF32 ("high" or "medium")."""
+    return _matmul_precision != "highest"
+
+
+def get_float32_matmul_precision() -> str:
+    return _matmul_precision
+
+
+def set_float32_matmul_precision(precision: str) -> None:
+    """PyTorch's switch: "highest" (float32 products, the default), "high" or "medium" (TF32
+    on GPUs that have it; PyTorch's "medium" may also use bfloat16 products, minigrad's is
+    TF32 as "high"). It is `minigrad.backends.cuda.matmul.allow_tf32` seen another way."""
+    global _matmul_precision
+    if precision not in MATMUL_PRECISIONS:
+        raise ValueError(f"set_float32_matmul_precision: expected one of "
+                         f"{', '.join(map(repr, MATMUL_PRECISIONS))}, got {precision!r}")
+    if _cupy is not None:
+        _apply_tf32(_cupy, precision != "highest")  # raises, changing nothing, if it cannot
+    _matmul_precision = precision
 
 
 def set_allow_tf32(enabled: bool) -> None:
-    """Let CuPy's float32 matrix products use TF32 tensor cores (as PyTorch's
-    `torch.backends.cuda.matmul.allow_tf32`): faster, with a 10-bit mantissa in the products."""
-    global _allow_tf32
-    if bool(enabled) == _allow_tf32:
+    """`minigrad.cuda.allow_tf32 = enabled`: float32 matmuls in TF32 (as
+    `torch.backends.cuda.matmul.allow_tf32`), refused where no GPU could use it."""
+    if bool(enabled) == matmul_tf32():
         return
     if enabled and not cuda_is_available():
         raise RuntimeError(
             "minigrad.cuda.allow_tf32: no usable CUDA GPU here (CuPy is missing or finds no "
             "device); TF32 only changes float32 matrix products on an NVIDIA GPU"
         )
-    if _cupy is not None:
-        _apply_tf32(_cupy, bool(enabled))  # raises, leaving the flag as it was, if it cannot
-    _allow_tf32 = bool(enabled)
+    set_float32_matmul_precision("high" if enabled else "highest")
+
+
+_tf32_hardware: dict[int, bool] = {}
+
+
+def tf32_hardware() -> bool:
+    """Whether the current GPU has TF32 tensor cores (compute capability 8.0 or higher)."""
+    cupy = cupy_module()
+    index = cupy.cuda.Device().id
+    if index not in _tf32_hardware:
+        _tf32_hardware[index] = int(cupy.cuda.Device(index).compute_capability) >= 80
+    return _tf32_hardware[index]
+
+
+@contextlib.contextmanager
+def float32_gemms(tf32: bool):
+    """CuPy's float32 2-D matrix products run in TF32 (if `tf32` and the GPU has it) or in
+    strict float32 inside this block, then as the matmul setting says again: a convolution
+    follows `backends.cudnn.allow_tf32` while a Linear layer follows the matmul setting.
+    CuPy keeps this switch in one global, read at each product."""
+    cupy = cupy_module()
+    wanted = bool(tf32) and tf32_hardware()
+    if wanted == matmul_tf32():
+        yield
+        return
+    _apply_tf32(cupy, wanted)
+    try:
+        yield
+    finally:
+        _apply_tf32(cupy, matmul_tf32())
 
 
 def _apply_tf32(cupy, enabled: bool) -> None:

@@ -25,12 +25,14 @@ def set_allow_tf32(enabled: bool) -> None:
 
 
 class _CudaModule(types.ModuleType):
-    """Lets `minigrad.cuda.allow_tf32 = True` switch CuPy's matmuls to TF32, as
-    `torch.backends.cuda.matmul.allow_tf32 = True` does in PyTorch. Off by default."""
+    """Lets `minigrad.cuda.allow_tf32 = True` switch CuPy's float32 matmuls to TF32, as
+    `torch.backends.cuda.matmul.allow_tf32 = True` does in PyTorch (and as
+    `minigrad.backends.cuda.matmul.allow_tf32`, which it reads and writes). Off by default;
+    convolutions follow `minigrad.backends.cudnn.allow_tf32` (on by default, as PyTorch's)."""
 
     @property
     def allow_tf32(self) -> bool:
-        return backend._allow_tf32
+        return backend.matmul_tf32()
 
     @allow_tf32.setter
     def allow_tf32(self, enabled: bool) -> None:

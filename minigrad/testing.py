@@ -10,13 +10,31 @@ when a comparison with it is asked for.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 import minigrad as mg
-from minigrad import autograd
+from minigrad import autograd, backend
 from minigrad.gradcheck import gradcheck
+
+
+@contextlib.contextmanager
+def strict_float32():
+    """Convolutions and matmuls in strict float32 inside the block (TF32 off, as
+    `mg.backends.cudnn.allow_tf32 = False` and precision "highest"), then as they were. The
+    comparisons below run so: torch's CPU float32 and the reference Functions are strict, and
+    TF32's 10-bit products would differ from them by ~1e-3. TF32 gets tests of its own."""
+    conv, matmul = backend.conv_tf32(), backend.get_float32_matmul_precision()
+    backend.set_conv_tf32(False)
+    backend.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        backend.set_conv_tf32(conv)
+        backend.set_float32_matmul_precision(matmul)
+
 
 TOLERANCES = {  # (atol, rtol) for comparing with torch, by dtype
     np.dtype(np.float32): (1e-5, 1e-4),
@@ -47,6 +65,7 @@ def _torch_dtype_as_numpy(torch_tensor) -> np.dtype:
     return torch.empty(0, dtype=torch_tensor.dtype).numpy().dtype
 
 
+@strict_float32()
 def assert_matches_torch(
     fn: Callable,
     inputs: Sequence[np.ndarray],
@@ -163,6 +182,7 @@ def _assert_same(what: str, ours: np.ndarray, theirs: np.ndarray, atol: float, r
         )
 
 
+@strict_float32()
 def assert_functions_agree(
     fast,
     reference,
@@ -239,6 +259,7 @@ def check_op(
                                  requires_grad=requires_grad, seed=seed)
 
 
+@strict_float32()
 def assert_module_matches_torch(
     module,
     torch_module,

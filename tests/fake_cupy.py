@@ -51,6 +51,8 @@ class _Stats:
         self.matmuls: list[tuple[int, int]] = []  # (ndim of a, ndim of b) of each product
         self.strided_elementwise: list[tuple] = []  # shapes/strides of poorly coalesced reads
         self.kernels: list[str] = []  # names of the elementwise kernels run
+        # (ndim of a, dtype, "tf32" or "fp32") of each matrix product: how it was computed
+        self.gemm_precisions: list[tuple[int, str, str]] = []
 
 
 stats = _Stats()
@@ -256,6 +258,7 @@ def _elementwise(function, *operands, **kwargs):
     """An elementwise op as CuPy runs it: the result is C-contiguous unless `out` is given."""
     if function is operator.matmul or function is np.matmul:
         stats.matmuls.append(tuple(np.ndim(a) for a in operands[:2]))
+        return _wrap(_matmul_as_cublas(*operands[:2]))
     else:
         _check_strided(*operands)
     result = function(*operands, **kwargs)
@@ -263,6 +266,51 @@ def _elementwise(function, *operands, **kwargs):
         result = result if result.flags.c_contiguous else result.copy(order="C")
     return _wrap(result)
 ndarray.__hash__ = None
+
+
+def tf32_round(a: np.ndarray) -> np.ndarray:
+    """float32 values rounded to TF32's 10-bit mantissa (round to nearest even), in float32:
+    what a tensor core reads of each operand."""
+    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    rounded = (bits + np.uint32(0xFFF) + ((bits >> np.uint32(13)) & np.uint32(1))) \
+        & np.uint32(0xFFFFE000)
+    finite = np.isfinite(a)
+    return np.where(finite, rounded.view(np.float32), a).astype(np.float32)
+
+
+def _matmul_as_cublas(a, b):
+    """A product as CuPy computes it: a 2-D float32 one in TF32 when the compute type says
+    so; batched (ndim > 2) float32 ones always in float32 (CuPy's batched path ignores TF32);
+    float16 ones with float32 accumulation, rounded to float16 at the end."""
+    a, b = np.asarray(a), np.asarray(b)
+    two_d = a.ndim <= 2 and b.ndim <= 2
+    precision = "fp32"
+    if a.dtype == np.float32 and b.dtype == np.float32 and two_d and (
+            _routines_linalg.compute_types.get("float32") == _routines_linalg.COMPUTE_TYPE_TF32):
+        a, b, precision = tf32_round(a), tf32_round(b), "tf32"
+    stats.gemm_precisions.append((max(a.ndim, b.ndim), str(np.result_type(a, b)), precision))
+    if a.dtype == np.float16 and b.dtype == np.float16:
+        return np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(np.float16)
+    return np.matmul(a, b)
+
+
+class _RoutinesLinalg:
+    """cupy._core._routines_linalg's compute-type switch (COMPUTE_TYPE_TF32 is 7)."""
+
+    COMPUTE_TYPE_DEFAULT, COMPUTE_TYPE_PEDANTIC, COMPUTE_TYPE_TF32 = 1, 2, 7
+
+    def __init__(self):
+        self.compute_types: dict[str, int] = {}
+
+    def set_compute_type(self, dtype, compute_type: int) -> None:
+        self.compute_types[np.dtype(dtype).name] = compute_type
+
+    def get_compute_type(self, dtype) -> int:
+        return self.compute_types.get(np.dtype(dtype).name, self.COMPUTE_TYPE_DEFAULT)
+
+
+_routines_linalg = _RoutinesLinalg()
+_core = types.SimpleNamespace(_routines_linalg=_routines_linalg)
 
 
 def _wrap_around(key, shape):
@@ -464,8 +512,26 @@ class _Generator:
 
 
 random = types.SimpleNamespace(default_rng=_Generator)
+class _Device:
+    """cupy.cuda.Device: a context, with the id and compute capability of an H100."""
+
+    compute_capability = "90"
+
+    def __init__(self, index=0):
+        self.id = int(index)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def synchronize(self) -> None:
+        pass
+
+
 cuda = types.SimpleNamespace(
-    Device=lambda index=0: contextlib.nullcontext(),
+    Device=_Device,
     runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
 )
 

@@ -14,8 +14,9 @@ and backward, with g2d the chunk's output gradient as (OC, Nc*OH*OW) (a layout k
     grad_bias += g2d summed over its rows
     grad_cols  = W2d.T @ g2d,  then the col2im kernel gathers it into grad_x[chunk]
 
-The GEMMs are 2-D, so cuBLAS takes the transposes without copies and `mg.cuda.allow_tf32`
-reaches them (CuPy runs a 3-D matmul through a batched path that ignores TF32 and copies
+The GEMMs are 2-D, so cuBLAS takes the transposes without copies and TF32 reaches them:
+they run in TF32 while `mg.backends.cudnn.allow_tf32` is True (PyTorch's default), whatever
+the matmul setting (CuPy runs a 3-D matmul through a batched path that ignores TF32 and copies
 non-contiguous operands). The forward saves x and the weight, not cols: the columns of one
 chunk at a time exist, COLS_BUDGET_BYTES at most (one image's worth when that is more), so
 memory stays near PyTorch's. With groups, each group's rows of W2d and cols are contiguous
@@ -24,6 +25,7 @@ blocks and get a 2-D GEMM of their own.
 
 from __future__ import annotations
 
+from minigrad import backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.kernels import im2col as cuda_kernels
@@ -68,7 +70,8 @@ class Conv2dCUDA(Function):
         for start, stop in batch_chunks(n, rows * oh * ow * x.itemsize):
             cols = xp.empty((rows, (stop - start) * oh * ow), dtype=x.dtype)
             cuda_kernels.im2col(x[start:stop], cols, *geometry)
-            out2d = _group_products(xp, w2d, cols, groups)
+            with backend.float32_gemms(backend.conv_tf32()):
+                out2d = _group_products(xp, w2d, cols, groups)
             # (OC, Nc*OH*OW) -> (Nc, OC, OH, OW), the bias added in the same pass
             if bias is None:
                 source = out2d.reshape(oc, stop - start, oh * ow).transpose(1, 0, 2)
@@ -101,10 +104,12 @@ class Conv2dCUDA(Function):
             if need_w:
                 cols = xp.empty((rows, g2d.shape[1]), dtype=x.dtype)
                 cuda_kernels.im2col(x[start:stop], cols, *ctx.geometry)
-                grad_w2d += _group_products(xp, g2d, cols, groups, transpose_b=True)
+                with backend.float32_gemms(backend.conv_tf32()):
+                    grad_w2d += _group_products(xp, g2d, cols, groups, transpose_b=True)
                 cols = None  # free before grad_cols takes its place
             if need_x:
-                grad_cols = _group_products(xp, w2d, g2d, groups, transpose_a=True)
+                with backend.float32_gemms(backend.conv_tf32()):
+                    grad_cols = _group_products(xp, w2d, g2d, groups, transpose_a=True)
                 cuda_kernels.col2im(grad_cols, grad_x[start:stop], *ctx.geometry)
                 grad_cols = None  # free before the next chunk's cols
         grad_weight = grad_w2d.reshape(weight.shape) if need_w else None
