@@ -1,7 +1,10 @@
 """Compile every CUDA kernel of minigrad/kernels with NVRTC, on a machine without a GPU:
 
     pip install cupy-cuda12x nvidia-cuda-nvrtc-cu12      # a separate virtual environment
-    LD_LIBRARY_PATH=<site-packages>/nvidia/cuda_nvrtc/lib python benchmarks/compile_kernels.py
+    LD_LIBRARY_PATH=<site-packages>/nvidia/cuda_nvrtc/lib CUDA_PATH=/usr/local/cuda-13.0 \
+        python benchmarks/compile_kernels.py
+
+(CUDA_PATH: a CUDA toolkit whose include/ has cuda_fp16.h, for the float16 versions.)
 
 Each kernel body is wrapped as CuPy's ElementwiseKernel wraps it (CuPy's own carray.cuh, a
 typedef per type placeholder, raw parameters as CArray, the others as references to element
@@ -22,11 +25,13 @@ import cupy
 from cupy_backends.cuda.libs import nvrtc
 
 from minigrad import kernels
-from minigrad.kernels import activation, im2col, norm, pool
+from minigrad.kernels import activation, im2col, norm, pool, winograd
 
-CTYPES = {"float32": "float", "float64": "double", "int8": "signed char", "int32": "int",
-          "int64": "long long"}
+CTYPES = {"float16": "float16", "float32": "float", "float64": "double", "int8": "signed char",
+          "int32": "int", "int64": "long long"}
 INCLUDE = os.path.join(os.path.dirname(cupy.__file__), "_core", "include")
+# cuda_fp16.h, which CuPy's float16 needs: a CUDA toolkit's include folder (CUDA_PATH)
+CUDA_INCLUDE = os.path.join(os.environ.get("CUDA_PATH", "/usr/local/cuda"), "include")
 PARAMETER = re.compile(r"^\s*(raw\s+)?(\w+)\s+(\w+)\s*$")
 
 
@@ -38,6 +43,14 @@ SPECIALIZATIONS = {
     "minigrad_col2im": dict(h=56, w=56, kh=3, kw=3, oh=56, ow=56, sh=1, sw=1, ph=1, pw=1, dh=1,
                             dw=1),
 }
+for _m in winograd.KERNELS:  # Winograd's at 56x56, padding 1
+    _plan = winograd.Plan(_m, 56, 56, 1, 1, 56, 56)
+    for _step in ("input", "gather"):
+        SPECIALIZATIONS[f"minigrad_winograd_{_step}_f{_m}"] = winograd._constants(
+            _plan, *winograd._IN)
+    for _step in ("output", "output_adjoint"):
+        SPECIALIZATIONS[f"minigrad_winograd_{_step}_f{_m}"] = winograd._constants(
+            _plan, *winograd._OUT)
 
 
 def cupy_like_source(kernel: kernels.Kernel, types: dict[str, str], constants=None) -> str:
@@ -57,7 +70,8 @@ def cupy_like_source(kernel: kernels.Kernel, types: dict[str, str], constants=No
             bindings.append(f"{const}{kind} &{name} = _raw_{name}[_ind.get()];")
     typedefs = "".join(f"typedef {CTYPES[dtype]} {placeholder};\n"
                        for placeholder, dtype in types.items())
-    return (f"#include <cupy/carray.cuh>\n{typedefs}"
+    half = "#include <cupy/float16.cuh>\n" if "float16" in types.values() else ""
+    return (f"#include <cupy/carray.cuh>\n{half}{typedefs}"
             f"extern \"C\" __global__ void {kernel.name}({', '.join(params)}, CIndexer<1> _ind)"
             " {\n  CUPY_FOR(i, _ind.size()) {\n    _ind.set(i);\n    "
             + "\n    ".join(bindings) + f"\n{kernel.specialized_body(constants)}\n  }}\n}}\n")
@@ -68,7 +82,8 @@ def compile_kernel(kernel: kernels.Kernel, types: dict[str, str], constants=None
     program = nvrtc.createProgram(cupy_like_source(kernel, types, constants),
                                   f"{kernel.name}.cu", (), ())
     try:
-        nvrtc.compileProgram(program, (f"-I{INCLUDE}", "--gpu-architecture=compute_90",
+        nvrtc.compileProgram(program, (f"-I{INCLUDE}", f"-I{CUDA_INCLUDE}",
+                                       "--gpu-architecture=compute_90",
                                        "-std=c++17"))
     except nvrtc.NVRTCError as error:
         return f"{error}\n{nvrtc.getProgramLog(program)}"
@@ -77,20 +92,27 @@ def compile_kernel(kernel: kernels.Kernel, types: dict[str, str], constants=None
 
 def main() -> int:
     failures = 0
-    for module in (activation, im2col, norm, pool):
-        for kernel in vars(module).values():
-            if not isinstance(kernel, kernels.Kernel):
-                continue
-            indexed = " I " in f" {kernel.in_params} {kernel.out_params} "
-            for dtype, index_dtype in (("float32", "int8"), ("float64", "int32")):
-                types = {"T": dtype, "I": index_dtype} if indexed else {"T": dtype}
-                # a kernel called with constants is always called with them
-                for constants in [SPECIALIZATIONS.get(kernel.name)]:
-                    log = compile_kernel(kernel, types, constants)
-                    failures += bool(log)
-                    print(f"{'ok  ' if not log else 'FAIL'} {kernel.name} {types}"
-                          f"{' specialized' if constants else ''}"
-                          + (f"\n{log}" if log else ""), flush=True)
+    every = [k for module in (activation, im2col, norm, pool) for k in vars(module).values()
+             if isinstance(k, kernels.Kernel)]
+    every += [k for steps in winograd.KERNELS.values() for k in steps.values()]
+    for kernel in every:
+        params = f" {kernel.in_params} {kernel.out_params} "
+        indexed = " I " in params
+        # Winograd runs on float32 and float16 (autocast), summing in float32 (S)
+        winograd_kernel = kernel.name.startswith("minigrad_winograd")
+        pairs = ((("float32", "int8"), ("float16", "int8")) if winograd_kernel
+                 else (("float32", "int8"), ("float64", "int32")))
+        for dtype, index_dtype in pairs:
+            types = {"T": dtype, "I": index_dtype} if indexed else {"T": dtype}
+            if " S " in params:
+                types["S"] = "float32"
+            # a kernel called with constants is always called with them
+            for constants in [SPECIALIZATIONS.get(kernel.name)]:
+                log = compile_kernel(kernel, types, constants)
+                failures += bool(log)
+                print(f"{'ok  ' if not log else 'FAIL'} {kernel.name} {types}"
+                      f"{' specialized' if constants else ''}"
+                      + (f"\n{log}" if log else ""), flush=True)
     print(f"{failures} kernel(s) failed or warned")
     return 1 if failures else 0
 

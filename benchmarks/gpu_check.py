@@ -79,8 +79,9 @@ def say(*parts) -> None:
 
 def kernel_cases():
     """(kernel name, call arguments as NumPy arrays and numbers, indices of the outputs, the
-    number of threads or None): each kernel at a few geometries, padding, stride and dilation
-    included."""
+    number of threads or None, the compile-time constants or None): each kernel at a few
+    geometries, padding, stride and dilation included."""
+    from minigrad.kernels import im2col
     from minigrad.kernels import pool as pool_kernels
 
     rng = np.random.default_rng(0)
@@ -92,18 +93,21 @@ def kernel_cases():
             oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
             ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
             geometry = (n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw)
+            constants = im2col._constants(geometry)
             x = rng.standard_normal((n, c, h, w)).astype(dtype)
             cols = rng.standard_normal((c * kh * kw, n * oh * ow)).astype(dtype)
-            yield "minigrad_im2col", [x, *geometry, np.empty_like(cols)], [-1], c * cols.shape[1]
-            yield "minigrad_col2im", [cols, *geometry, np.empty_like(x)], [-1], None
+            yield ("minigrad_im2col", [x, *geometry, np.empty_like(cols)], [-1],
+                   c * cols.shape[1], constants)
+            yield "minigrad_col2im", [cols, *geometry, np.empty_like(x)], [-1], None, constants
             oc, plane = 5, oh * ow
             gemm = rng.standard_normal((oc, n * plane)).astype(dtype)
             out = np.empty((n, oc, oh, ow), dtype)
             bias = rng.standard_normal(oc).astype(dtype)
-            yield "minigrad_gemm_to_nchw", [gemm, bias, oc, plane, n * plane, out], [-1], None
+            yield ("minigrad_gemm_to_nchw", [gemm, bias, oc, plane, n * plane, out], [-1], None,
+                   None)
             nchw = rng.standard_normal(out.shape).astype(dtype)
             yield ("minigrad_nchw_to_gemm", [nchw, oc, plane, n * plane, np.empty_like(gemm)],
-                   [-1], None)
+                   [-1], None, None)
         for shape, kernel, stride, padding in [((2, 3, 9, 9), (3, 3), (2, 2), (1, 1)),
                                                ((4, 5, 8, 7), (2, 2), (2, 2), (0, 0))]:
             x = np.round(rng.standard_normal(shape) * 2).astype(dtype)  # ties too
@@ -112,27 +116,65 @@ def kernel_cases():
             geometry = (*shape[2:], *kernel, oh, ow, *stride, *padding)
             out = np.empty((*shape[:2], oh, ow), dtype)
             argmax = np.empty(out.shape, pool_kernels.argmax_dtype(kernel))
-            yield "minigrad_max_pool", [x, *geometry, out, argmax], [-2, -1], None
+            yield "minigrad_max_pool", [x, *geometry, out, argmax], [-2, -1], None, None
             index = rng.integers(0, kernel[0] * kernel[1], out.shape).astype(argmax.dtype)
             grad = rng.standard_normal(out.shape).astype(dtype)
             yield ("minigrad_max_pool_backward", [grad, index, *geometry, np.empty_like(x)], [-1],
-                   None)
+                   None, None)
         x, g = (rng.standard_normal((4, 3, 5, 6)).astype(dtype) for _ in range(2))
         per_channel = [rng.standard_normal(3).astype(dtype) for _ in range(4)]
         yield "minigrad_batch_norm", [x, *per_channel, 30, 3, np.empty_like(x),
-                                      np.empty_like(x)], [-2, -1], None
+                                      np.empty_like(x)], [-2, -1], None, None
         yield "minigrad_batch_norm_backward", [g, x, *per_channel[:3], 30, 3, 120,
-                                               np.empty_like(x)], [-1], None
-        yield "minigrad_relu_backward", [np.round(x), g, np.empty_like(x)], [-1], None
+                                               np.empty_like(x)], [-1], None, None
+        yield "minigrad_relu_backward", [np.round(x), g, np.empty_like(x)], [-1], None, None
+    yield from winograd_kernel_cases(rng)
 
 
-SPECIALIZED = {"minigrad_im2col", "minigrad_col2im"}
+def winograd_kernel_cases(rng):
+    """The seven Winograd kernels of each tile size, in float32 and float16 (autocast), on a
+    layer with an odd size, uneven padding and partial edge tiles."""
+    from minigrad.kernels import winograd
+
+    n, c, k, h, w = 2, 3, 5, 7, 9
+    for m in winograd.KERNELS:
+        plan = winograd.Plan(m, h, w, 1, 2, h + 1 + 0 - 2, w + 2 + 1 - 2)
+        name = f"_f{m}"
+        tiles, points = n * plan.th * plan.tw, plan.points
+        for dtype in (np.float32, np.float16):
+            x = rng.standard_normal((n, c, h, w)).astype(dtype)
+            constants_in = winograd._constants(plan, *winograd._IN)
+            constants_out = winograd._constants(plan, *winograd._OUT)
+            v = np.empty((points, c, tiles), dtype)
+            yield (f"minigrad_winograd_input{name}", [x, *plan.input_geometry(n, c), v], [-1],
+                   c * tiles, constants_in)
+            mm = rng.standard_normal((points, k, tiles)).astype(np.float32)
+            bias = rng.standard_normal(k).astype(dtype)
+            out = np.zeros((n, k, plan.oh, plan.ow), dtype)
+            yield (f"minigrad_winograd_output{name}", [mm, bias, *plan.output_geometry(n, k),
+                                                       out], [-1], k * tiles, constants_out)
+            grad = rng.standard_normal(out.shape).astype(dtype)
+            dm = np.empty((points, k, tiles), dtype)
+            yield (f"minigrad_winograd_output_adjoint{name}",
+                   [grad, *plan.output_geometry(n, k), dm], [-1], k * tiles, constants_out)
+            dv = rng.standard_normal((points, c, tiles)).astype(np.float32)
+            yield f"minigrad_winograd_input_adjoint{name}", [c, tiles, dv], [-1], c * tiles, None
+            yield (f"minigrad_winograd_gather{name}", [dv, *plan.input_geometry(n, c),
+                                                       np.empty_like(x)], [-1], None,
+                   constants_in)
+            weight = rng.standard_normal((k, c, 3, 3)).astype(dtype)
+            yield (f"minigrad_winograd_filter{name}", [weight, k, c,
+                                                       np.empty((points, k, c), dtype)],
+                   [-1], k * c, None)
+            du = rng.standard_normal((points, k, c)).astype(np.float32)
+            yield (f"minigrad_winograd_filter_adjoint{name}", [du, k, c, np.empty_like(weight)],
+                   [-1], k * c, None)
 
 
 def check_kernels() -> list[tuple[str, float, bool]]:
     """(case, largest relative difference kernel vs twin, passed) for every kernel case."""
     from minigrad import kernels
-    from minigrad.kernels import activation, im2col, norm, pool  # noqa: F401 - registers them
+    from minigrad.kernels import activation, im2col, norm, pool, winograd
 
     xp = mg.backend.array_module("cuda")
     compiled = {}
@@ -140,16 +182,18 @@ def check_kernels() -> list[tuple[str, float, bool]]:
         for value in vars(module).values():
             if isinstance(value, kernels.Kernel):
                 compiled[value.name] = value
+    for steps in winograd.KERNELS.values():
+        compiled.update({kernel.name: kernel for kernel in steps.values()})
     rows = []
-    for k, (name, args, outputs, size) in enumerate(kernel_cases()):
+    for k, (name, args, outputs, size, constants) in enumerate(kernel_cases()):
         expected = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
         kernels.TWINS[name](*expected)
         on_device = [xp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
-        # the convolution kernels run compiled for their geometry (Kernel's constants)
-        constants = im2col._constants(args[1:15]) if name in SPECIALIZED else None
         compiled[name](*on_device, size=size, constants=constants)
         worst = max(_relative_difference(xp.asnumpy(on_device[i]), expected[i]) for i in outputs)
-        rows.append((f"{name} #{k}", worst, worst <= 1e-5))
+        # float16 results may differ by a rounding of the last bit (sums in another order)
+        tolerance = 2e-3 if any(expected[i].dtype == np.float16 for i in outputs) else 1e-5
+        rows.append((f"{name} #{k}", worst, worst <= tolerance))
     return rows
 
 
@@ -166,10 +210,17 @@ def _relative_difference(a: np.ndarray, b: np.ndarray) -> float:
 def check_fast_paths() -> list[tuple[str, str]]:
     """(case, "ok" or the assertion's message) for each CUDA fast path against its reference."""
     from minigrad.ops import activation, conv, norm, pool
-    from minigrad.ops.fast import cuda_activation, cuda_conv, cuda_norm, cuda_pool
+    from minigrad.ops.fast import cuda_activation, cuda_conv, cuda_norm, cuda_pool, cuda_winograd
 
     rng = np.random.default_rng(0)
     cases = [
+        ("conv2d winograd 3x3 pad 1", cuda_winograd.Conv2dWinogradCUDA, conv.Conv2d,
+         [rng.standard_normal((3, 16, 11, 9)), rng.standard_normal((8, 16, 3, 3)),
+          rng.standard_normal(8)],
+         dict(stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1), groups=1)),
+        ("conv2d winograd pad (0, 2, 1, 0)", cuda_winograd.Conv2dWinogradCUDA, conv.Conv2d,
+         [rng.standard_normal((2, 16, 8, 10)), rng.standard_normal((5, 16, 3, 3))],
+         dict(stride=(1, 1), padding=(0, 2, 1, 0), dilation=(1, 1), groups=1)),
         ("conv2d 3x3 pad 1", cuda_conv.Conv2dCUDA, conv.Conv2d,
          [rng.standard_normal((4, 8, 12, 12)), rng.standard_normal((16, 8, 3, 3)),
           rng.standard_normal(16)],
@@ -190,7 +241,10 @@ def check_fast_paths() -> list[tuple[str, str]]:
     ]
     rows = []
     for name, fast_function, reference, inputs, settings in cases:
-        for dtype, tolerance in ((np.float64, 1e-9), (np.float32, 1e-4)):
+        # Winograd runs float32 and float16 only (its transforms sum in float32)
+        precisions = (((np.float32, 2e-4),) if fast_function is cuda_winograd.Conv2dWinogradCUDA
+                      else ((np.float64, 1e-9), (np.float32, 1e-4)))
+        for dtype, tolerance in precisions:
             try:
                 assert_functions_agree(fast_function, reference, inputs, dtype=dtype,
                                        device="cuda", atol=tolerance, rtol=tolerance,

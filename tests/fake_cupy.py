@@ -127,6 +127,7 @@ class ndarray:  # noqa: N801 - CuPy's name
     def __init__(self, array: np.ndarray):
         self._a = array
         _memory.add(array)
+        _register_buffer(array)
 
     # what NumPy may not touch
     def __array__(self, dtype=None, copy=None):
@@ -149,6 +150,7 @@ class ndarray:  # noqa: N801 - CuPy's name
     strides = property(lambda self: self._a.strides)
     nbytes = property(lambda self: self._a.nbytes)
     itemsize = property(lambda self: self._a.itemsize)
+    flags = property(lambda self: self._a.flags)
     device = property(lambda self: types.SimpleNamespace(id=0))
     # CuPy's MemoryPointer: .ptr is the address of the first element
     data = property(lambda self: types.SimpleNamespace(
@@ -512,6 +514,89 @@ class _Generator:
 
 
 random = types.SimpleNamespace(default_rng=_Generator)
+# device memory by address, for the cuBLAS stand-in, which is handed pointers
+_buffers: dict[int, weakref.ref] = {}
+
+
+def _register_buffer(array: np.ndarray) -> None:
+    root = array
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    _buffers[root.__array_interface__["data"][0]] = weakref.ref(root)
+
+
+def _buffer_at(pointer: int, what: str) -> tuple[np.ndarray, int]:
+    """The live device buffer holding `pointer` (flat), and the pointer's byte offset in it."""
+    for start, ref in list(_buffers.items()):
+        root = ref()
+        if root is None:
+            del _buffers[start]
+        elif start <= pointer < start + max(root.nbytes, 1):
+            return root.reshape(-1) if root.flags.c_contiguous else root, pointer - start
+    raise ValueError(f"fake_cupy cuBLAS: {what} points at no live device array")
+
+
+_CUDA_TYPES = {0: np.float32, 1: np.float64, 2: np.float16}
+
+
+def _column_major(pointer, data_type, rows, cols, ld, stride, batch, what) -> np.ndarray:
+    """The (batch, rows, cols) matrices that cuBLAS reads at `pointer`: column-major, leading
+    dimension `ld`, `stride` elements apart; checked to lie inside one array of that type."""
+    root, offset = _buffer_at(pointer, what)
+    dtype = np.dtype(_CUDA_TYPES[data_type])
+    if root.dtype != dtype or root.ndim != 1:
+        raise TypeError(f"fake_cupy cuBLAS: {what} is declared {dtype} but points into a "
+                        f"{root.dtype} array of shape {root.shape}")
+    if offset % dtype.itemsize or ld < max(1, rows):
+        raise ValueError(f"fake_cupy cuBLAS: {what}: misaligned, or ld={ld} < rows={rows}")
+    start = offset // dtype.itemsize
+    last = start + (batch - 1) * stride + (rows - 1) + (cols - 1) * ld
+    if last >= root.size:
+        raise ValueError(f"fake_cupy cuBLAS: {what} reads element {last} of an array of "
+                         f"{root.size}: rows={rows} cols={cols} ld={ld} stride={stride}")
+    return np.lib.stride_tricks.as_strided(root[start:], shape=(batch, rows, cols),
+                                           strides=(stride * dtype.itemsize, dtype.itemsize,
+                                                    ld * dtype.itemsize))
+
+
+class _Cublas:
+    """cuBLAS's gemmStridedBatchedEx as CuPy wraps it (pointers and host scalars), computed
+    with NumPy as its compute type says: 68 float32 (float16 inputs summed in float32),
+    77 TF32-rounded inputs, 70 float64."""
+
+    def gemmStridedBatchedEx(self, handle, transa, transb, m, n, k, alpha, A, Atype, lda,  # noqa: N802,N803
+                             strideA, B, Btype, ldb, strideB, beta, C, Ctype, ldc, strideC,  # noqa: N803
+                             batchCount, computeType, algo):  # noqa: N803
+        import ctypes
+
+        a = _column_major(A, Atype, *((m, k) if transa == 0 else (k, m)), lda, strideA,
+                          batchCount, "A")
+        b = _column_major(B, Btype, *((k, n) if transb == 0 else (n, k)), ldb, strideB,
+                          batchCount, "B")
+        c = _column_major(C, Ctype, m, n, ldc, strideC, batchCount, "C")
+        a = a if transa == 0 else a.swapaxes(1, 2)
+        b = b if transb == 0 else b.swapaxes(1, 2)
+        if a.dtype != b.dtype:
+            raise TypeError(f"fake_cupy cuBLAS: A is {a.dtype}, B {b.dtype}")
+        if computeType == 70 and a.dtype == np.float64:
+            compute, scalar = np.float64, ctypes.c_double
+        elif computeType == 68 and a.dtype in (np.float32, np.float16):
+            compute, scalar = np.float32, ctypes.c_float
+        elif computeType == 77 and a.dtype == np.float32:
+            a, b = tf32_round(a), tf32_round(b)
+            compute, scalar = np.float32, ctypes.c_float
+        else:
+            raise ValueError(f"fake_cupy cuBLAS: compute type {computeType} does not take "
+                             f"{a.dtype} inputs (CUBLAS_STATUS_NOT_SUPPORTED)")
+        stats.gemm_precisions.append((3, str(a.dtype), "tf32" if computeType == 77 else
+                                      "fp32" if compute == np.float32 else "fp64"))
+        alpha_, beta_ = (scalar.from_address(p).value for p in (alpha, beta))
+        product = np.matmul(a.astype(compute), b.astype(compute)) * compute(alpha_)
+        if beta_ != 0:
+            product += compute(beta_) * c.astype(compute)
+        c[...] = product.astype(c.dtype)
+
+
 class _Device:
     """cupy.cuda.Device: a context, with the id and compute capability of an H100."""
 
@@ -532,6 +617,8 @@ class _Device:
 
 cuda = types.SimpleNamespace(
     Device=_Device,
+    cublas=_Cublas(),
+    device=types.SimpleNamespace(get_cublas_handle=lambda: 1),
     runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
 )
 

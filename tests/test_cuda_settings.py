@@ -63,7 +63,8 @@ def test_gpu_check_correctness_parts_pass_on_the_cuda_device():
     import gpu_check
 
     kernel_rows = gpu_check.check_kernels()
-    assert len(kernel_rows) == 2 * (3 * 4 + 2 * 2 + 3)  # every kernel, both dtypes
+    # every kernel in both dtypes; Winograd's seven for each tile size, float32 and float16
+    assert len(kernel_rows) == 2 * (3 * 4 + 2 * 2 + 3) + 2 * 2 * 7
     assert all(ok for *_, ok in kernel_rows), [r for r in kernel_rows if not r[2]]
     fast_rows = gpu_check.check_fast_paths()
     assert [outcome for _, outcome in fast_rows] == ["ok"] * len(fast_rows)
@@ -91,7 +92,10 @@ def test_gpu_check_profiles_every_function_of_a_vgg_step():
     rows = gpu_check.profile_step(gpu_check.minigrad_vgg_step(2, size=32, width_mult=0.0625),
                                   steps=2, clock=_PerfClock())
     calls = {key: count for _, count, key in rows}
-    assert calls["Conv2dCUDA forward"] == calls["Conv2dCUDA backward"] == 13
+    # 3x3 layers with 16 channels or more in take Winograd, the others im2col
+    for phase in ("forward", "backward"):
+        assert calls[f"Conv2dCUDA {phase}"] + calls[f"Conv2dWinogradCUDA {phase}"] == 13
+    assert calls["Conv2dWinogradCUDA forward"] == 8  # input channels 16 and 32
     assert calls["MaxPool2dCUDA forward"] == 5 and calls["ReLUCUDA backward"] == 15
     assert [ms for ms, _, _ in rows] == sorted((ms for ms, _, _ in rows), reverse=True)
     from minigrad.ops.fast.cuda_conv import Conv2dCUDA

@@ -154,10 +154,20 @@ def test_a_vgg_step_on_cuda_runs_2d_gemms_and_no_poorly_coalesced_elementwise_op
     strided = [shape for shape, _ in fcp.stats.strided_elementwise]
     assert set(strided) <= weights_transposed
     batched = [dims for dims in fcp.stats.matmuls if dims != (2, 2)]
-    # only the adaptive average pool's small bin matrices (7x7 over 2x2) are batched
-    assert len(batched) <= 4 and len(fcp.stats.matmuls) >= 3 * 13
+    # only the adaptive average pool's small bin matrices (7x7 over 2x2) are batched through
+    # CuPy's matmul; the 3x3 layers with 16 channels in or more run Winograd, whose batched
+    # GEMMs call cuBLAS directly (3 a layer), the others im2col's 2-D GEMMs (3 a layer)
+    from minigrad.ops.fast import cuda_winograd
+
+    convs = [m for m in model.modules() if isinstance(m, mg.nn.Conv2d)]
+    winograd = sum(m.in_channels >= cuda_winograd.MIN_CHANNELS for m in convs)
+    assert winograd == 10
+    assert len(batched) <= 4 and len(fcp.stats.matmuls) >= 3 * (len(convs) - winograd)
+    assert sum(ndim == 3 for ndim, _, _ in fcp.stats.gemm_precisions) == 3 * winograd
     assert {"minigrad_im2col", "minigrad_col2im", "minigrad_max_pool",
-            "minigrad_batch_norm_backward", "minigrad_relu_backward"} <= set(fcp.stats.kernels)
+            "minigrad_batch_norm_backward", "minigrad_relu_backward",
+            "minigrad_winograd_input_f2", "minigrad_winograd_gather_f2"} <= set(
+        fcp.stats.kernels)
 
 
 @pytest.mark.skipif(not fcp.installed, reason="a real GPU is present; the stand-in is not used")
@@ -167,14 +177,15 @@ def test_cuda_conv_keeps_its_columns_within_the_budget(budget_images):
     chunk of them (and of their gradient), so memory stays near the activations'."""
     from unittest import mock
 
-    from minigrad.ops.fast import cuda_conv
+    from minigrad.ops.fast import cuda_conv, cuda_winograd
 
     n, c, size = 8, 16, 32
     per_image = c * 9 * size * size * 4  # bytes of one image's columns
     x = mg.randn(n, c, size, size, device="cuda", requires_grad=True)
     weight = mg.randn(c, c, 3, 3, device="cuda", requires_grad=True)
     upstream = mg.randn(n, c, size, size, device="cuda")
-    with mock.patch.object(cuda_conv, "COLS_BUDGET_BYTES", budget_images * per_image):
+    with mock.patch.object(cuda_conv, "COLS_BUDGET_BYTES", budget_images * per_image), \
+            mock.patch.object(cuda_winograd, "_enabled", False):  # im2col's columns
         with fcp.track_memory() as memory:
             mg.nn.functional.conv2d(x, weight, padding=1).backward(upstream)
     activation = n * c * size * size * 4

@@ -234,9 +234,9 @@ def test_public_functions_go_through_the_dispatch():
     calls = []
     real_select = fast.select
 
-    def spy(reference, tensor, **settings):
+    def spy(reference, tensor, facts=None, **settings):
         calls.append((reference, settings))
-        return real_select(reference, tensor, **settings)
+        return real_select(reference, tensor, facts, **settings)
 
     with mock.patch.object(fast, "select", spy):
         F.conv2d(x, mg.ones(1, 1, 3, 3), padding=1)

@@ -176,4 +176,5 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
         )
     inputs = (x, weight) if bias is None else (x, weight, bias)
     settings = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    return fast.select(Conv2d, x, **settings).apply(*inputs, **settings)
+    facts = dict(kernel=(kh, kw), dtype=x.dtype, channels=x.shape[1])
+    return fast.select(Conv2d, x, facts, **settings).apply(*inputs, **settings)

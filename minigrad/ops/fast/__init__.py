@@ -8,6 +8,9 @@ compute the same thing faster on one device:
                         col2im and padding copy moves runs of N floats (NumPy keeps a layout
                         through elementwise ops, so ReLU and pooling keep it too)
     cpu_pool.py         max pooling whose windows tile the input: a maximum of strided sub-grids
+    cuda_winograd.py    conv2d 3x3 at stride 1 (all of VGG16 but its first layer) by Winograd's
+                        F(2x2, 3x3): input/filter/output transform kernels around batched
+                        cuBLAS GEMMs, 2.25x fewer multiplications than im2col
     cuda_conv.py        conv2d on NCHW-contiguous CuPy arrays: im2col/col2im kernels writing and
                         reading the GEMM's layout, 2-D GEMMs (cuBLAS, TF32 when allowed), the
                         batch in chunks so the columns stay within a memory budget
@@ -16,7 +19,9 @@ compute the same thing faster on one device:
     cuda_activation.py  ReLU whose backward is one kernel
 
 A fast Function that handles only some settings says which with `supports(**settings)` (the
-CPU's tiled max pooling needs stride == kernel and no padding); the others handle all.
+CPU's tiled max pooling needs stride == kernel and no padding), also given the `facts` its
+op passes (a convolution's kernel size, dtype and input channels); the others handle all. A
+device may list several fast Functions for one op: the first that supports the call runs.
 tests/test_fast_paths.py checks every one against its reference, values and gradients.
 
 `enable(False)` (or MINIGRAD_FAST=0) runs the references everywhere; on CUDA the fast paths
@@ -46,36 +51,46 @@ def enabled() -> bool:
 
 
 def paths(device_type: str) -> dict:
-    """{reference Function: its fast Function} on "cpu" or "cuda" (imported on first use)."""
+    """{reference Function: its fast Functions, first choice first} on "cpu" or "cuda"
+    (imported on first use)."""
     if device_type not in _paths:
         from minigrad.ops import activation, conv, norm, pool
 
         if device_type == "cpu":
             from minigrad.ops.fast import cpu_conv, cpu_pool
 
-            _paths["cpu"] = {conv.Conv2d: cpu_conv.Conv2dCPU,
-                             pool.MaxPool2d: cpu_pool.MaxPool2dTiledCPU}
+            _paths["cpu"] = {conv.Conv2d: (cpu_conv.Conv2dCPU,),
+                             pool.MaxPool2d: (cpu_pool.MaxPool2dTiledCPU,)}
         else:
-            from minigrad.ops.fast import cuda_activation, cuda_conv, cuda_norm, cuda_pool
+            from minigrad.ops.fast import (
+                cuda_activation,
+                cuda_conv,
+                cuda_norm,
+                cuda_pool,
+                cuda_winograd,
+            )
 
-            _paths["cuda"] = {conv.Conv2d: cuda_conv.Conv2dCUDA,
-                              pool.MaxPool2d: cuda_pool.MaxPool2dCUDA,
-                              norm.BatchNorm: cuda_norm.BatchNormCUDA,
-                              activation.ReLU: cuda_activation.ReLUCUDA}
+            _paths["cuda"] = {conv.Conv2d: (cuda_winograd.Conv2dWinogradCUDA,
+                                            cuda_conv.Conv2dCUDA),
+                              pool.MaxPool2d: (cuda_pool.MaxPool2dCUDA,),
+                              norm.BatchNorm: (cuda_norm.BatchNormCUDA,),
+                              activation.ReLU: (cuda_activation.ReLUCUDA,)}
     return _paths[device_type]
 
 
-def select(reference, x, **settings):
-    """The Function that computes `reference` for the tensor x with these settings: the fast
-    path of x's device when there is one that supports them, else the reference."""
+def select(reference, x, facts: dict | None = None, **settings):
+    """The Function that computes `reference` for the tensor x with these settings: the first
+    fast path of x's device that supports them (and the `facts`), else the reference."""
     if not _enabled:
         return reference
     if isinstance(x.array, np.ndarray):
-        candidate = paths("cpu").get(reference)
+        candidates = paths("cpu").get(reference, ())
     elif kernels.enabled():
-        candidate = paths("cuda").get(reference)
+        candidates = paths("cuda").get(reference, ())
     else:
         return reference
-    if candidate is None or not getattr(candidate, "supports", lambda **_: True)(**settings):
-        return reference
-    return candidate
+    for candidate in candidates:
+        supports = getattr(candidate, "supports", None)
+        if supports is None or supports(**settings, **(facts or {})):
+            return candidate
+    return reference
