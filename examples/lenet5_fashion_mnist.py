@@ -44,6 +44,7 @@ def build_parser() -> cli.ArgumentParser:
                         help="cosine: the lr falls from --lr to 0 over the epochs")
     parser.add_argument("--device", default="cpu",
                         help="cpu, or cuda (needs CuPy and an NVIDIA GPU)")
+    cli.add_precision_argument(parser)
     parser.add_argument("--data-dir", default=None,
                         help="folder with the four Fashion-MNIST IDX .gz files (default: "
                              "~/.cache/minigrad/fashion-mnist, the Debian package's folder, "
@@ -80,17 +81,18 @@ def main(argv=None) -> None:
     print(f"LeNet5 on Fashion-MNIST: {len(train)} training and {len(test)} test images, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters, {args.optimizer} "
           f"lr {args.lr} ({args.schedule}), batch {args.batch_size}, device {args.device}")
+    amp = cli.apply_precision(args.precision, args.device)
 
     started = time.perf_counter()
     try:
         history = fit(model, optimizer, loss_fn, train_loader, test_loader, epochs=args.epochs,
                       device=args.device, metric=accuracy, metric_name="accuracy",
                       scheduler=scheduler, out_dir=args.out, resume=args.resume,
-                      progress=not args.no_progress, val_label="test")
+                      progress=not args.no_progress, val_label="test", amp=amp)
     except mg.CheckpointError as error:
         raise cli.UsageError(f"--resume: {error}; delete it or choose another --out to start "
                              "over") from None
-    _, outputs, targets = evaluate(model, test_loader, loss_fn, args.device)
+    _, outputs, targets = evaluate(model, test_loader, loss_fn, args.device, amp=amp)
     seconds = np.mean([r["seconds"] for r in history]) if history else 0.0
     print(f"test accuracy {accuracy(outputs, targets):.2%} after {len(history)} epochs; "
           f"{seconds:.1f} s per epoch ({time.perf_counter() - started:.0f} s in all)")

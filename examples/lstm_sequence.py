@@ -51,6 +51,7 @@ def build_parser() -> cli.ArgumentParser:
                         help="images per training step")
     parser.add_argument("--lr", type=cli.positive_float, default=3e-3,
                         help="Adam's learning rate (the cosine schedule's start)")
+    cli.add_precision_argument(parser)
     parser.add_argument("--device", default="cpu",
                         help="cpu, or cuda (needs CuPy and an NVIDIA GPU)")
     parser.add_argument("--data-dir", default=None,
@@ -82,12 +83,14 @@ def main(argv=None) -> None:
     print(f"LSTM ({args.layers} x {args.hidden}) over the 28 rows of {len(train)} training "
           f"images; {sum(p.numel() for p in model.parameters()):,} parameters; device "
           f"{args.device}")
+    amp = cli.apply_precision(args.precision, args.device)
     started = time.perf_counter()
     try:
         history = fit(model, optimizer, nn.CrossEntropyLoss(), train_loader, test_loader,
                       epochs=args.epochs, device=args.device, metric=accuracy,
                       metric_name="accuracy", scheduler=scheduler, out_dir=args.out,
-                      resume=args.resume, progress=not args.no_progress, val_label="test")
+                      resume=args.resume, progress=not args.no_progress, val_label="test",
+                      amp=amp)
     except mg.CheckpointError as error:
         raise cli.UsageError(f"--resume: {error}; delete it or choose another --out to start "
                              "over") from None

@@ -64,6 +64,7 @@ def build_parser() -> cli.ArgumentParser:
     training.add_argument("--lr", type=cli.positive_float, default=1e-3,
                           help="Adam's learning rate (the cosine schedule's start)")
     training.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling")
+    cli.add_precision_argument(training)
     model = parser.add_argument_group("model")
     model.add_argument("--width", type=cli.positive_int, default=32,
                        help="channels of the first level (doubled at each level down)")
@@ -103,12 +104,13 @@ def main(argv=None) -> None:
           f"{sum(p.numel() for p in model.parameters()):,} parameters; {len(train)} training "
           f"and {len(val)} validation images at {args.image_size}x{args.image_size}; device "
           f"{args.device}")
+    amp = cli.apply_precision(args.precision, args.device)
     try:
         history = fit(model, optimizer, nn.CrossEntropyLoss(ignore_index=255), train_loader,
                       val_loader, epochs=args.epochs, device=args.device, metric=miou,
                       metric_name="mIoU", scheduler=scheduler, out_dir=args.out,
                       resume=args.resume, on_validation=print_per_class_iou,
-                      progress=not args.no_progress,
+                      progress=not args.no_progress, amp=amp,
                       output_transform=lambda scores: scores.argmax(1).astype(np.uint8))
     except mg.CheckpointError as error:
         raise cli.UsageError(f"--resume: {error}; delete it or choose another --out to start "

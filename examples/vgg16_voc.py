@@ -126,6 +126,7 @@ def build_parser() -> cli.ArgumentParser:
     training.add_argument("--step-size", type=cli.positive_int, default=10,
                           help="StepLR: the lr is divided by 10 every this many epochs")
     training.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling")
+    cli.add_precision_argument(training)
     model = parser.add_argument_group("model")
     model.add_argument("--arch", choices=sorted(HEADS), default="vgg16",
                        help="the network: VGG16 (configuration D) or ResNet-18/34")
@@ -193,12 +194,14 @@ def main(argv=None) -> None:
           f"{sum(p.numel() for p in trainable):,} trainable parameters; {len(train)} training "
           f"and {len(val)} validation images at {args.image_size}x{args.image_size}; "
           f"device {args.device}")
+    amp = cli.apply_precision(args.precision, args.device)
 
     try:
         history = fit(model, optimizer, loss_fn, train_loader, val_loader, epochs=args.epochs,
                       device=args.device, metric=mean_average_precision, metric_name="mAP",
                       scheduler=scheduler, out_dir=args.out, resume=args.resume,
-                      on_validation=print_per_class_ap, progress=not args.no_progress)
+                      on_validation=print_per_class_ap, progress=not args.no_progress,
+                      amp=amp)
     except mg.CheckpointError as error:
         raise cli.UsageError(f"--resume: {error}; delete it or choose another --out to start "
                              "over") from None

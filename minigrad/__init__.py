@@ -7,6 +7,7 @@
 """
 
 from minigrad import (
+    amp,
     backends,
     cuda,
     data,
@@ -20,6 +21,7 @@ from minigrad import (
     utils,
     viz,
 )
+from minigrad.amp import autocast
 from minigrad.autograd import (
     enable_grad,
     inference_mode,
@@ -29,6 +31,7 @@ from minigrad.autograd import (
 )
 from minigrad.backend import (
     Device,
+    bfloat16,
     bool_,
     float16,
     float32,
@@ -129,5 +132,6 @@ bool = bool_  # noqa: A001 - PyTorch's name: minigrad.bool
 long = int64
 float = float32  # noqa: A001 - PyTorch's name: minigrad.float
 double = float64
+half = float16
 
 __version__ = "0.1.0"

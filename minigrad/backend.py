@@ -32,6 +32,22 @@ float64 = np.dtype(np.float64)
 _default_dtype = float32
 
 
+class UnavailableDtype:
+    """A PyTorch dtype name that minigrad cannot provide; using it raises with the reason."""
+
+    def __init__(self, name: str, reason: str):
+        self.name, self.reason = name, reason
+
+    def __repr__(self) -> str:
+        return f"minigrad.{self.name}"
+
+
+bfloat16 = UnavailableDtype(
+    "bfloat16", "NumPy has no bfloat16 of floating kind (ml_dtypes' is a raw-bytes kind that "
+    "NumPy's and minigrad's type rules do not treat as a float) and CuPy's is partial; use "
+    "minigrad.float16, with mg.autocast and mg.amp.GradScaler for mixed precision")
+
+
 def get_default_dtype() -> np.dtype:
     """The floating dtype that Python floats and new random tensors get (float32)."""
     return _default_dtype
@@ -48,6 +64,8 @@ def set_default_dtype(dtype) -> None:
 
 def as_dtype(dtype) -> np.dtype:
     """`dtype` as a NumPy dtype; a clear error for something that is not one."""
+    if isinstance(dtype, UnavailableDtype):
+        raise TypeError(f"{dtype!r} is not available: {dtype.reason}")
     try:
         return np.dtype(dtype)
     except TypeError:
@@ -229,6 +247,15 @@ def open_grid(xp, shape) -> list:
     axis, shaped to broadcast against the others."""
     return [xp.arange(n).reshape((1,) * k + (n,) + (1,) * (len(shape) - k - 1))
             for k, n in enumerate(shape)]
+
+
+def matmul(a, b):
+    """a @ b, with float16 products summed in float32 on the CPU as on a GPU's tensor cores
+    (NumPy's own float16 matmul rounds every partial sum to float16: a sum of 20,000 terms of
+    0.1 gives 2000 instead of 1999.5). CuPy already sums float16 products in float32."""
+    if isinstance(a, np.ndarray) and a.dtype == float16:
+        return np.matmul(a.astype(float32), b.astype(float32)).astype(float16)
+    return a @ b
 
 
 def scatter_add(target, index, values) -> None:

@@ -92,6 +92,38 @@ def check_device(flag: str, device: str) -> str:
     return device
 
 
+PRECISIONS = {
+    "default": "PyTorch's defaults: convolutions in TF32 on GPUs that have it, matmuls strict",
+    "fp32": "strict float32 everywhere (TF32 off)",
+    "tf32": "TF32 for convolutions and matmuls",
+    "amp": "mixed precision: float16 autocast with dynamic loss scaling (GradScaler)",
+}
+
+
+def add_precision_argument(group) -> None:
+    """--precision {default,fp32,tf32,amp}, to a parser or an argument group."""
+    group.add_argument("--precision", choices=list(PRECISIONS), default="default",
+                       help="; ".join(f"{name}: {what}" for name, what in PRECISIONS.items()))
+
+
+def apply_precision(precision: str, device: str) -> bool:
+    """Set minigrad's switches for --precision, print which precision is in force on
+    `device`, and return whether fit should train with amp."""
+    tf32 = {"default": (True, False), "fp32": (False, False), "tf32": (True, True),
+            "amp": (True, False)}[precision]
+    mg.backends.cudnn.allow_tf32 = tf32[0]
+    mg.set_float32_matmul_precision("high" if tf32[1] else "highest")
+    on_cpu = mg.backend.Device(device).type == "cpu"
+    if precision == "amp":
+        note = (" (on the CPU float16 has no tensor cores: correct, and slower than float32)"
+                if on_cpu else "")
+        print(f"precision amp: {PRECISIONS['amp']}{note}")
+    else:
+        print(f"precision {precision}: {mg.backends.precision_summary(device)}"
+              + ("" if on_cpu else f" ({PRECISIONS[precision]})"))
+    return precision == "amp"
+
+
 def existing_folder(flag: str, path) -> Path:
     """`path` if it is a folder, else a UsageError (the folder is never created)."""
     folder = Path(path).expanduser()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import types
 
+from minigrad import amp as _amp
 from minigrad import backend
 from minigrad.backend import cuda_device_count, cuda_is_available
 
@@ -17,6 +18,16 @@ def is_available() -> bool:
 def device_count() -> int:
     """The number of CUDA GPUs CuPy finds (0 without CuPy or a GPU)."""
     return cuda_device_count()
+
+
+class amp:  # noqa: N801 - PyTorch's torch.cuda.amp
+    """torch.cuda.amp's names: `autocast(dtype=float16)` for the GPU, and GradScaler."""
+
+    GradScaler = _amp.GradScaler
+
+    @staticmethod
+    def autocast(enabled: bool = True, dtype=None, cache_enabled: bool = True):
+        return _amp.autocast("cuda", dtype, enabled, cache_enabled)
 
 
 def set_allow_tf32(enabled: bool) -> None:

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from minigrad import backend
+from minigrad.amp import GradScaler, autocast
 from minigrad.autograd import no_grad
 from minigrad.nn.module import Module
 from minigrad.optim.lr_scheduler import CosineAnnealingLR, ReduceLROnPlateau
@@ -148,7 +149,8 @@ def _as_tensor(batch, device) -> Tensor:
 def train_one_epoch(model: Module, loader, loss_fn: Callable, optimizer, device,
                     progress: bool = True, description: str = "", log_every: int = 20, *,
                     skip_nonfinite: bool = False, state: EpochProgress | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> float:
+                    should_stop: Callable[[], bool] | None = None,
+                    scaler: GradScaler | None = None) -> float:
     """One pass over `loader`; returns the mean training loss per sample.
 
     The loss is summed where it lives (on the GPU for device="cuda") and read back to the host
@@ -163,15 +165,19 @@ def train_one_epoch(model: Module, loader, loss_fn: Callable, optimizer, device,
     state: an EpochProgress to continue from (its batch is where `loader` starts: see
     DataLoader.set_epoch) and to keep up to date. should_stop(): asked after each step; when
     it answers True the pass stops there (raising _Stopped, the state telling where).
+    scaler: mixed precision: the forward and the loss run under mg.autocast (float16) and the
+    step goes through this GradScaler (skipped, and the scale halved, on an inf gradient).
     """
     model.train()
     state = state if state is not None else EpochProgress()
     start, done_before = time.perf_counter(), state.count
-    watch, on_cpu = _FirstNonFinite(), backend.Device(device).type == "cpu"
+    device_type = backend.Device(device).type
+    watch, on_cpu = _FirstNonFinite(), device_type == "cpu"
     bar = _progress(loader, progress, description, initial=state.batch)
     for batch, (images, targets) in enumerate(bar, start=state.batch):
         images, targets = _as_tensor(images, device), _as_tensor(targets, device)
-        loss = loss_fn(model(images), targets)
+        with autocast(device_type, enabled=scaler is not None):
+            loss = loss_fn(model(images), targets)
         # the CPU reads the loss for free, before the update; a GPU keeps a flag (see above)
         finite = math.isfinite(loss.item()) if on_cpu or skip_nonfinite else True
         if skip_nonfinite and not finite:
@@ -182,8 +188,13 @@ def train_one_epoch(model: Module, loader, loss_fn: Callable, optimizer, device,
             if not on_cpu and not skip_nonfinite:
                 watch.update(loss.detach(), batch)
             optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             weighted = loss.detach() * len(images)
             state.total = weighted if state.total is None else state.total + weighted
             state.count += len(images)
@@ -204,19 +215,21 @@ def train_one_epoch(model: Module, loader, loss_fn: Callable, optimizer, device,
 @no_grad()
 def evaluate(model: Module, loader, loss_fn: Callable, device,
              should_stop: Callable[[], bool] | None = None,
-             output_transform: Callable | None = None):
+             output_transform: Callable | None = None, amp: bool = False):
     """(mean loss, all outputs, all targets) of `model` in eval mode over `loader`;
     should_stop() is asked after each batch (raising _Stopped when it answers True);
     output_transform(outputs) is applied to each batch's outputs (a host array) before they
-    are kept (argmax over classes keeps a segmentation's labels, not all of its scores)."""
+    are kept (argmax over classes keeps a segmentation's labels, not all of its scores);
+    amp: the model and loss run under mg.autocast (float16)."""
     model.eval()
     total, count, outputs, targets = None, 0, [], []
     for images, batch_targets in loader:
         if should_stop is not None and should_stop():
             raise _Stopped
         images, batch_targets = _as_tensor(images, device), _as_tensor(batch_targets, device)
-        output = model(images)
-        weighted = loss_fn(output, batch_targets) * len(images)
+        with autocast(backend.Device(device).type, enabled=amp):
+            output = model(images)
+            weighted = loss_fn(output, batch_targets) * len(images)
         total = weighted if total is None else total + weighted
         count += len(images)
         kept = output.numpy()  # the metric is computed on the host, once per epoch
@@ -230,7 +243,8 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
         scheduler=None, out_dir=None, resume: bool = False, patience: int | None = None,
         on_validation: Callable | None = None, progress: bool = True,
         skip_nonfinite: bool = False, val_label: str = "validation",
-        output_transform: Callable | None = None) -> History:
+        output_transform: Callable | None = None, amp: bool = False,
+        scaler: GradScaler | None = None) -> History:
     """Train `model` for `epochs` epochs and return the history (one dict per epoch).
 
     metric(outputs, targets) -> float, higher is better (accuracy, mAP), on the validation set.
@@ -245,6 +259,9 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
     ("test" when the test set is evaluated each epoch).
     output_transform(outputs): applied to each validation batch's outputs before metric and
     on_validation see them (e.g. lambda scores: scores.argmax(1) for segmentation).
+    amp: mixed precision (mg.autocast in float16 for the forward passes and the losses, the
+    parameters kept float32) with dynamic loss scaling through `scaler` (a GradScaler made
+    here if none is given); the scaler's state is saved in last.npz and resumed with it.
     Ctrl-C: saves last.npz at the step it stopped at and raises TrainingInterrupted.
     """
     if not isinstance(epochs, int) or epochs < 1:
@@ -252,6 +269,11 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+    if scaler is not None and not amp:
+        raise ValueError("fit: a scaler was given without amp=True; pass amp=True for mixed "
+                         "precision (or no scaler for float32)")
+    if amp and scaler is None:
+        scaler = GradScaler(backend.Device(device).type)
     history = History()
     best, bad_epochs, start_epoch, position = -np.inf, 0, 0, None
     if resume and out is not None and (out / "last.npz").exists():
@@ -261,6 +283,8 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state["scheduler"] is not None:
             scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         backend.generator("cpu").bit_generator.state = state["rng"]
         history.extend(state["history"])
         best, bad_epochs = state["best"], state["bad_epochs"]
@@ -291,7 +315,8 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
                 train_loss = train_one_epoch(model, batches, loss_fn, optimizer, device,
                                              progress, f"epoch {epoch + 1}/{epochs}",
                                              skip_nonfinite=skip_nonfinite,
-                                             state=progress_state, should_stop=stop)
+                                             state=progress_state, should_stop=stop,
+                                             scaler=scaler)
                 skipped = progress_state.skipped
                 if skipped:
                     print(f"epoch {epoch + 1}: skipped {len(skipped)} batch(es) with a NaN or "
@@ -308,7 +333,8 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
                     phase = "validate"
                     val_loss, outputs, targets = evaluate(model, val_loader, loss_fn, device,
                                                           should_stop=stop,
-                                                          output_transform=output_transform)
+                                                          output_transform=output_transform,
+                                                          amp=amp)
                     if not math.isfinite(val_loss):
                         raise NonFiniteLossError(
                             f"fit: the validation loss is {val_loss} after epoch {epoch + 1} "
@@ -329,7 +355,7 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
             except _Stopped:
                 raise _interrupted(model, optimizer, scheduler, out, history, best,
                                    bad_epochs, epoch, epochs, progress_state, phase,
-                                   _length(train_loader)) from None
+                                   _length(train_loader), scaler) from None
             if isinstance(scheduler, ReduceLROnPlateau):
                 scheduler.step(-score if metric is None else score)
             elif scheduler is not None:
@@ -348,7 +374,7 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
                 if improved:
                     save(model.state_dict(), out / "best.npz")
                 save(_checkpoint(model, optimizer, scheduler, epoch, epochs, history, best,
-                                 bad_epochs, None), out / "last.npz")
+                                 bad_epochs, None, scaler), out / "last.npz")
                 _write_history(out, history, metric_name, val_label)
             if patience is not None and bad_epochs >= patience:
                 print(f"early stopping: no better validation score for {patience} epochs")
@@ -357,14 +383,14 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
 
 
 def _checkpoint(model, optimizer, scheduler, epoch, epochs, history, best, bad_epochs,
-                position) -> dict:
+                position, scaler=None) -> dict:
     """last.npz: everything a resumed run needs. `epoch` is the last finished epoch (0-based,
     -1 for none); `position`, when Ctrl-C stopped an epoch, where in it."""
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "epoch": epoch, "epochs": epochs, "history": list(history), "best": best,
             "bad_epochs": bad_epochs, "rng": backend.generator("cpu").bit_generator.state,
-            "position": position}
+            "position": position, "scaler": scaler.state_dict() if scaler is not None else None}
 
 
 def _progress_state(position, device) -> EpochProgress:
@@ -375,7 +401,7 @@ def _progress_state(position, device) -> EpochProgress:
 
 
 def _interrupted(model, optimizer, scheduler, out, history, best, bad_epochs, epoch, epochs,
-                 state: EpochProgress, phase: str, steps) -> TrainingInterrupted:
+                 state: EpochProgress, phase: str, steps, scaler=None) -> TrainingInterrupted:
     """Save last.npz where Ctrl-C stopped epoch `epoch` and make the exception that says so."""
     where = (f"epoch {epoch + 1}/{epochs} after step {state.batch} of {steps}" if phase == "train"
              else f"epoch {epoch + 1}/{epochs} while validating (its training is saved)")
@@ -387,7 +413,7 @@ def _interrupted(model, optimizer, scheduler, out, history, best, bad_epochs, ep
                 "count": state.count, "skipped": list(state.skipped)}
     path = out / "last.npz"
     save(_checkpoint(model, optimizer, scheduler, epoch - 1, epochs, history, best, bad_epochs,
-                     position), path)
+                     position, scaler), path)
     return TrainingInterrupted(f"interrupted in {where}; saved {path}", path, epoch + 1,
                                state.batch)
 

@@ -226,3 +226,16 @@ def test_resnet_arch_trains_from_torchvision_weights(tmp_path):
                       "--freeze-features", "--no-progress")
     assert "ResNet-18 (width x1.0): 10,260 trainable parameters" in out, out  # fc: 512*20 + 20
     assert "val mAP" in out
+
+
+@pytest.mark.parametrize("precision, says", [
+    ("default", "precision default: float32 (the CPU computes"),
+    ("fp32", "precision fp32: float32"),
+    ("amp", "precision amp: mixed precision: float16 autocast")])
+def test_vgg16_example_takes_precision_and_says_which_is_in_force(tmp_path, precision, says):
+    result = _run("vgg16_voc.py", *SYNTHETIC, "--epochs", "1", "--out", tmp_path,
+                  "--precision", precision)
+    assert result.returncode == 0, result.stderr
+    assert says in result.stdout and "val mAP" in result.stdout
+    if precision == "amp":
+        assert mg.load(tmp_path / "last.npz")["scaler"]["scale"] == 2.0**16

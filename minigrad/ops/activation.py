@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from minigrad import amp
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops import fast
@@ -282,11 +283,13 @@ def tanh(x: Tensor) -> Tensor:
 
 @tensor_method()
 def softmax(x: Tensor, dim: int) -> Tensor:
+    x = amp.full_precision_one(x)  # float32 inside mg.autocast
     return Softmax.apply(as_floating(x), dim=normalize_dim("softmax", dim, x.ndim))
 
 
 @tensor_method()
 def log_softmax(x: Tensor, dim: int) -> Tensor:
+    x = amp.full_precision_one(x)
     return LogSoftmax.apply(as_floating(x), dim=normalize_dim("log_softmax", dim, x.ndim))
 
 

@@ -25,8 +25,9 @@ batch) compute the same thing and are tested against it; `conv2d` below picks on
 
 from __future__ import annotations
 
+from minigrad import amp
 from minigrad.autograd import Function
-from minigrad.backend import get_array_module
+from minigrad.backend import get_array_module, matmul
 from minigrad.ops import fast
 
 
@@ -87,7 +88,7 @@ class Conv2d(Function):
         windows = im2col_view(x_pad, (kh, kw), stride, dilation, (oh, ow))
         cols = windows.transpose(1, 2, 3, 0, 4, 5).reshape(groups, -1, n * oh * ow)
         w = weight.reshape(groups, oc // groups, -1)
-        out = (w @ cols).reshape(oc, n, oh, ow).transpose(1, 0, 2, 3)  # (N, OC, OH, OW)
+        out = matmul(w, cols).reshape(oc, n, oh, ow).transpose(1, 0, 2, 3)  # (N, OC, OH, OW)
         if bias is not None:
             out = out + bias.reshape(1, oc, 1, 1)
         ctx.save_for_backward(cols, weight)
@@ -104,14 +105,14 @@ class Conv2d(Function):
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             n, c, hp, wp = ctx.x_pad_shape
-            grad_cols = weight.reshape(groups, oc // groups, -1).swapaxes(1, 2) @ g
+            grad_cols = matmul(weight.reshape(groups, oc // groups, -1).swapaxes(1, 2), g)
             # (C*KH*KW, N*OH*OW) -> (KH, KW, N, C, OH, OW), the offsets first for col2im
             grad_cols = grad_cols.reshape(c, kh, kw, n, oh, ow).transpose(1, 2, 3, 0, 4, 5)
             grad_pad = col2im(grad_cols, xp.zeros(ctx.x_pad_shape, dtype=grad.dtype), (kh, kw),
                               ctx.stride, ctx.dilation, ctx.out_size)
             grad_x = unpad(grad_pad, ctx.padding)
         if ctx.needs_input_grad[1]:
-            grad_weight = (g @ cols.swapaxes(1, 2)).reshape(weight.shape)
+            grad_weight = matmul(g, cols.swapaxes(1, 2)).reshape(weight.shape)
         has_bias = len(ctx.needs_input_grad) == 3
         if has_bias and ctx.needs_input_grad[2]:
             grad_bias = grad.sum(axis=(0, 2, 3))
@@ -144,6 +145,7 @@ def conv_padding(padding, kernel: tuple, stride: tuple, dilation: tuple) -> tupl
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
     """2-D convolution of x (N, C, H, W) with weight (OC, C/groups, KH, KW), as PyTorch's."""
+    x, weight, bias = amp.lower_precision(x, weight, bias)  # float16 inside mg.autocast
     if x.ndim != 4:
         raise ValueError(f"conv2d: expected a 4-D input (N, C, H, W), got shape {x.shape}")
     if weight.ndim != 4:

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from minigrad import backend
+from minigrad import amp, backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops.broadcast import broadcast_shape, unbroadcast
@@ -213,6 +213,7 @@ def div(a, b) -> Tensor:
 
 @tensor_method()
 def pow(a, b) -> Tensor:  # noqa: A001 - PyTorch's name
+    a, b = amp.full_precision(a, b)  # float32 inside mg.autocast
     return Pow.apply(*operands("pow", a, b))
 
 
@@ -297,12 +298,12 @@ class Clamp(Function):
 
 @tensor_method()
 def exp(x: Tensor) -> Tensor:
-    return Exp.apply(as_floating(x))
+    return Exp.apply(as_floating(amp.full_precision_one(x)))
 
 
 @tensor_method()
 def log(x: Tensor) -> Tensor:
-    return Log.apply(as_floating(x))
+    return Log.apply(as_floating(amp.full_precision_one(x)))
 
 
 @tensor_method()
@@ -467,7 +468,7 @@ def cos(x: Tensor) -> Tensor:
 
 @tensor_method()
 def log1p(x: Tensor) -> Tensor:
-    return Log1p.apply(as_floating(x))
+    return Log1p.apply(as_floating(amp.full_precision_one(x)))
 
 
 @tensor_method()

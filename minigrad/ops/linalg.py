@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from minigrad import amp
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
+from minigrad.backend import matmul as matmul_arrays
 from minigrad.ops.broadcast import broadcast_shape, unbroadcast
 from minigrad.ops.registry import tensor_method
 from minigrad.tensor import Tensor
@@ -24,7 +26,7 @@ class MatMul(Function):
         needs_a, needs_b = ctx.needs_input_grad
         ctx.save_for_backward(a if needs_b else None, b if needs_a else None)
         ctx.a_shape, ctx.b_shape = a.shape, b.shape
-        return get_array_module(a).matmul(a, b)
+        return matmul_arrays(a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -40,11 +42,11 @@ class MatMul(Function):
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
             b2 = b.reshape(b2_shape)
-            grad_a = unbroadcast(xp.matmul(grad, xp.swapaxes(b2, -1, -2)), a2_shape)
+            grad_a = unbroadcast(matmul_arrays(grad, xp.swapaxes(b2, -1, -2)), a2_shape)
             grad_a = grad_a.reshape(a_shape)
         if ctx.needs_input_grad[1]:
             a2 = a.reshape(a2_shape)
-            grad_b = unbroadcast(xp.matmul(xp.swapaxes(a2, -1, -2), grad), b2_shape)
+            grad_b = unbroadcast(matmul_arrays(xp.swapaxes(a2, -1, -2), grad), b2_shape)
             grad_b = grad_b.reshape(b_shape)
         return grad_a, grad_b
 
@@ -61,7 +63,7 @@ class Linear(Function):
         # x's gradient reads the weight, the weight's reads x: keep only what will be read
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None,
                               weight if ctx.needs_input_grad[0] else None)
-        out = x @ weight.T
+        out = matmul_arrays(x, weight.T)
         if bias is not None:
             out += bias
         return out
@@ -71,10 +73,10 @@ class Linear(Function):
         x, weight = ctx.saved_tensors
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_x = grad @ weight
+            grad_x = matmul_arrays(grad, weight)
         g2 = grad.reshape(-1, grad.shape[-1])  # (B, out)
         if ctx.needs_input_grad[1]:
-            grad_weight = g2.T @ x.reshape(-1, x.shape[-1])
+            grad_weight = matmul_arrays(g2.T, x.reshape(-1, x.shape[-1]))
         has_bias = len(ctx.needs_input_grad) == 3
         if has_bias and ctx.needs_input_grad[2]:
             grad_bias = g2.sum(axis=0)
@@ -90,6 +92,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         )
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias has shape {bias.shape}, expected ({weight.shape[0]},)")
+    x, weight, bias = amp.lower_precision(x, weight, bias)  # float16 inside mg.autocast
     inputs = (x, weight) if bias is None else (x, weight, bias)
     _same_dtype("linear", *inputs)
     return Linear.apply(*inputs)
@@ -124,6 +127,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
             f"{inner_a} and {inner_b} differ"
         )
     broadcast_shape("matmul (batch dimensions)", a.shape[:-2], b.shape[:-2])
+    a, b = amp.lower_precision(a, b)  # float16 inside mg.autocast
     _same_dtype("matmul", a, b)
     return MatMul.apply(a, b)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad import backend
+from minigrad import amp, backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops.elementwise import where
@@ -223,6 +223,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,  
                   ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy of logits (N, C) or (N, C, d1, ...) and class indices (N) or (N, d1, ...)."""
+    input, target, weight = amp.full_precision(input, target, weight)  # float32 in autocast
     _check_reduction("cross_entropy", reduction)
     if input.ndim < 2:
         raise ValueError(f"cross_entropy: expected logits (N, C, ...), got shape {input.shape}")
@@ -261,6 +262,7 @@ def _cross_entropy_with_probabilities(logits, target, weight, reduction, label_s
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,  # noqa: A002
              ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities (N, C, ...) at class indices (N, ...)."""
+    input, target, weight = amp.full_precision(input, target, weight)  # float32 in autocast
     _check_reduction("nll_loss", reduction)
     if input.ndim < 2:
         raise ValueError(f"nll_loss: expected log-probabilities (N, C, ...), got {input.shape}")
@@ -299,6 +301,7 @@ def _binary_arguments(op: str, input: Tensor, target: Tensor, **weights):  # noq
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,  # noqa: A002
                          reduction: str = "mean") -> Tensor:
     """BCE of probabilities in [0, 1] against targets of the same shape."""
+    input, target, weight = amp.full_precision(input, target, weight)  # float32 in autocast
     _check_reduction("binary_cross_entropy", reduction)
     target, weight = _binary_arguments("binary_cross_entropy", input, target, weight=weight)
     probabilities = input.array
@@ -316,6 +319,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,  # noqa: A00
                                      weight: Tensor | None = None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
     """BCE of sigmoid(input) against targets, fused and stable for any logit."""
+    input, target, weight, pos_weight = amp.full_precision(input, target, weight, pos_weight)
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     target, weight, pos_weight = _binary_arguments(
         "binary_cross_entropy_with_logits", input, target, weight=weight, pos_weight=pos_weight
@@ -326,6 +330,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,  # noqa: A00
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Mean squared error; input and target must have the same shape (no silent broadcast)."""
+    input, target = amp.full_precision(input, target)  # float32 in autocast
     _check_reduction("mse_loss", reduction)
     if not isinstance(target, Tensor) or target.shape != input.shape:
         got = target.shape if isinstance(target, Tensor) else type(target).__name__
@@ -352,6 +357,7 @@ def _reduce_elementwise(losses: Tensor, reduction: str) -> Tensor:
 
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Mean absolute error (the gradient at a zero difference is 0, as in PyTorch)."""
+    input, target = amp.full_precision(input, target)  # float32 in autocast
     _check_reduction("l1_loss", reduction)
     _same_shape("l1_loss", input, target)
     return _reduce_elementwise((input - target).abs(), reduction)
@@ -361,6 +367,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean",  # no
                    beta: float = 1.0) -> Tensor:
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target): quadratic
     near zero, linear far away, so an outlier pulls with a bounded force."""
+    input, target = amp.full_precision(input, target)  # float32 in autocast
     _check_reduction("smooth_l1_loss", reduction)
     _same_shape("smooth_l1_loss", input, target)
     if beta < 0:
@@ -376,6 +383,7 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",  # noqa: A002
     """KL(target || q) for log-probabilities `input` = log q: target * (log target - input),
     0 where target is 0 (log_target=True: target holds log-probabilities). reduction
     "batchmean" divides the sum by the batch size, the true KL divergence per sample."""
+    input, target = amp.full_precision(input, target)  # float32 in autocast
     if reduction not in ("mean", "sum", "none", "batchmean"):
         raise ValueError(f"kl_div: reduction must be 'mean', 'sum', 'none' or 'batchmean', got "
                          f"{reduction!r}")

@@ -18,6 +18,7 @@ momentum=None, 1 / batches seen, computed there so that no step waits to read it
 
 from __future__ import annotations
 
+from minigrad import amp
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops import fast
@@ -76,8 +77,13 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
                momentum: float = 0.1, eps: float = 1e-5):
     """PyTorch's F.batch_norm. running_mean/running_var are Tensors (or None when training
     with batch statistics only); they are updated in place during training."""
+    from minigrad.ops.elementwise import cast
     from minigrad.tensor import ones, zeros
 
+    x32 = amp.full_precision_one(x)
+    if x32 is not x:  # float16 inside mg.autocast: statistics in float32, the output as x
+        return cast(batch_norm(x32, running_mean, running_var, weight, bias, training, momentum,
+                               eps), x.dtype)
     if x.ndim == 3:  # (N, C, L), as BatchNorm1d takes it: the same as (N, C, L, 1)
         n, c, length = x.shape
         out = batch_norm(x.reshape(n, c, length, 1), running_mean, running_var, weight, bias,
@@ -134,6 +140,7 @@ class Standardize(Function):
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     """Normalise over the last len(normalized_shape) dims of each sample, then scale by
     `weight` and shift by `bias` (each of normalized_shape), as torch.nn.functional."""
+    x, weight, bias = amp.full_precision(x, weight, bias)  # float32 inside mg.autocast
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(x.shape[x.ndim - len(shape):]) != shape or len(shape) > x.ndim:
         raise ValueError(f"layer_norm: normalized_shape {shape} must be the last dims of the "
@@ -152,6 +159,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
 def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
     """Split the channels (dim 1) into num_groups groups and normalise each group of each
     sample over its channels and positions; then a per-channel scale and shift."""
+    x, weight, bias = amp.full_precision(x, weight, bias)  # float32 inside mg.autocast
     if x.ndim < 2 or x.shape[1] % num_groups:
         raise ValueError(f"group_norm: the {x.shape[1] if x.ndim > 1 else '?'} channels of the "
                          f"input {tuple(x.shape)} do not split into {num_groups} groups")

@@ -12,7 +12,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from minigrad import backend
+from minigrad import amp, backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops.dims import normalize_dim, normalize_dims
@@ -191,6 +191,7 @@ class LogSumExp(Function):
 
 @tensor_method()
 def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - PyTorch's name
+    x = amp.full_precision_one(x)  # float32 inside mg.autocast
     axes = normalize_dims("sum", dim, x.ndim)
     if x.dtype.kind in "biu":  # PyTorch sums bools and every integer type as int64
         x = x.to(backend.int64)
@@ -273,6 +274,7 @@ def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
 
 @tensor_method()
 def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
+    x = amp.full_precision_one(x)
     _check_floating("logsumexp", x)
     return LogSumExp.apply(x, axes=normalize_dims("logsumexp", dim, x.ndim), keepdim=keepdim)
 
@@ -326,6 +328,7 @@ class CumSum(Function):
 
 @tensor_method()
 def cumsum(x: Tensor, dim: int) -> Tensor:
+    x = amp.full_precision_one(x)
     if x.dtype.kind in "biu":  # as sum: integers add up as int64
         x = x.to(backend.int64)
     return CumSum.apply(x, dim=normalize_dim("cumsum", dim, x.ndim))
@@ -334,6 +337,7 @@ def cumsum(x: Tensor, dim: int) -> Tensor:
 @tensor_method()
 def norm(x: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
     """The p-norm over `dim` (all elements by default): (sum |x|^p)^(1/p); p may be inf."""
+    x = amp.full_precision_one(x)
     _check_floating("norm", x)
     if p == math.inf:
         return x.abs().amax(dim=tuple(range(x.ndim)) if dim is None else dim, keepdim=keepdim)
@@ -388,6 +392,7 @@ class Prod(Function):
 @tensor_method()
 def prod(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """The product of the elements (along `dim`); integers multiply as int64, as in torch."""
+    x = amp.full_precision_one(x)
     if x.dtype.kind in "biu":
         x = x.to(backend.int64)
     dim = None if dim is None else normalize_dim("prod", dim, x.ndim)

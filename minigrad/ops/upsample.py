@@ -21,9 +21,9 @@ import math
 
 import numpy as np
 
-from minigrad import backend
+from minigrad import amp, backend
 from minigrad.autograd import Function
-from minigrad.backend import get_array_module
+from minigrad.backend import get_array_module, matmul
 from minigrad.ops.conv import col2im, im2col_view, pad, pair, unpad
 from minigrad.tensor import Tensor
 
@@ -38,7 +38,7 @@ class ConvTranspose2d(Function):
         wp = (w - 1) * sw + dw * (kw - 1) + 1 + output_padding[1]
         x2 = x.transpose(1, 0, 2, 3).reshape(groups, cin // groups, n * h * w)
         w3 = weight.reshape(groups, cin // groups, cout_g * kh * kw)
-        cols = w3.swapaxes(1, 2) @ x2  # (G, Cout/G*KH*KW, N*H*W)
+        cols = matmul(w3.swapaxes(1, 2), x2)  # (G, Cout/G*KH*KW, N*H*W)
         cols = cols.reshape(cout_g * groups, kh, kw, n, h, w).transpose(1, 2, 3, 0, 4, 5)
         out_pad = get_array_module(x).zeros((n, cout_g * groups, hp, wp), dtype=x.dtype)
         out = unpad(col2im(cols, out_pad, (kh, kw), stride, dilation, (h, w)), (ph, ph, pw, pw))
@@ -63,9 +63,9 @@ class ConvTranspose2d(Function):
         grad_x = grad_w = grad_bias = None
         if ctx.needs_input_grad[0]:
             w3 = weight.reshape(groups, cin // groups, cout_g * kh * kw)
-            grad_x = (w3 @ cols).reshape(cin, n, h, w).transpose(1, 0, 2, 3)
+            grad_x = matmul(w3, cols).reshape(cin, n, h, w).transpose(1, 0, 2, 3)
         if ctx.needs_input_grad[1]:
-            grad_w = (x2 @ cols.swapaxes(1, 2)).reshape(ctx.weight_shape)
+            grad_w = matmul(x2, cols.swapaxes(1, 2)).reshape(ctx.weight_shape)
         if len(ctx.needs_input_grad) == 3 and ctx.needs_input_grad[2]:
             grad_bias = grad.sum(axis=(0, 2, 3))
         return (grad_x, grad_w) if len(ctx.needs_input_grad) == 2 else (grad_x, grad_w, grad_bias)
@@ -75,6 +75,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
                      dilation=1):
     """Transposed 2-D convolution of x (N, Cin, H, W) with weight (Cin, Cout/groups, KH, KW),
     as torch.nn.functional.conv_transpose2d (the arguments in its order)."""
+    x, weight, bias = amp.lower_precision(x, weight, bias)  # float16 inside mg.autocast
     if x.ndim != 4 or weight.ndim != 4:
         raise ValueError(f"conv_transpose2d: expected a 4-D input and weight, got {x.shape} and "
                          f"{weight.shape}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.autograd import Function
+from minigrad.backend import matmul
 from minigrad.ops.conv import col2im, im2col_view, output_size, unpad
 
 COLS_KEPT_BYTES = 256 * 2**20  # larger im2col buffers are rebuilt in the backward, not kept
@@ -60,7 +61,7 @@ class Conv2dCPU(Function):
         ow = output_size(x_pad.shape[3], kw, stride[1], 0, dilation[1])
         cols = _im2col(x_pad, (kh, kw), stride, dilation, (oh, ow), groups)
         w = weight.reshape(groups, oc // groups, c_per_group * kh * kw)
-        out = (w @ cols).reshape(oc, oh, ow, n)  # (G, OC/G, OH*OW*N) -> (OC, OH, OW, N)
+        out = matmul(w, cols).reshape(oc, oh, ow, n)  # (G, OC/G, OH*OW*N) -> (OC, OH, OW, N)
         if bias is not None:
             out += bias.reshape(oc, 1, 1, 1)
         keep = cols.nbytes <= COLS_KEPT_BYTES or not ctx.needs_input_grad[1]
@@ -84,7 +85,7 @@ class Conv2dCPU(Function):
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             w = weight.reshape(groups, oc // groups, -1)
-            grad_cols = w.swapaxes(1, 2) @ g  # (G, C/G*KH*KW, OH*OW*N)
+            grad_cols = matmul(w.swapaxes(1, 2), g)  # (G, C/G*KH*KW, OH*OW*N)
             # -> (C, KH, KW, OH, OW, N); col2im reads its (KH, KW, C, N, OH, OW) view
             n, c, hp, wp = ctx.x_pad_shape
             grad_cols = grad_cols.reshape(c, kh, kw, oh, ow, n)
@@ -93,7 +94,7 @@ class Conv2dCPU(Function):
                    ctx.dilation, ctx.out_size)
             grad_x = unpad(grad_pad, ctx.padding).transpose(1, 0, 2, 3)  # (C, N) -> NCHW
         if ctx.needs_input_grad[1]:
-            grad_weight = (g @ cols.swapaxes(1, 2)).reshape(weight.shape)
+            grad_weight = matmul(g, cols.swapaxes(1, 2)).reshape(weight.shape)
         has_bias = len(ctx.needs_input_grad) == 3
         if has_bias and ctx.needs_input_grad[2]:
             grad_bias = grad.sum(axis=(0, 2, 3))
