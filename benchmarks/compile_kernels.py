@@ -98,10 +98,10 @@ def main() -> int:
     for kernel in every:
         params = f" {kernel.in_params} {kernel.out_params} "
         indexed = " I " in params
-        # Winograd runs on float32 and float16 (autocast), summing in float32 (S)
+        # float16 for mg.autocast; Winograd runs on float32 and float16, summing in float32 (S)
         winograd_kernel = kernel.name.startswith("minigrad_winograd")
         pairs = ((("float32", "int8"), ("float16", "int8")) if winograd_kernel
-                 else (("float32", "int8"), ("float64", "int32")))
+                 else (("float32", "int8"), ("float64", "int32"), ("float16", "int8")))
         for dtype, index_dtype in pairs:
             types = {"T": dtype, "I": index_dtype} if indexed else {"T": dtype}
             if " S " in params:

@@ -1,10 +1,12 @@
 """Images per second of the VOC training pipeline. One command:
 
-    python benchmarks/data_pipeline.py [--images 256] [--epochs 3] [--write]
+    python benchmarks/data_pipeline.py [--images 256] [--epochs 3] [--workers 0 2] [--write]
 
 The pipeline: JPEG decode + RandomResizedCrop(224) + RandomHorizontalFlip + ToArray +
-Normalize, batched by the DataLoader (batch 32), with 0 and with 2 worker threads, on a
-synthetic VOC tree of 500x375 JPEGs (VOC's typical size) written to a temporary folder.
+Normalize, batched by the DataLoader (batch 32), with each --workers count of worker threads
+(0 and 2 by default; one per core on a GPU machine, to see whether the loader keeps up with
+the GPU's step: gpu_check.py's part 5 does that), on a synthetic VOC tree of 500x375 JPEGs
+(VOC's typical size) written to a temporary folder.
 Where torchvision is installed, its pipeline (PIL decode, the same transforms, ToTensor,
 Normalize, torch's DataLoader with 0 and 2 worker processes) runs on the same files. The
 target: at least 300 images/s with 2 workers on a 2-core machine.
@@ -37,11 +39,17 @@ def images_per_second(loader, epochs: int) -> list[float]:
     return rates
 
 
-def minigrad_loader(root, workers: int):
+def minigrad_loader(root, workers: int, batch_size: int = 32):
     pipeline = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToArray(),
                           T.Normalize(MEAN, STD)])
     dataset = VOCClassification(root, image_set="trainval", transform=pipeline)
-    return DataLoader(dataset, batch_size=32, shuffle=True, num_workers=workers, seed=0)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, seed=0)
+
+
+def pipeline_rate(root, workers: int, batch_size: int = 32, epochs: int = 2) -> float:
+    """The median images/s of minigrad's VOC training pipeline over the tree at `root`."""
+    return statistics.median(images_per_second(minigrad_loader(root, workers, batch_size),
+                                               epochs))
 
 
 def torchvision_loader(root, workers: int):
@@ -58,12 +66,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2],
+                        help="worker thread counts to measure")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as root:
         make_synthetic_voc(root, args.images, image_size=(375, 500), seed=0)
-        for workers in (0, 2):
+        for workers in args.workers:
             rates = images_per_second(minigrad_loader(root, workers), args.epochs)
             rows.append(f"| minigrad DataLoader, {workers} worker threads | "
                         f"{statistics.median(rates):.0f} | {min(rates):.0f}-{max(rates):.0f} |")
@@ -82,7 +92,8 @@ def main() -> None:
         TITLE, "",
         f"Machine: {machine()}.",
         f"Command: `python benchmarks/data_pipeline.py --images {args.images} --epochs "
-        f"{args.epochs} --write`. {args.images} synthetic 500x375 JPEGs; JPEG decode + "
+        f"{args.epochs} --workers {' '.join(map(str, args.workers))} --write`. "
+        f"{args.images} synthetic 500x375 JPEGs; JPEG decode + "
         "RandomResizedCrop(224) + flip + ToArray + Normalize, batch 32; the median (range) of "
         f"{args.epochs} epochs. Target: >= 300 images/s with 2 workers.",
         "", "| loader | images/s | range |", "|---|---|---|", *rows, "",

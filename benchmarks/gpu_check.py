@@ -7,24 +7,39 @@ goes, so a timeout loses nothing that was done:
   1 kernels    every CUDA kernel of minigrad/kernels against its NumPy twin (must be equal)
   2 fast paths every CUDA fast path (ops/fast/cuda_*.py) against its reference Function, on
                the GPU, values and gradients; every op on cuda against cpu; LeNet5 trains
-  3 profile    GPU time per Function of one VGG16 training step (CUDA events)
+  3 profile    GPU time per Function of one VGG16 training step (CUDA events), and the
+               convolutions piece by piece (gpu_conv_breakdown.py): im2col in fp32 and TF32,
+               Winograd in fp32, TF32 and float16
   4 speed      a VGG16 training step at 224x224 (SGD momentum, cross-entropy), minigrad
-               against PyTorch in the same run, at strict fp32 and with TF32: images/s and
-               peak memory (minigrad: the peak of the CuPy pool's used bytes through a memory
-               hook; torch: max_memory_allocated)
-With --write, the runs of 4 are appended to benchmarks/gpu_results.json and the table goes to
-benchmarks/RESULTS.md. Exits non-zero if 1 or 2 finds a difference.
+               against PyTorch in the same run, in four rows: "fp32" (TF32 off in both),
+               "tf32" (on in both), "default" (each library as shipped: PyTorch's cuDNN
+               convolutions in TF32, matmuls strict; minigrad the same) and "amp" (float16
+               autocast with a GradScaler in both): images/s and peak memory (minigrad: the
+               peak of the CuPy pool's used bytes through a memory hook; torch:
+               max_memory_allocated)
+  5 example    examples/vgg16_voc.py --synthetic on the GPU against a PyTorch script training
+               the same epoch on the same tree through the same DataLoader
+               (benchmarks/torch_vgg16_voc.py), in default and amp precision; and the
+               DataLoader's images/s with one worker thread per core
+With --write, the runs of 4 are appended to benchmarks/gpu_results.json and the report goes to
+benchmarks/RESULTS.md. Exits non-zero if 1 or 2 finds a difference. A part that fails prints
+its error and the next part runs, so one broken part loses nothing else.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
+import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -302,21 +317,42 @@ def train_lenet(device: str, steps: int = 300, batch: int = 64) -> tuple[float, 
 # 3 profile and 4 speed
 
 
-def minigrad_vgg_step(batch: int, size: int = 224, width_mult: float = 1.0):
+PRECISIONS = ("fp32", "tf32", "default", "amp")
+
+
+@contextlib.contextmanager
+def minigrad_precision(precision: str):
+    """minigrad's switches for one row of part 4, restored afterwards: fp32 strict, tf32 in
+    convolutions and matmuls, default and amp as shipped (amp adds autocast in the step)."""
+    conv, matmul = mg.backends.cudnn.allow_tf32, mg.get_float32_matmul_precision()
+    mg.backends.cudnn.allow_tf32 = precision != "fp32"
+    mg.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
+    try:
+        yield
+    finally:
+        mg.backends.cudnn.allow_tf32 = conv
+        mg.set_float32_matmul_precision(matmul)
+
+
+def minigrad_vgg_step(batch: int, size: int = 224, width_mult: float = 1.0, amp: bool = False):
     """A VGG16 training step on cuda (model, optimizer, fixed batch): a function of no
-    arguments."""
+    arguments. With amp, the forward and loss run under float16 autocast and the step goes
+    through a GradScaler, as a mixed-precision training script does."""
     mg.manual_seed(0)
     model = mg.models.vgg16(num_classes=20, width_mult=width_mult).to("cuda")
     optimizer = mg.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    scaler = mg.amp.GradScaler("cuda", enabled=amp)
     rng = np.random.default_rng(0)
     x = mg.tensor(rng.standard_normal((batch, 3, size, size), dtype=np.float32), device="cuda")
     y = mg.tensor(rng.integers(0, 20, batch), device="cuda")
 
     def step():
-        loss = F.cross_entropy(model(x), y)
+        with mg.autocast("cuda", enabled=amp):
+            loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     return step
 
@@ -406,58 +442,84 @@ def _images_per_second(step, batch: int, steps: int, synchronize) -> float:
     return batch * steps / (time.perf_counter() - start)
 
 
-def time_minigrad(batch: int, tf32: bool, steps: int = 5) -> tuple[float, float]:
-    """(images/s, peak GiB) of minigrad's VGG16 step on cuda."""
+def time_minigrad(batch: int, precision: str, steps: int = 5) -> tuple[float, float]:
+    """(images/s, peak GiB) of minigrad's VGG16 step on cuda in one of PRECISIONS."""
     cupy = mg.backend.cupy_module()
-    mg.cuda.allow_tf32 = tf32
-    try:
-        step = minigrad_vgg_step(batch)
-        step()  # momentum buffers exist from here on, as in training
-        cupy.cuda.Device().synchronize()
-        hook = _peak_hook()
-        with hook:
-            speed = _images_per_second(step, batch, steps, cupy.cuda.Device().synchronize)
-        return speed, hook.peak / 2**30
-    finally:
-        mg.cuda.allow_tf32 = False
-        step = None  # the model and its arrays go back to the pool, and the pool to the GPU
-        cupy.get_default_memory_pool().free_all_blocks()
+    step = None
+    with minigrad_precision(precision):
+        try:
+            step = minigrad_vgg_step(batch, amp=precision == "amp")
+            step()  # momentum buffers exist from here on, as in training
+            cupy.cuda.Device().synchronize()
+            hook = _peak_hook()
+            with hook:
+                speed = _images_per_second(step, batch, steps, cupy.cuda.Device().synchronize)
+            return speed, hook.peak / 2**30
+        finally:
+            step = None  # the model and its arrays go back to the pool, and the pool to the GPU
+            cupy.get_default_memory_pool().free_all_blocks()
 
 
-def time_torch(batch: int, tf32: bool, steps: int = 5) -> tuple[float, float]:
-    """(images/s, peak GiB) of the same network and step in PyTorch on cuda (cuDNN)."""
+def torch_vgg16(num_classes: int = 20, device: str = "cuda", width_mult: float = 1.0):
+    """torchvision's VGG16 (configuration D) without torchvision; width_mult scales every
+    layer, as minigrad's vgg16 does (for a CPU smoke run)."""
     import torch
 
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
     tnn = torch.nn
     layers, channels = [], 3
     for item in mg.models.vgg.CONFIG_D:
         if item == "M":
             layers.append(tnn.MaxPool2d(2))
         else:
-            layers += [tnn.Conv2d(channels, item, 3, padding=1), tnn.ReLU(inplace=True)]
-            channels = item
-    model = tnn.Sequential(*layers, tnn.AdaptiveAvgPool2d(7), tnn.Flatten(),
-                           tnn.Linear(25088, 4096), tnn.ReLU(True), tnn.Dropout(),
-                           tnn.Linear(4096, 4096), tnn.ReLU(True), tnn.Dropout(),
-                           tnn.Linear(4096, 20)).cuda()
+            width = max(1, round(item * width_mult))
+            layers += [tnn.Conv2d(channels, width, 3, padding=1), tnn.ReLU(inplace=True)]
+            channels = width
+    hidden = max(1, round(4096 * width_mult))
+    return tnn.Sequential(*layers, tnn.AdaptiveAvgPool2d(7), tnn.Flatten(),
+                          tnn.Linear(channels * 49, hidden), tnn.ReLU(True), tnn.Dropout(),
+                          tnn.Linear(hidden, hidden), tnn.ReLU(True), tnn.Dropout(),
+                          tnn.Linear(hidden, num_classes)).to(device)
+
+
+def set_torch_precision(precision: str) -> None:
+    """PyTorch's switches for one row: fp32 both off, tf32 both on, default and amp as
+    PyTorch ships them (cuDNN convolutions TF32, matmuls strict)."""
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = precision != "fp32"
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+
+
+def time_torch(batch: int, precision: str, steps: int = 5) -> tuple[float, float]:
+    """(images/s, peak GiB) of the same network and step in PyTorch on cuda (cuDNN)."""
+    import torch
+
+    set_torch_precision(precision)
+    amp = precision == "amp"
+    model = torch_vgg16()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
     rng = np.random.default_rng(0)
     x = torch.tensor(rng.standard_normal((batch, 3, 224, 224), dtype=np.float32)).cuda()
     y = torch.tensor(rng.integers(0, 20, batch)).cuda()
 
     def step():
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     step()
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     speed = _images_per_second(step, batch, steps, torch.cuda.synchronize)
-    return speed, torch.cuda.max_memory_allocated() / 2**30
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    step = model = optimizer = x = y = None  # noqa: F841 - free the model before emptying
+    torch.cuda.empty_cache()  # its model is gone; hand its cache back
+    set_torch_precision("default")
+    return speed, peak
 
 
 def run_record(precision: str, batch: int, minigrad_result, torch_result) -> dict:
@@ -509,11 +571,96 @@ def _version(module: str) -> str:
         return "not installed"
 
 
+def part(title: str, run) -> list[str]:
+    """Run one part, printing as it goes; a failure prints its traceback and is reported in
+    the lines returned, so the parts after it still run."""
+    say(f"## {title}")
+    try:
+        return [f"### {title}", "", *run(), ""]
+    except Exception:  # a broken part must not lose the others' figures
+        text = traceback.format_exc()
+        say(text)
+        return [f"### {title}", "", f"FAILED: {text.strip().splitlines()[-1]}", ""]
+
+
+def profile_report(batch: int) -> list[str]:
+    import gpu_conv_breakdown
+
+    rows = profile_step(minigrad_vgg_step(batch))
+    lines = [f"GPU ms per Function of one VGG16 step (batch {batch}, default precision): "
+             f"total {sum(ms for ms, _, _ in rows):.1f} ms.", "",
+             "| Function | ms | calls |", "|---|---|---|"]
+    for ms, calls, key in rows[:25]:
+        say(f"{ms:8.2f} ms {calls:4d}x  {key}")
+        lines.append(f"| {key} | {ms:.2f} | {calls} |")
+    mg.backend.cupy_module().get_default_memory_pool().free_all_blocks()
+    for path, precisions in (("im2col", ("fp32", "tf32")),
+                             ("winograd", ("fp32", "tf32", "fp16"))):
+        totals = gpu_conv_breakdown.breakdown(batch, path=path, precisions=precisions)
+        table = gpu_conv_breakdown.table(path, totals)
+        for line in table:
+            say(line)
+        lines += ["", *table]
+        mg.backend.cupy_module().get_default_memory_pool().free_all_blocks()
+    return lines
+
+
+def speed_report(batch: int, runs: list) -> list[str]:
+    for precision in PRECISIONS:
+        ours = time_minigrad(batch, precision)
+        say(f"minigrad {precision}: {ours[0]:.1f} images/s, peak {ours[1]:.2f} GiB")
+        theirs = time_torch(batch, precision)
+        say(f"torch    {precision}: {theirs[0]:.1f} images/s, peak {theirs[1]:.2f} GiB")
+        runs.append(run_record(precision, batch, ours, theirs))
+        say(speed_table(runs)[-1])
+    return speed_table(runs)
+
+
+def example_report(batch: int, images: int) -> list[str]:
+    """Seconds of one epoch (train + validation) of examples/vgg16_voc.py and of
+    benchmarks/torch_vgg16_voc.py on one synthetic tree, and the DataLoader's rate."""
+    import data_pipeline
+
+    root = Path(__file__).resolve().parent.parent
+    workers = os.cpu_count() or 2
+    lines = ["| one epoch, synthetic VOC, 224x224 | minigrad s | torch s | ratio (speed) |",
+             "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as folder:
+        environment = dict(os.environ, PYTHONPATH=str(root))
+        for precision in ("default", "amp"):
+            seconds = []
+            for script, extra in (("examples/vgg16_voc.py", ["--no-progress"]),
+                                  ("benchmarks/torch_vgg16_voc.py", [])):
+                out = Path(folder) / f"{Path(script).stem}_{precision}"
+                command = [sys.executable, str(root / script), "--synthetic", str(images),
+                           "--image-size", "224", "--batch-size", str(batch), "--epochs", "1",
+                           "--workers", str(workers), "--device", "cuda", "--precision",
+                           precision, "--out", str(out), *extra]
+                result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                                        env=environment)
+                if result.returncode:
+                    raise RuntimeError(f"{script} failed: {result.stderr[-2000:]}")
+                seconds.append(json.loads((out / "history.json").read_text())[0]["seconds"])
+                say(f"{script} {precision}: {seconds[-1]:.1f} s")
+            lines.append(f"| {precision} | {seconds[0]:.1f} | {seconds[1]:.1f} | "
+                         f"{seconds[1] / seconds[0]:.2f} |")
+            say(lines[-1])
+        rate = data_pipeline.pipeline_rate(Path(folder) / "vgg16_voc_default" / "synthetic_voc",
+                                           workers, batch)
+    lines += ["", f"DataLoader (JPEG decode, RandomResizedCrop(224), flip, normalise, batch "
+              f"{batch}) with {workers} worker threads: {rate:.0f} images/s."]
+    say(lines[-1])
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64, help="VGG16 batch size for 3 and 4")
     parser.add_argument("--lenet-steps", type=int, default=300)
     parser.add_argument("--no-timing", action="store_true", help="only parts 1 and 2")
+    parser.add_argument("--no-example", action="store_true", help="skip part 5")
+    parser.add_argument("--example-images", type=int, default=640,
+                        help="synthetic VOC images for part 5's epoch")
     parser.add_argument("--write", action="store_true",
                         help="append to benchmarks/gpu_results.json and update RESULTS.md")
     args = parser.parse_args(argv)
@@ -548,26 +695,17 @@ def main(argv=None) -> int:
               f"{last:.3f}.", ""]
 
     if not args.no_timing:
-        say(f"## 3 GPU time per Function, VGG16 step, batch {args.batch}, fp32")
-        rows = profile_step(minigrad_vgg_step(args.batch))
-        say(f"total {sum(ms for ms, _, _ in rows):.1f} ms")
-        for ms, calls, key in rows[:25]:
-            say(f"{ms:8.2f} ms {calls:4d}x  {key}")
-        mg.backend.cupy_module().get_default_memory_pool().free_all_blocks()
-        say("## 4 VGG16 training step against PyTorch")
-        runs = []
-        for precision in ("fp32", "tf32"):
-            ours = time_minigrad(args.batch, precision == "tf32")
-            say(f"minigrad {precision}: {ours[0]:.1f} images/s, peak {ours[1]:.2f} GiB")
-            theirs = time_torch(args.batch, precision == "tf32")
-            __import__("torch").cuda.empty_cache()  # its model is gone; hand its cache back
-            say(f"torch    {precision}: {theirs[0]:.1f} images/s, peak {theirs[1]:.2f} GiB")
-            runs.append(run_record(precision, args.batch, ours, theirs))
-            say(speed_table(runs)[-1])
-        lines += speed_table(runs)
-        if args.write:
+        lines += part("3 GPU time per Function and per piece of the convolutions",
+                      lambda: profile_report(args.batch))
+        runs: list[dict] = []
+        lines += part("4 VGG16 training step against PyTorch",
+                      lambda: speed_report(args.batch, runs))
+        if args.write and runs:
             append_runs(runs)
             say(f"appended {len(runs)} runs to {RESULTS_JSON}")
+        if not args.no_example:
+            lines += part("5 the whole example against a PyTorch script, and the DataLoader",
+                          lambda: example_report(args.batch, args.example_images))
     report = "\n".join(lines) + "\n"
     say(report)
     if args.write:

@@ -5,9 +5,11 @@ columns budget trades between speed and memory:
 
 For each of VGG16's 13 convolutions at 224x224 it runs the pieces of ops/fast/cuda_conv.py
 (im2col, the three GEMMs, col2im, the layout moves, the bias gradient) on random data, chunk
-by chunk as the fast path does, timing each with CUDA events, in fp32 and with TF32. With
---budgets it then times the whole training step (gpu_check's) at each columns budget, in MiB.
-Timing single pieces adds a synchronisation after each: the sum is a little above the step's.
+by chunk as the fast path does, timing each with CUDA events, in fp32 and with TF32; then the
+pieces of ops/fast/cuda_winograd.py (the transforms, their adjoints and the three batched
+GEMMs) for the 12 layers it takes, in fp32, TF32 and float16. With --budgets it then times the
+whole training step (gpu_check's) at each columns budget, in MiB. Timing single pieces adds a
+synchronisation after each: the sum is a little above the step's.
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ from unittest import mock
 import gpu_check
 
 import minigrad as mg
+from minigrad.kernels import gemm, winograd
 from minigrad.kernels import im2col as kernels
-from minigrad.ops.fast import cuda_conv
+from minigrad.ops.fast import cuda_conv, cuda_winograd
 
 PIECES = ("im2col", "gemm forward", "to nchw", "to gemm", "bias grad", "im2col again",
           "gemm grad_w", "gemm grad_cols", "col2im")
+WINOGRAD_PIECES = ("filter transform", "input transform", "gemm forward", "output transform",
+                   "output adjoint", "bias grad", "input transform again", "gemm grad_U",
+                   "gemm grad_V", "input adjoint + gather", "filter adjoint")
 
 
 def vgg_layers(size: int = 224) -> list[tuple[int, int, int]]:
@@ -76,23 +82,89 @@ def conv_pieces(cin: int, cout: int, size: int, batch: int, clock) -> dict[str, 
     return dict(ms)
 
 
+def winograd_pieces(cin: int, cout: int, size: int, batch: int, clock,
+                    precision: str) -> dict[str, float]:
+    """ms of each piece of one Winograd 3x3 convolution's forward and backward."""
+    xp = mg.backend.array_module("cuda")
+    dtype = xp.float16 if precision == "fp16" else xp.float32
+    tf32 = precision == "tf32"
+    rng = xp.random.default_rng(0)
+    x = rng.standard_normal((batch, cin, size, size), dtype=xp.float32).astype(dtype)
+    weight = rng.standard_normal((cout, cin, 3, 3), dtype=xp.float32).astype(dtype)
+    bias = xp.zeros(cout, dtype=dtype)
+    out = xp.empty((batch, cout, size, size), dtype=dtype)
+    g = rng.standard_normal((batch, cout, size, size), dtype=xp.float32).astype(dtype)
+    grad_x = xp.empty_like(x)
+    plan = winograd.Plan(cuda_winograd.TILE_FOR_PRECISION[precision], size, size, 1, 1, size,
+                         size)
+    ms = collections.defaultdict(float)
+
+    def timed(piece, function, *args, **kwargs):
+        start = clock.mark()
+        result = function(*args, **kwargs)
+        ms[piece] += clock.elapsed_ms(start, clock.mark())
+        return result
+
+    u = timed("filter transform", winograd.filter_transform, weight, plan.m, xp)
+    du = xp.zeros(u.shape, dtype=xp.float32)
+    per_image = plan.points * plan.th * plan.tw * (cin * x.itemsize + cout * 4)
+    for start, stop in cuda_winograd._chunks(batch, per_image):
+        v = timed("input transform", winograd.input_transform, x[start:stop], plan, xp)
+        mm = xp.empty((plan.points, cout, v.shape[2]), dtype=xp.float32)
+        timed("gemm forward", gemm.batched_matmul, u, v, mm, tf32=tf32)
+        timed("output transform", winograd.output_transform, mm, bias, out[start:stop], plan)
+        v = mm = None
+    for start, stop in cuda_winograd._chunks(batch, per_image):
+        dm = timed("output adjoint", winograd.output_adjoint, g[start:stop], plan, xp)
+        timed("bias grad", g[start:stop].sum, (0, 2, 3), xp.float32)
+        v = timed("input transform again", winograd.input_transform, x[start:stop], plan, xp)
+        timed("gemm grad_U", gemm.batched_matmul, dm, v, du, trans_b=True, accumulate=True,
+              tf32=tf32)
+        v = None
+        dv = xp.empty((plan.points, cin, dm.shape[2]), dtype=xp.float32)
+        timed("gemm grad_V", gemm.batched_matmul, u, dm, dv, trans_a=True, tf32=tf32)
+        timed("input adjoint + gather", winograd.input_adjoint, dv, grad_x[start:stop], plan)
+        dm = dv = None
+    timed("filter adjoint", winograd.filter_adjoint, du, weight.shape, weight.dtype, plan.m, xp)
+    return dict(ms)
+
+
 def breakdown(batch: int, size: int = 224, clock=None, layers=None,
-              precisions=(False, True)) -> dict[bool, dict]:
-    """{tf32: {piece: ms over all layers}} for fp32 (tf32 False) and TF32 (True)."""
+              precisions=("fp32", "tf32"), path: str = "im2col") -> dict[str, dict]:
+    """{precision: {piece: ms over all layers}} of the im2col path (fp32, tf32) or the
+    Winograd one (fp32, tf32, fp16; the layers it takes: 3x3 with 16 channels in or more)."""
     clock = clock or gpu_check._Events()
+    pieces = PIECES if path == "im2col" else WINOGRAD_PIECES
     totals = {}
-    for tf32 in precisions:
-        mg.cuda.allow_tf32 = tf32
-        try:
+    for precision in precisions:
+        with gpu_check.minigrad_precision(precision if precision != "fp16" else "default"):
             total = collections.defaultdict(float)
             for cin, cout, s in layers or vgg_layers(size):
-                conv_pieces(cin, cout, s, batch, clock)  # warm-up: compile, fill the pool
-                for piece, ms in conv_pieces(cin, cout, s, batch, clock).items():
+                if path == "winograd" and cin < cuda_winograd.MIN_CHANNELS:
+                    continue
+                arguments = (cin, cout, s, batch, clock)
+                if path == "winograd":
+                    arguments += (precision,)
+                pieces_of = winograd_pieces if path == "winograd" else conv_pieces
+                pieces_of(*arguments)  # warm-up: compile, fill the pool
+                for piece, ms in pieces_of(*arguments).items():
                     total[piece] += ms
-            totals[tf32] = {piece: total[piece] for piece in PIECES}
-        finally:
-            mg.cuda.allow_tf32 = False
+            totals[precision] = {piece: total[piece] for piece in pieces}
     return totals
+
+
+def table(path: str, totals: dict) -> list[str]:
+    """A markdown table of breakdown's result: a row per piece, a column per precision."""
+    precisions = list(totals)
+    pieces = list(next(iter(totals.values())))
+    lines = [f"| {path} piece | " + " | ".join(f"{p} ms" for p in precisions) + " |",
+             "|---|" + "---|" * len(precisions)]
+    for piece in pieces:
+        lines.append(f"| {piece} | " + " | ".join(f"{totals[p][piece]:.1f}" for p in precisions)
+                     + " |")
+    lines.append("| total | " + " | ".join(f"{sum(totals[p].values()):.1f}" for p in precisions)
+                 + " |")
+    return lines
 
 
 def main(argv=None) -> int:
@@ -105,18 +177,17 @@ def main(argv=None) -> int:
         print("gpu_conv_breakdown: no CUDA GPU found by CuPy", file=sys.stderr)
         return 2
     print(f"# {gpu_check.gpu_name()}, VGG16 convolutions, batch {args.batch}, 224x224")
-    totals = breakdown(args.batch)
-    print("| piece | fp32 ms | TF32 ms |\n|---|---|---|")
-    for piece in PIECES:
-        print(f"| {piece} | {totals[False][piece]:.1f} | {totals[True][piece]:.1f} |")
-    print(f"| total | {sum(totals[False].values()):.1f} | {sum(totals[True].values()):.1f} |",
-          flush=True)
+    for path, precisions in (("im2col", ("fp32", "tf32")),
+                             ("winograd", ("fp32", "tf32", "fp16"))):
+        for line in table(path, breakdown(args.batch, path=path, precisions=precisions)):
+            print(line, flush=True)
     for budget in args.budgets:
-        for tf32 in (False, True):
-            with mock.patch.object(cuda_conv, "COLS_BUDGET_BYTES", budget * 2**20):
-                speed, peak = gpu_check.time_minigrad(args.batch, tf32)
-            print(f"columns budget {budget} MiB, {'TF32' if tf32 else 'fp32'}: "
-                  f"{speed:.1f} images/s, peak {peak:.2f} GiB", flush=True)
+        for precision in ("fp32", "tf32"):
+            with mock.patch.object(cuda_conv, "COLS_BUDGET_BYTES", budget * 2**20), \
+                    mock.patch.object(cuda_winograd, "BUDGET_BYTES", budget * 2**20):
+                speed, peak = gpu_check.time_minigrad(args.batch, precision)
+            print(f"budget {budget} MiB, {precision}: {speed:.1f} images/s, peak "
+                  f"{peak:.2f} GiB", flush=True)
     return 0
 
 

@@ -128,7 +128,56 @@ def test_gpu_conv_breakdown_times_every_piece_of_each_convolution():
     assert len(gpu_conv_breakdown.vgg_layers()) == 13
     assert gpu_conv_breakdown.vgg_layers()[-1] == (512, 512, 14)
     totals = gpu_conv_breakdown.breakdown(2, clock=_PerfClock(), layers=[(3, 4, 8), (4, 8, 4)],
-                                          precisions=(False,))  # TF32 needs a real GPU
-    assert set(totals) == {False}
+                                          precisions=("fp32", "tf32"))
+    assert set(totals) == {"fp32", "tf32"}
     for pieces in totals.values():
         assert tuple(pieces) == gpu_conv_breakdown.PIECES and all(ms > 0 for ms in pieces.values())
+    winograd = gpu_conv_breakdown.breakdown(2, clock=_PerfClock(), path="winograd",
+                                            layers=[(3, 16, 8), (16, 16, 8), (16, 32, 4)],
+                                            precisions=("fp32", "fp16"))
+    for pieces in winograd.values():
+        assert tuple(pieces) == gpu_conv_breakdown.WINOGRAD_PIECES
+        assert all(ms > 0 for ms in pieces.values())
+    table = gpu_conv_breakdown.table("winograd", winograd)
+    assert table[0] == "| winograd piece | fp32 ms | fp16 ms |" and table[-1].startswith("| total")
+
+
+@pytest.mark.skipif(not mg.cuda.is_available(), reason="no cuda device, real or stand-in")
+def test_gpu_check_amp_step_trains_under_autocast_with_a_scaler():
+    import gpu_check
+
+    with gpu_check.minigrad_precision("amp"):
+        step = gpu_check.minigrad_vgg_step(2, size=32, width_mult=0.0625, amp=True)
+        step()
+        step()
+    with gpu_check.minigrad_precision("fp32"):
+        assert not mg.backends.cudnn.allow_tf32
+    assert mg.backends.cudnn.allow_tf32 and not mg.backends.cuda.matmul.allow_tf32
+
+
+def test_gpu_check_part_reports_a_failure_and_goes_on(capsys):
+    import gpu_check
+
+    def broken():
+        raise ZeroDivisionError("the part broke")
+
+    lines = gpu_check.part("9 a broken part", broken)
+    assert lines[0] == "### 9 a broken part"
+    assert "FAILED: ZeroDivisionError: the part broke" in lines
+    assert "Traceback" in capsys.readouterr().out
+    assert gpu_check.part("10 a working one", lambda: ["fine"]) == ["### 10 a working one", "",
+                                                                    "fine", ""]
+
+
+def test_the_pytorch_side_of_the_example_epoch_runs_and_writes_its_seconds(tmp_path):
+    import subprocess
+
+    pytest.importorskip("torch")
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "torch_vgg16_voc.py"
+    result = subprocess.run([sys.executable, str(script), "--synthetic", "8", "--image-size",
+                             "32", "--batch-size", "4", "--workers", "0", "--device", "cpu",
+                             "--width-mult", "0.125", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history) == 1 and history[0]["seconds"] > 0 and history[0]["train_loss"] > 0
