@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minigrad as mg
+import minigrad.nn as nn
 import minigrad.nn.functional as F
 from minigrad.kernels import gemm, winograd
 from minigrad.ops import conv
@@ -208,29 +209,41 @@ def test_batched_matmul_refuses_mixed_dtypes_and_mismatched_shapes():
 
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_a_vgg16_at_an_eighth_of_its_width_trains_the_same_with_winograd_as_with_im2col(
-        monkeypatch, batch_norm):
-    """Five SGD steps on a learnable batch, every 3x3 layer by Winograd (its channel threshold
-    lowered) against every one by im2col: the loss curves agree to float32's rounding."""
+        tmp_path, monkeypatch, batch_norm):
+    """The example's recipe (synthetic VOC tree, its transforms, BCE on 20 classes, SGD with
+    momentum, fit) for two epochs with every 3x3 layer by Winograd (its channel threshold
+    lowered) and then every one by im2col: the training curves agree to float32's rounding."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+    from vgg16_voc import pipelines
+
+    from minigrad.data import DataLoader, VOCClassification, make_synthetic_voc
+    from minigrad.training import fit
+
     monkeypatch.setattr(cuda_winograd, "MIN_CHANNELS", 1)
     mg.backends.cudnn.allow_tf32 = False
-    rng = np.random.default_rng(0)
-    images = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
-    labels = rng.integers(0, 5, 4)
+    make_synthetic_voc(tmp_path / "voc", 16, image_size=48, seed=0)
+    train_tf, val_tf = pipelines(32)
+    calls, forward = [], cuda_winograd.Conv2dWinogradCUDA.forward
+    monkeypatch.setattr(cuda_winograd.Conv2dWinogradCUDA, "forward", staticmethod(
+        lambda ctx, *args, **kwargs: calls.append(1) or forward(ctx, *args, **kwargs)))
     curves = []
     for on in (True, False):
         cuda_winograd.enable(on)
         mg.manual_seed(0)
-        model = mg.models.vgg16(num_classes=5, width_mult=0.125, batch_norm=batch_norm,
+        model = mg.models.vgg16(num_classes=20, width_mult=0.125, batch_norm=batch_norm,
                                 dropout=0.0).to("cuda")
-        optimizer = mg.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
-        x, y = mg.tensor(images, device="cuda"), mg.tensor(labels, device="cuda")
-        losses = []
-        for _ in range(5):
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-        curves.append(losses)
+        optimizer = mg.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        voc = tmp_path / "voc"
+        train = DataLoader(VOCClassification(voc, image_set="train", transform=train_tf), 4,
+                           shuffle=True, seed=0, device="cuda")
+        val = DataLoader(VOCClassification(voc, image_set="val", transform=val_tf), 8,
+                         device="cuda")
+        history = fit(model, optimizer, nn.BCEWithLogitsLoss(), train, val, epochs=2,
+                      device="cuda", progress=False)
+        curves.append([(r["train_loss"], r["val_loss"]) for r in history])
+        assert (len(calls) > 0) == on  # every 3x3 layer by Winograd, then none
+        calls.clear()
     np.testing.assert_allclose(curves[0], curves[1], rtol=2e-4)
-    assert curves[0][-1] < curves[0][0]
