@@ -106,7 +106,8 @@ def is_autocast_enabled(device_type: str = "cuda") -> bool:
 
 
 def get_autocast_dtype(device_type: str = "cuda"):
-    return _state.dtypes.get(_device_type(device_type), DEFAULT_DTYPE[device_type])
+    device_type = _device_type(device_type)
+    return _state.dtypes.get(device_type, DEFAULT_DTYPE[device_type])
 
 
 def _active_dtype(tensors) -> np.dtype | None:
@@ -122,17 +123,19 @@ def _active_dtype(tensors) -> np.dtype | None:
 
 
 def _cast(tensor, dtype):
-    """tensor as dtype: a parameter's cast is kept for the rest of the autocast block (until
-    the parameter changes in place), as PyTorch caches it."""
-    from minigrad.autograd import version
+    """tensor as dtype: a parameter's cast, made while gradients are recorded, is kept for the
+    rest of the autocast block (until the parameter changes in place, or a backward pass has
+    gone through the cast), as PyTorch caches it."""
+    from minigrad.autograd import is_grad_enabled, version
     from minigrad.ops.elementwise import cast
 
-    if not (_state.cache_enabled and tensor.grad_fn is None and tensor.requires_grad):
-        return cast(tensor, dtype)
+    if not (_state.cache_enabled and is_grad_enabled() and tensor.grad_fn is None
+            and tensor.requires_grad):
+        return cast(tensor, dtype)  # a no_grad cast is outside the graph: never reused
     key, now = id(tensor), version(tensor.array)
     cached = _state.cache.get(key)
-    if cached is not None and cached[0] is tensor and cached[1] == now and \
-            cached[2].dtype == dtype:
+    if (cached is not None and cached[0] is tensor and cached[1] == now
+            and cached[2].dtype == dtype and not cached[2].grad_fn._released):
         return cached[2]
     result = cast(tensor, dtype)
     _state.cache[key] = (tensor, now, result)
@@ -189,7 +192,8 @@ class GradScaler:
         self._init_scale = float(init_scale)
         self._growth_factor, self._backoff_factor = float(growth_factor), float(backoff_factor)
         self._growth_interval, self._enabled = growth_interval, bool(enabled)
-        self._per_optimizer: dict[int, dict] = {}  # id -> {"unscaled", "found_inf"}
+        # id(optimizer) -> {"unscaled", "found_inf", "stepped"} since the last update()
+        self._per_optimizer: dict[int, dict] = {}
 
     def is_enabled(self) -> bool:
         return self._enabled
@@ -215,8 +219,8 @@ class GradScaler:
         return outputs * self._scale
 
     def _state_of(self, optimizer) -> dict:
-        return self._per_optimizer.setdefault(id(optimizer),
-                                              {"unscaled": False, "found_inf": False})
+        return self._per_optimizer.setdefault(
+            id(optimizer), {"unscaled": False, "found_inf": False, "stepped": False})
 
     def unscale_(self, optimizer) -> None:
         """Divide the gradients of `optimizer`'s parameters by the scale, in place (before
@@ -227,19 +231,19 @@ class GradScaler:
         if state["unscaled"]:
             raise RuntimeError("GradScaler.unscale_: already called on this optimizer since "
                                "the last update()")
+        params = [p for group in optimizer.param_groups for p in group["params"]
+                  if p.grad is not None]
+        for p in params:  # all checked before any is changed
+            if p.grad.dtype in _LOWER:
+                raise ValueError(
+                    f"GradScaler.unscale_: a parameter of shape {p.shape} has a "
+                    f"{p.grad.dtype} gradient; keep the parameters float32 (autocast "
+                    "casts them per op) rather than calling model.half()")
         inverse, flags = 1.0 / self._scale, []
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.dtype in _LOWER:
-                    raise ValueError(
-                        f"GradScaler.unscale_: a parameter of shape {p.shape} has a "
-                        f"{p.grad.dtype} gradient; keep the parameters float32 (autocast "
-                        "casts them per op) rather than calling model.half()")
-                xp = backend.get_array_module(p.grad.array)
-                p.grad.array *= p.grad.array.dtype.type(inverse)
-                flags.append(~xp.isfinite(p.grad.array).all())
+        for p in params:
+            xp = backend.get_array_module(p.grad.array)
+            p.grad.array *= p.grad.array.dtype.type(inverse)
+            flags.append(~xp.isfinite(p.grad.array).all())
         # one read of the device per step, as PyTorch makes: the step must know
         state["found_inf"] = bool(_any(flags))
         state["unscaled"] = True
@@ -250,8 +254,12 @@ class GradScaler:
         if not self._enabled:
             return optimizer.step(*args, **kwargs)
         state = self._state_of(optimizer)
+        if state["stepped"]:
+            raise RuntimeError("GradScaler.step: already called for this optimizer since the "
+                               "last update()")
         if not state["unscaled"]:
             self.unscale_(optimizer)
+        state["stepped"] = True
         if state["found_inf"]:
             return None
         return optimizer.step(*args, **kwargs)
@@ -262,12 +270,15 @@ class GradScaler:
         steps in a row."""
         if not self._enabled:
             return
+        if new_scale is None and not self._per_optimizer:
+            raise RuntimeError("GradScaler.update: no unscale_ or step was recorded since the "
+                               "last update(); call scaler.step(optimizer) first")
         if new_scale is not None:
             self._scale = float(new_scale.item() if hasattr(new_scale, "item") else new_scale)
         elif any(s["found_inf"] for s in self._per_optimizer.values()):
             self._scale *= self._backoff_factor
             self._growth_tracker = 0
-        elif self._per_optimizer:
+        else:
             self._growth_tracker += 1
             if self._growth_tracker == self._growth_interval:
                 self._scale *= self._growth_factor

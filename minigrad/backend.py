@@ -253,7 +253,7 @@ def matmul(a, b):
     """a @ b, with float16 products summed in float32 on the CPU as on a GPU's tensor cores
     (NumPy's own float16 matmul rounds every partial sum to float16: a sum of 20,000 terms of
     0.1 gives 2000 instead of 1999.5). CuPy already sums float16 products in float32."""
-    if isinstance(a, np.ndarray) and a.dtype == float16:
+    if isinstance(a, np.ndarray) and a.dtype == float16 and b.dtype == float16:
         return np.matmul(a.astype(float32), b.astype(float32)).astype(float16)
     return a @ b
 
@@ -398,19 +398,23 @@ def tf32_hardware() -> bool:
 @contextlib.contextmanager
 def float32_gemms(tf32: bool):
     """CuPy's float32 2-D matrix products run in TF32 (if `tf32` and the GPU has it) or in
-    strict float32 inside this block, then as the matmul setting says again: a convolution
-    follows `backends.cudnn.allow_tf32` while a Linear layer follows the matmul setting.
-    CuPy keeps this switch in one global, read at each product."""
+    strict float32 inside this block, then as before: a convolution follows
+    `backends.cudnn.allow_tf32` while a Linear layer follows the matmul setting (or CUPY_TF32,
+    which CuPy reads itself). CuPy keeps this switch in one process-wide global read at each
+    product, so a thread running GPU matmuls while another runs a convolution may see the
+    convolution's setting: drive one GPU from one thread, as minigrad's training loop does."""
     cupy = cupy_module()
-    wanted = bool(tf32) and tf32_hardware()
-    if wanted == matmul_tf32():
+    linalg = cupy._core._routines_linalg
+    wanted = linalg.COMPUTE_TYPE_TF32 if tf32 and tf32_hardware() else linalg.COMPUTE_TYPE_DEFAULT
+    previous = linalg.get_compute_type(cupy.float32)
+    if wanted == previous:
         yield
         return
-    _apply_tf32(cupy, wanted)
+    linalg.set_compute_type(cupy.float32, wanted)
     try:
         yield
     finally:
-        _apply_tf32(cupy, matmul_tf32())
+        linalg.set_compute_type(cupy.float32, previous)
 
 
 def _apply_tf32(cupy, enabled: bool) -> None:

@@ -305,3 +305,53 @@ def test_autocast_on_cuda_runs_winograd_and_its_gemms_in_float16():
     assert batched == {("float16", "fp32")}  # float16 inputs, float32 sums
     assert "minigrad_winograd_input_f2" in fake_cupy.stats.kernels
     assert mg.cuda.amp.autocast().dtype == mg.float16
+
+
+def test_a_no_grad_forward_inside_an_autocast_block_leaves_later_gradients_whole():
+    net = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    with mg.autocast("cpu"):
+        with mg.no_grad():
+            net(mg.randn(2, 4))  # an evaluation pass: its casts are outside the graph
+        net(mg.randn(2, 4)).float().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == mg.float32 for p in net.parameters())
+
+
+def test_two_backward_passes_in_one_autocast_block_accumulate_as_torch_s_do():
+    layer = nn.Linear(4, 3)
+    x = mg.randn(2, 4)
+    with mg.autocast("cpu"):
+        layer(x).float().sum().backward()
+        once = layer.weight.grad.numpy().copy()
+        layer(x).float().sum().backward()
+    np.testing.assert_allclose(layer.weight.grad.numpy(), 2 * once, rtol=1e-6)
+
+
+def test_grad_scaler_refuses_a_second_step_and_an_update_without_one_as_torch_does():
+    p = nn.Parameter(mg.ones(2))
+    optimizer = mg.optim.SGD([p], lr=1.0)
+    scaler = mg.amp.GradScaler("cpu")
+    with pytest.raises(RuntimeError, match="no unscale_ or step was recorded"):
+        scaler.update()
+    scaler.scale((p * 2.0).sum()).backward()
+    scaler.step(optimizer)
+    with pytest.raises(RuntimeError, match="already called for this optimizer"):
+        scaler.step(optimizer)
+    scaler.update()
+    scaler.update(new_scale=8.0)  # an explicit scale needs no step
+    assert scaler.get_scale() == 8.0
+
+
+def test_grad_scaler_unscale_checks_every_gradient_before_changing_any():
+    full, half = nn.Parameter(mg.ones(2)), nn.Parameter(mg.ones(2, dtype=mg.float16))
+    (full * 4.0).sum().backward()
+    (half * 2.0).sum().backward()
+    scaler = mg.amp.GradScaler("cpu")
+    with pytest.raises(ValueError, match="float16 gradient"):
+        scaler.unscale_(mg.optim.SGD([full, half], lr=1.0))
+    np.testing.assert_array_equal(full.grad.numpy(), [4.0, 4.0])
+
+
+def test_autocast_dtype_is_read_for_an_indexed_device_too():
+    assert mg.amp.get_autocast_dtype("cuda:0") == mg.float16
+    with mg.autocast("cuda"):
+        assert mg.amp.is_autocast_enabled("cuda:0")

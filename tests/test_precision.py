@@ -104,3 +104,18 @@ def test_the_switches_change_nothing_on_the_cpu_and_need_no_gpu():
     mg.backends.cuda.matmul.allow_tf32 = True  # as in PyTorch: a flag, no GPU asked for
     assert "CPU" in mg.backends.precision_summary("cpu")
     assert mg.backends.precision_summary("cuda") == "convolutions TF32, matmuls TF32"
+
+
+@requires_standin
+def test_a_convolution_restores_the_compute_type_it_found_as_cupy_tf32_may_have_set_it():
+    linalg = fake_cupy._routines_linalg
+    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32)  # CUPY_TF32=1, say
+    try:
+        mg.backends.cudnn.allow_tf32 = False
+        fake_cupy.stats.reset()
+        _conv_and_linear("cuda")
+        used = [p for _, dtype, p in fake_cupy.stats.gemm_precisions if dtype == "float32"]
+        assert set(used[:-1]) == {"fp32"} and used[-1] == "tf32"
+        assert linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_TF32
+    finally:
+        linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_DEFAULT)
