@@ -46,6 +46,7 @@ import numpy as np
 
 import minigrad as mg
 import minigrad.nn.functional as F
+from minigrad import cli
 from minigrad.testing import assert_functions_agree, strict_float32
 
 TITLE = "## GPU check (benchmarks/gpu_check.py)"
@@ -325,8 +326,7 @@ def minigrad_precision(precision: str):
     """minigrad's switches for one row of part 4, restored afterwards: fp32 strict, tf32 in
     convolutions and matmuls, default and amp as shipped (amp adds autocast in the step)."""
     conv, matmul = mg.backends.cudnn.allow_tf32, mg.get_float32_matmul_precision()
-    mg.backends.cudnn.allow_tf32 = precision != "fp32"
-    mg.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
+    cli.set_precision_switches(precision)
     try:
         yield
     finally:

@@ -287,10 +287,6 @@ class GradScaler:
             raise FloatingPointError(f"GradScaler: the scale became {self._scale}")
         self._per_optimizer.clear()
 
-    def found_inf(self, optimizer) -> bool:
-        """Whether the last unscale_ of `optimizer` found an inf or NaN gradient."""
-        return self._state_of(optimizer)["found_inf"]
-
     def state_dict(self) -> dict:
         if not self._enabled:
             return {}

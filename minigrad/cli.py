@@ -106,13 +106,17 @@ def add_precision_argument(group) -> None:
                        help="; ".join(f"{name}: {what}" for name, what in PRECISIONS.items()))
 
 
+def set_precision_switches(precision: str) -> None:
+    """The TF32 switches for one of PRECISIONS: fp32 both off, tf32 both on, default and amp
+    as shipped (convolutions TF32, matmuls strict; amp adds autocast in the step)."""
+    mg.backends.cudnn.allow_tf32 = precision != "fp32"
+    mg.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
+
+
 def apply_precision(precision: str, device: str) -> bool:
     """Set minigrad's switches for --precision, print which precision is in force on
     `device`, and return whether fit should train with amp."""
-    tf32 = {"default": (True, False), "fp32": (False, False), "tf32": (True, True),
-            "amp": (True, False)}[precision]
-    mg.backends.cudnn.allow_tf32 = tf32[0]
-    mg.set_float32_matmul_precision("high" if tf32[1] else "highest")
+    set_precision_switches(precision)
     on_cpu = mg.backend.Device(device).type == "cpu"
     if precision == "amp":
         note = (" (on the CPU float16 has no tensor cores: correct, and slower than float32)"
