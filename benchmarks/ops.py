@@ -110,13 +110,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9, help="blocks per library and case")
     parser.add_argument("--only", choices=sorted(CASES), help="run one group of shapes")
+    parser.add_argument("--match", help="run only the cases whose name contains this")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
+    if args.write and args.match:
+        parser.error("--write records whole groups: leave out --match")
     import torch
 
     rows = []
     for group in [args.only] if args.only else ["lenet", "vgg"]:
         for name, functional, x_shape, param_shapes, settings in CASES[group]:
+            if args.match and args.match not in name:
+                continue
             for backward in (False, True):
                 label = f"{name}, {'fwd+bwd' if backward else 'fwd'}"
                 ours = make_call(mg, functional, x_shape, param_shapes, settings, backward)

@@ -23,6 +23,7 @@ state is the one after its own last step, as in PyTorch.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -31,6 +32,7 @@ from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.module import Module, Parameter
 from minigrad.nn.utils.rnn import PackedSequence
+from minigrad.ops import fast
 from minigrad.ops.elementwise import where
 from minigrad.ops.shape import cat, stack
 from minigrad.tensor import empty, tensor, zeros
@@ -112,6 +114,26 @@ class _RNNBase(Module):
                 outputs[t] = where(running, h_new, 0.0)
         return stack(outputs), h, c
 
+    def _fused_direction(self, fused, running, x, h, c, suffix: str, reverse: bool, mask):
+        """What _direction computes, by a fast path that runs the whole loop as one Function
+        (ops/fast/cpu_rnn.py): the same input GEMM, then the sequence of states from it."""
+        steps, batch = x.shape[:2]
+        w_ih, w_hh = getattr(self, f"weight_ih{suffix}"), getattr(self, f"weight_hh{suffix}")
+        b_ih = getattr(self, f"bias_ih{suffix}") if self.bias else None
+        b_hh = getattr(self, f"bias_hh{suffix}") if self.bias else zeros(
+            w_hh.shape[0], dtype=x.dtype, device=x.device)
+        x_parts = F.linear(x.reshape(steps * batch, -1), w_ih, b_ih).reshape(steps, batch, -1)
+        c0 = c if c is not None else zeros(batch, self.hidden_size, dtype=x.dtype,
+                                           device=x.device)
+        states = fused.apply(x_parts, h, c0, w_hh, b_hh, mode=self.mode, reverse=reverse,
+                             running=running)
+        last = 0 if reverse else steps - 1  # the state after the direction's final step
+        outputs = states[:, 0]  # (T, B, H)
+        if mask is not None:  # a finished sequence outputs zeros (its state is kept)
+            outputs = where(mask, outputs, 0.0)
+        c_n = states[last, 1] if self.mode == "LSTM" else None
+        return outputs, states[last, 0], c_n
+
     def forward(self, input, hx=None):  # noqa: A002
         packed = isinstance(input, PackedSequence)
         lengths = input.lengths if packed else None
@@ -129,7 +151,7 @@ class _RNNBase(Module):
         steps, batch = x.shape[:2]
         directions = 2 if self.bidirectional else 1
         h0, c0 = self._initial_state(hx, batch, x, unbatched)
-        mask = None
+        mask = running = None
         if lengths is not None:
             running = lengths.numpy()[None, :] > np.arange(steps)[:, None]  # (T, B)
             mask = tensor(running[:, :, None], device=x.device)
@@ -139,8 +161,12 @@ class _RNNBase(Module):
             for direction in range(directions):
                 k = layer * directions + direction
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                out, h, c = self._direction(x, h0[k], None if c0 is None else c0[k], suffix,
-                                            reverse=direction == 1, mask=mask)
+                run = self._direction
+                fused = fast.select(_RNNBase._direction, x, {"dtype": x.dtype}, mode=self.mode)
+                if fused is not _RNNBase._direction:
+                    run = functools.partial(self._fused_direction, fused, running)
+                out, h, c = run(x, h0[k], None if c0 is None else c0[k], suffix,
+                                reverse=direction == 1, mask=mask)
                 outputs.append(out)
                 h_n.append(h)
                 c_n.append(c)

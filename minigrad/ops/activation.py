@@ -271,6 +271,11 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     return LeakyReLU.apply(x, negative_slope=negative_slope)
 
 
+def _facts(x: Tensor) -> dict:
+    """What a fast path may need to know of the input to say whether it handles it."""
+    return {"dtype": x.dtype, "ndim": x.ndim}
+
+
 @tensor_method()
 def sigmoid(x: Tensor) -> Tensor:
     return Sigmoid.apply(as_floating(x))
@@ -283,20 +288,24 @@ def tanh(x: Tensor) -> Tensor:
 
 @tensor_method()
 def softmax(x: Tensor, dim: int) -> Tensor:
-    x = amp.full_precision_one(x)  # float32 inside mg.autocast
-    return Softmax.apply(as_floating(x), dim=normalize_dim("softmax", dim, x.ndim))
+    x = as_floating(amp.full_precision_one(x))  # float32 inside mg.autocast
+    dim = normalize_dim("softmax", dim, x.ndim)
+    return fast.select(Softmax, x, _facts(x), dim=dim).apply(x, dim=dim)
 
 
 @tensor_method()
 def log_softmax(x: Tensor, dim: int) -> Tensor:
-    x = amp.full_precision_one(x)
-    return LogSoftmax.apply(as_floating(x), dim=normalize_dim("log_softmax", dim, x.ndim))
+    x = as_floating(amp.full_precision_one(x))
+    dim = normalize_dim("log_softmax", dim, x.ndim)
+    return fast.select(LogSoftmax, x, _facts(x), dim=dim).apply(x, dim=dim)
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return GELU.apply(as_floating(x), approximate=approximate)
+    x = as_floating(x)
+    return fast.select(GELU, x, _facts(x), approximate=approximate).apply(
+        x, approximate=approximate)
 
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
@@ -304,7 +313,8 @@ def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
 
 
 def silu(x: Tensor) -> Tensor:
-    return SiLU.apply(as_floating(x))
+    x = as_floating(x)
+    return fast.select(SiLU, x, _facts(x)).apply(x)
 
 
 def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:

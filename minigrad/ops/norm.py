@@ -30,15 +30,21 @@ def statistics(x, axes, running_mean, running_var, training, momentum, eps):
     xp = get_array_module(x)
     if training:
         mean, var = x.mean(axis=axes), x.var(axis=axes)
-        if running_mean is not None:
-            m = x.size // x.shape[1]
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-            running_var *= 1 - momentum
-            running_var += momentum * var * (m / max(m - 1, 1))
+        update_running_statistics(running_mean, running_var, mean, var, x.size // x.shape[1],
+                                  momentum)
     else:
         mean, var = running_mean, running_var
     return mean, 1 / xp.sqrt(var + eps)
+
+
+def update_running_statistics(running_mean, running_var, mean, var, m: int, momentum) -> None:
+    """Move the running estimates (if any) towards the batch's mean and variance, in place; the
+    variance of m values per channel enters unbiased, as in PyTorch."""
+    if running_mean is not None:
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+        running_var *= 1 - momentum
+        running_var += momentum * var * (m / max(m - 1, 1))
 
 
 class BatchNorm(Function):
@@ -108,7 +114,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
     settings = dict(running_mean=None if running_mean is None else running_mean.array,
                     running_var=None if running_var is None else running_var.array,
                     training=training, momentum=momentum, eps=eps)
-    return fast.select(BatchNorm, x, **settings).apply(x, weight, bias, **settings)
+    return fast.select(BatchNorm, x, dict(dtype=x.dtype), **settings).apply(x, weight, bias,
+                                                                       **settings)
 
 
 class Standardize(Function):
@@ -137,6 +144,14 @@ class Standardize(Function):
                 - out * (grad * out).mean(axis=axes, keepdims=True)) * inv_std
 
 
+def _affine(x, weight, bias, shape):
+    """weight and bias for a fast path that always takes both: ones and zeros where absent."""
+    from minigrad.tensor import ones, zeros
+
+    return (weight if weight is not None else ones(*shape, dtype=x.dtype, device=x.device),
+            bias if bias is not None else zeros(*shape, dtype=x.dtype, device=x.device))
+
+
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     """Normalise over the last len(normalized_shape) dims of each sample, then scale by
     `weight` and shift by `bias` (each of normalized_shape), as torch.nn.functional."""
@@ -149,6 +164,10 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
         if tensor is not None and tuple(tensor.shape) != shape:
             raise ValueError(f"layer_norm: {name} has shape {tuple(tensor.shape)}, expected "
                              f"{shape}")
+    fused = fast.select(Standardize, x, dict(dtype=x.dtype), kind="layer")
+    if fused is not Standardize:  # a fast path that also scales and shifts
+        return fused.apply(x, *_affine(x, weight, bias, shape), normalized_ndim=len(shape),
+                           eps=eps)
     axes = tuple(range(x.ndim - len(shape), x.ndim))
     out = Standardize.apply(x, axes=axes, eps=eps)
     if weight is not None:
@@ -164,6 +183,9 @@ def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
         raise ValueError(f"group_norm: the {x.shape[1] if x.ndim > 1 else '?'} channels of the "
                          f"input {tuple(x.shape)} do not split into {num_groups} groups")
     n, c = x.shape[:2]
+    fused = fast.select(Standardize, x, dict(dtype=x.dtype), kind="group")
+    if fused is not Standardize:
+        return fused.apply(x, *_affine(x, weight, bias, (c,)), num_groups=num_groups, eps=eps)
     out = Standardize.apply(x.reshape(n, num_groups, -1), axes=(2,), eps=eps).reshape(x.shape)
     per_channel = (1, c) + (1,) * (x.ndim - 2)
     if weight is not None:

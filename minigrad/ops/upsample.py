@@ -24,6 +24,7 @@ import numpy as np
 from minigrad import amp, backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module, matmul
+from minigrad.ops import fast
 from minigrad.ops.conv import col2im, im2col_view, pad, pair, unpad
 from minigrad.tensor import Tensor
 
@@ -210,5 +211,6 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
 
     if indices.size:
         backend.check(((indices < 0) | (indices >= rows)).any(), IndexError, message)
-    return Embedding.apply(weight, indices=indices,
-                           padding_idx=None if padding_idx is None else padding_idx % rows)
+    settings = dict(indices=indices,
+                    padding_idx=None if padding_idx is None else padding_idx % rows)
+    return fast.select(Embedding, weight, dict(dtype=weight.dtype)).apply(weight, **settings)

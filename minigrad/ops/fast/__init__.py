@@ -54,13 +54,29 @@ def paths(device_type: str) -> dict:
     """{reference Function: its fast Functions, first choice first} on "cpu" or "cuda"
     (imported on first use)."""
     if device_type not in _paths:
-        from minigrad.ops import activation, conv, norm, pool
+        from minigrad.ops import activation, conv, norm, pool, upsample
 
         if device_type == "cpu":
-            from minigrad.ops.fast import cpu_conv, cpu_pool
+            from minigrad.nn.rnn import _RNNBase
+            from minigrad.ops.fast import (
+                cpu_activation,
+                cpu_conv,
+                cpu_embedding,
+                cpu_norm,
+                cpu_pool,
+                cpu_rnn,
+            )
 
             _paths["cpu"] = {conv.Conv2d: (cpu_conv.Conv2dCPU,),
-                             pool.MaxPool2d: (cpu_pool.MaxPool2dTiledCPU,)}
+                             pool.MaxPool2d: (cpu_pool.MaxPool2dTiledCPU,),
+                             norm.BatchNorm: (cpu_norm.BatchNormCPU,),
+                             norm.Standardize: (cpu_norm.LayerNormCPU, cpu_norm.GroupNormCPU),
+                             activation.GELU: (cpu_activation.GELUCPU,),
+                             activation.SiLU: (cpu_activation.SiLUCPU,),
+                             activation.Softmax: (cpu_activation.SoftmaxCPU,),
+                             activation.LogSoftmax: (cpu_activation.LogSoftmaxCPU,),
+                             upsample.Embedding: (cpu_embedding.EmbeddingCPU,),
+                             _RNNBase._direction: (cpu_rnn.RecurrenceCPU,)}
         else:
             from minigrad.ops.fast import (
                 cuda_activation,

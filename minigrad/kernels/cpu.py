@@ -1,0 +1,524 @@
+"""Compiled CPU kernels (Numba) for the CPU fast paths of the memory-bound ops.
+
+NumPy makes one pass over memory per ufunc: layer norm's forward and backward are about a
+dozen passes, GELU's erf twenty. Each kernel here is one loop (or two) over the data that does
+all of an op's arithmetic per element while it is in a register, compiled by Numba on first use
+and cached on disk (the first call of a session is slow once; later sessions load the cache).
+
+    gelu / gelu_backward               exact (erf) and tanh forms
+    silu / silu_backward
+    softmax / log_softmax (+ backward) along the last axis, rows of a 2-D view
+    layer_norm / layer_norm_backward   rows of a 2-D view, with the scale and shift fused
+    group_norm / group_norm_backward   (N, G, C/G, HW) views, the per-channel scale and shift
+    batch_norm_* (statistics, normalize, backward)   per channel of a (C, A, B) view
+    embedding_backward                 rows added in index order (no np.add.at)
+    lstm_step / gru_step / rnn_step (+ backward)      the gate arithmetic of one time step
+
+Only float32 is compiled for (the speed that matters; float64 runs the NumPy reference). Inside,
+sums are taken in float64. tanh and erf are rational functions x P(x^2) / Q(x^2) fitted by
+benchmarks/rational_fits.py (largest error 2e-8, under float32's rounding), and exp of a
+non-positive number is exp(y / 128)^128 with a Taylor polynomial: math.tanh, math.exp and
+math.erf would be calls into the C library per element, which the compiler cannot vectorize.
+NaN goes through every kernel as it does through NumPy.
+
+The kernels run on the calling thread. Numba's parallel loops were measured to lose here: a
+kernel runs between two BLAS calls, whose worker threads are still spinning, and on two cores
+four busy threads made a U-Net step four times slower.
+
+`available()` says whether the kernels can run: Numba is installed (`pip install
+minigrad[cpu]`) and they are enabled (`enable(False)` or MINIGRAD_NUMBA=0 turns them off, and
+the fast paths that need them step aside for the NumPy code).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+try:
+    import numba
+except ImportError:  # the kernels are optional: without Numba the NumPy code runs
+    numba = None
+
+_enabled = os.environ.get("MINIGRAD_NUMBA", "1") != "0"
+
+# reassociation (so sums vectorize) and fused multiply-add; not "nnan"/"ninf": NaN and inf are
+# values that must go through
+FLAGS = {"reassoc", "contract", "nsz"}
+
+
+def available() -> bool:
+    """Whether the compiled kernels run: Numba is installed and they are enabled."""
+    return numba is not None and _enabled
+
+
+def enable(on: bool = True) -> None:
+    """Use the compiled kernels where Numba is installed (the default) or, with False, not."""
+    global _enabled
+    _enabled = bool(on)
+
+
+def _jit(inline: bool = False):
+    def decorate(fn):
+        if numba is None:
+            return fn
+        # error_model="numpy": a division by zero gives inf or NaN, as in NumPy, rather than
+        # raising; without it the check on every division keeps loops from vectorizing
+        if inline:
+            return numba.njit(inline="always", fastmath=FLAGS, error_model="numpy")(fn)
+        return numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")(fn)
+
+    return decorate
+
+
+# ---------------------------------------------------------------------------------------------
+# scalar helpers, in float64 (inlined into the kernels)
+
+TANH_P = (0.9999999326935153, -0.15887455752323032, 0.03142622924932854, 0.007945154090862603,
+          0.0002250968041642206, 1.328243897234143e-06, 8.351285384731076e-10)
+TANH_Q = (1.0, 0.1744583745285945, -0.043753598262193535, 0.024067127245636182,
+          0.0016273753700734726, 2.1283676800462065e-05, 4.94948541395197e-08)
+ERF_P = (1.1283791821102251, 0.18471123511678023, 0.05433263208918057, 0.003839554315641153,
+         0.00038268940435233484, 4.780445757333939e-06, -1.3666376111153684e-08)
+ERF_Q = (1.0, 0.4970296153720298, 0.1138266022423296, 0.015453556814690838,
+         0.0013095803006707182, 6.400837342447202e-05)
+TP0, TP1, TP2, TP3, TP4, TP5, TP6 = TANH_P
+TQ1, TQ2, TQ3, TQ4, TQ5, TQ6 = TANH_Q[1:]
+EP0, EP1, EP2, EP3, EP4, EP5, EP6 = ERF_P
+EQ1, EQ2, EQ3, EQ4, EQ5 = ERF_Q[1:]
+SQRT_HALF = math.sqrt(0.5)
+INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+@_jit(inline=True)
+def tanh(x):
+    v = min(max(x, -9.0), 9.0)
+    s = v * v
+    p = (((((TP6 * s + TP5) * s + TP4) * s + TP3) * s + TP2) * s + TP1) * s + TP0
+    q = (((((TQ6 * s + TQ5) * s + TQ4) * s + TQ3) * s + TQ2) * s + TQ1) * s + 1.0
+    r = min(max(v * p / q, -1.0), 1.0)
+    if v == 9.0 or v == -9.0:  # saturated: exactly +-1 (so that -inf * (1 + tanh) is NaN)
+        r = v / 9.0
+    return r if x == x else x
+
+
+@_jit(inline=True)
+def erf(x):
+    v = min(max(x, -4.0), 4.0)
+    s = v * v
+    p = (((((EP6 * s + EP5) * s + EP4) * s + EP3) * s + EP2) * s + EP1) * s + EP0
+    q = ((((EQ5 * s + EQ4) * s + EQ3) * s + EQ2) * s + EQ1) * s + 1.0
+    r = min(max(v * p / q, -1.0), 1.0)
+    if v == 4.0 or v == -4.0:
+        r = v / 4.0
+    return r if x == x else x
+
+
+@_jit(inline=True)
+def exp_nonpositive(y):
+    """e^y for y <= 0 (below -87, e^-87 ~ 1.6e-38: zero in float32's normal range)."""
+    r = max(y, -87.0) * 0.0078125  # y / 128, in [-0.68, 0]: 11 Taylor terms are exact enough
+    p = ((((((((((r * 2.505210838544172e-08 + 2.755731922398589e-07) * r
+                 + 2.7557319223985893e-06) * r + 2.48015873015873e-05) * r
+               + 0.0001984126984126984) * r + 0.001388888888888889) * r
+             + 0.008333333333333333) * r + 0.041666666666666664) * r
+           + 0.16666666666666666) * r + 0.5) * r + 1.0) * r + 1.0
+    for _ in range(7):  # (e^(y/128))^128
+        p = p * p
+    return p if y == y else y
+
+
+@_jit(inline=True)
+def sigmoid(x):
+    e = exp_nonpositive(-abs(x))
+    return (1.0 if x >= 0 else e) / (1.0 + e)
+
+
+# ---------------------------------------------------------------------------------------------
+# activations (flat contiguous float32 arrays)
+
+@_jit()
+def gelu(x, out, approximate_tanh):
+    for i in range(x.size):
+        v = np.float64(x[i])
+        if approximate_tanh:
+            out[i] = 0.5 * v * (1.0 + tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)))
+        else:
+            out[i] = 0.5 * v * (1.0 + erf(v * SQRT_HALF))
+
+
+@_jit()
+def gelu_backward(x, grad, out, approximate_tanh):
+    for i in range(x.size):
+        v = np.float64(x[i])
+        if approximate_tanh:
+            t = tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v))
+            d_inner = SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * v * v)
+            out[i] = grad[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * d_inner)
+        else:
+            cdf = 0.5 * (1.0 + erf(v * SQRT_HALF))
+            out[i] = grad[i] * (cdf + v * INV_SQRT_2PI * exp_nonpositive(-0.5 * v * v))
+
+
+@_jit()
+def silu(x, out):
+    for i in range(x.size):
+        v = np.float64(x[i])
+        out[i] = v * sigmoid(v)
+
+
+@_jit()
+def silu_backward(x, grad, out):
+    for i in range(x.size):
+        v = np.float64(x[i])
+        s = sigmoid(v)
+        out[i] = grad[i] * s * (1.0 + v * (1.0 - s))
+
+
+# ---------------------------------------------------------------------------------------------
+# softmax and log-softmax over the last axis of (R, D)
+
+@_jit()
+def softmax(x, out, log):
+    rows, d = x.shape
+    for r in range(rows):
+        top = -np.inf
+        for j in range(d):
+            top = max(top, np.float64(x[r, j]))
+        if top == -np.inf:  # a row of -inf: shift by 0, as x - max would give NaN anyway
+            top = 0.0
+        total = 0.0
+        for j in range(d):
+            total += exp_nonpositive(x[r, j] - top)
+        if log:
+            shift = top + math.log(total)
+            for j in range(d):
+                out[r, j] = x[r, j] - shift
+        else:
+            scale = 1.0 / total
+            for j in range(d):
+                out[r, j] = exp_nonpositive(x[r, j] - top) * scale
+
+
+@_jit()
+def softmax_backward(out, grad, dx, log):
+    rows, d = out.shape
+    for r in range(rows):
+        total = 0.0
+        if log:  # dx = g - softmax * sum(g)
+            for j in range(d):
+                total += grad[r, j]
+            for j in range(d):
+                dx[r, j] = grad[r, j] - exp_nonpositive(out[r, j]) * total
+        else:  # dx = y * (g - sum(g y))
+            for j in range(d):
+                total += np.float64(grad[r, j]) * out[r, j]
+            for j in range(d):
+                dx[r, j] = out[r, j] * (grad[r, j] - total)
+
+
+# ---------------------------------------------------------------------------------------------
+# normalization
+
+@_jit(inline=True)
+def _row_statistics(x, r, eps):
+    d = x.shape[1]
+    total = 0.0
+    for j in range(d):
+        total += x[r, j]
+    mean = total / d
+    squares = 0.0
+    for j in range(d):
+        centered = x[r, j] - mean
+        squares += centered * centered
+    return mean, 1.0 / math.sqrt(squares / d + eps)
+
+
+@_jit()
+def layer_norm(x, weight, bias, out, mean, rstd, eps):
+    """x, out (R, D); weight, bias (D,); writes out and each row's mean and 1/std."""
+    for r in range(x.shape[0]):
+        m, s = _row_statistics(x, r, eps)
+        mean[r], rstd[r] = m, s
+        for j in range(x.shape[1]):
+            out[r, j] = (x[r, j] - m) * s * weight[j] + bias[j]
+
+
+@_jit()
+def layer_norm_backward(x, grad, weight, mean, rstd, dx, dw_parts, db_parts):
+    """dx (R, D); dw_parts, db_parts (chunks, D) float64 partial sums over the rows, one per
+    chunk of rows (the caller sums them)."""
+    rows, d = x.shape
+    chunks = dw_parts.shape[0]
+    for k in range(chunks):
+        for r in range(k * rows // chunks, (k + 1) * rows // chunks):
+            m, s = mean[r], rstd[r]
+            sum_g = 0.0
+            sum_g_xhat = 0.0
+            for j in range(d):
+                x_hat = (x[r, j] - m) * s
+                g = np.float64(grad[r, j])
+                gw = g * weight[j]
+                sum_g += gw
+                sum_g_xhat += gw * x_hat
+                dw_parts[k, j] += g * x_hat
+                db_parts[k, j] += g
+            sum_g /= d
+            sum_g_xhat /= d
+            for j in range(d):
+                x_hat = (x[r, j] - m) * s
+                dx[r, j] = s * (grad[r, j] * weight[j] - sum_g - x_hat * sum_g_xhat)
+
+
+@_jit()
+def group_norm(x, weight, bias, out, mean, rstd, eps):
+    """x, out (N, G, Cg, L); weight, bias (G, Cg); mean, rstd (N, G)."""
+    n, groups, cg, length = x.shape
+    for k in range(n * groups):
+        i, g = k // groups, k % groups
+        total = 0.0
+        for c in range(cg):
+            for j in range(length):
+                total += x[i, g, c, j]
+        m = total / (cg * length)
+        squares = 0.0
+        for c in range(cg):
+            for j in range(length):
+                centered = x[i, g, c, j] - m
+                squares += centered * centered
+        s = 1.0 / math.sqrt(squares / (cg * length) + eps)
+        mean[i, g], rstd[i, g] = m, s
+        for c in range(cg):
+            scale, shift = s * weight[g, c], bias[g, c] - m * s * weight[g, c]
+            for j in range(length):
+                out[i, g, c, j] = x[i, g, c, j] * scale + shift
+
+
+@_jit()
+def group_norm_backward(x, grad, weight, mean, rstd, dx, dw, db):
+    """dx (N, G, Cg, L); dw, db (N, G, Cg) float64 per-sample sums (the caller sums over N)."""
+    n, groups, cg, length = x.shape
+    count = cg * length
+    for k in range(n * groups):
+        i, g = k // groups, k % groups
+        m, s = mean[i, g], rstd[i, g]
+        sum_g = 0.0
+        sum_g_xhat = 0.0
+        for c in range(cg):
+            w = weight[g, c]
+            channel_g = 0.0
+            channel_gx = 0.0
+            for j in range(length):
+                gv = np.float64(grad[i, g, c, j])
+                x_hat = (x[i, g, c, j] - m) * s
+                channel_g += gv
+                channel_gx += gv * x_hat
+            dw[i, g, c], db[i, g, c] = channel_gx, channel_g
+            sum_g += w * channel_g
+            sum_g_xhat += w * channel_gx
+        sum_g /= count
+        sum_g_xhat /= count
+        for c in range(cg):
+            w = weight[g, c]
+            for j in range(length):
+                x_hat = (x[i, g, c, j] - m) * s
+                dx[i, g, c, j] = s * (grad[i, g, c, j] * w - sum_g - x_hat * sum_g_xhat)
+
+
+@_jit()
+def batch_norm_statistics(x, mean, var):
+    """x (C, A, B): each channel's mean and biased variance (float64 outputs (C,))."""
+    channels, a, b = x.shape
+    for c in range(channels):
+        total = 0.0
+        for i in range(a):
+            for j in range(b):
+                total += x[c, i, j]
+        m = total / (a * b)
+        squares = 0.0
+        for i in range(a):
+            for j in range(b):
+                centered = x[c, i, j] - m
+                squares += centered * centered
+        mean[c], var[c] = m, squares / (a * b)
+
+
+@_jit()
+def batch_norm_normalize(x, scale, shift, out):
+    """out = x * scale[c] + shift[c] over (C, A, B) views."""
+    channels, a, b = x.shape
+    for c in range(channels):
+        for i in range(a):
+            for j in range(b):
+                out[c, i, j] = x[c, i, j] * scale[c] + shift[c]
+
+
+@_jit()
+def batch_norm_backward(x, grad, mean, rstd, weight, dx, dw, db, training, want_dx):
+    """(C, A, B) views. dw[c] = sum(g x_hat), db[c] = sum(g); dx the closed form (training)
+    or g * weight * rstd (eval)."""
+    channels, a, b = x.shape
+    count = a * b
+    for c in range(channels):
+        m, s = mean[c], rstd[c]
+        sum_g = 0.0
+        sum_g_xhat = 0.0
+        for i in range(a):
+            for j in range(b):
+                g = np.float64(grad[c, i, j])
+                sum_g += g
+                sum_g_xhat += g * (x[c, i, j] - m) * s
+        dw[c], db[c] = sum_g_xhat, sum_g
+        if want_dx:
+            scale = weight[c] * s
+            mean_g, mean_gx = sum_g / count, sum_g_xhat / count
+            for i in range(a):
+                for j in range(b):
+                    if training:
+                        x_hat = (x[c, i, j] - m) * s
+                        dx[c, i, j] = scale * (grad[c, i, j] - mean_g - x_hat * mean_gx)
+                    else:
+                        dx[c, i, j] = scale * grad[c, i, j]
+
+
+# ---------------------------------------------------------------------------------------------
+# embedding
+
+@_jit()
+def embedding_backward(indices, grad, out):
+    """out[indices[k]] += grad[k] for every k, in order; indices (M,), grad (M, D)."""
+    for k in range(indices.shape[0]):
+        row = indices[k]
+        for j in range(grad.shape[1]):
+            out[row, j] += grad[k, j]
+
+
+# ---------------------------------------------------------------------------------------------
+# recurrent cells: one time step's gate arithmetic, for a batch (B rows)
+
+@_jit()
+def lstm_step(pre, c_prev, h_prev, running, gates, c_out, h_out, tanh_c):
+    """pre (B, 4H): x W_ih^T + b_ih + h W_hh^T + b_hh. Writes the activated gates i, f, g, o
+    (B, 4H), c' and h' (a row that is not running keeps its state) and tanh(c').
+    (One short loop per result: a loop that writes many arrays does not vectorize.)"""
+    batch, hidden = c_prev.shape
+    for b in range(batch):
+        for j in range(2 * hidden):
+            gates[b, j] = sigmoid(pre[b, j])
+        for j in range(2 * hidden, 3 * hidden):
+            gates[b, j] = tanh(pre[b, j])
+        for j in range(3 * hidden, 4 * hidden):
+            gates[b, j] = sigmoid(pre[b, j])
+        if running[b]:
+            for j in range(hidden):
+                c_out[b, j] = gates[b, hidden + j] * c_prev[b, j] + \
+                    gates[b, j] * gates[b, 2 * hidden + j]
+            for j in range(hidden):
+                tanh_c[b, j] = tanh(c_out[b, j])
+            for j in range(hidden):
+                h_out[b, j] = gates[b, 3 * hidden + j] * tanh_c[b, j]
+        else:
+            for j in range(hidden):
+                c_out[b, j], h_out[b, j], tanh_c[b, j] = c_prev[b, j], h_prev[b, j], 0.0
+
+
+@_jit()
+def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, running, d_pre, dc_prev, dh_direct):
+    """dh, dc: the gradients reaching h' and c'. Writes d_pre (B, 4H), the gradient of the
+    gates' pre-activations, dc_prev, and dh_direct (dh's direct path to the previous h: zero,
+    but for a row that was not running, which passes dh and dc on unchanged)."""
+    batch, hidden = dc.shape
+    for b in range(batch):
+        for j in range(hidden):
+            if running[b]:
+                i, f = gates[b, j], gates[b, hidden + j]
+                g, o = gates[b, 2 * hidden + j], gates[b, 3 * hidden + j]
+                t = tanh_c[b, j]
+                d_o = dh[b, j] * t
+                d_c = dc[b, j] + dh[b, j] * o * (1.0 - t * t)
+                d_pre[b, j] = d_c * g * i * (1.0 - i)
+                d_pre[b, hidden + j] = d_c * c_prev[b, j] * f * (1.0 - f)
+                d_pre[b, 2 * hidden + j] = d_c * i * (1.0 - g * g)
+                d_pre[b, 3 * hidden + j] = d_o * o * (1.0 - o)
+                dc_prev[b, j] = d_c * f
+                dh_direct[b, j] = 0.0
+            else:
+                for k in range(4):
+                    d_pre[b, k * hidden + j] = 0.0
+                dc_prev[b, j] = dc[b, j]
+                dh_direct[b, j] = dh[b, j]
+
+
+@_jit()
+def gru_step(x_part, h_part, h_prev, running, saved, h_out):
+    """x_part = x W_ih^T + b_ih, h_part = h W_hh^T + b_hh (B, 3H). Writes r, z, n and the
+    hidden part of n (B, 4H) and h'."""
+    batch, hidden = h_prev.shape
+    for b in range(batch):
+        for j in range(2 * hidden):
+            saved[b, j] = sigmoid(x_part[b, j] + h_part[b, j])
+        for j in range(hidden):
+            saved[b, 3 * hidden + j] = h_part[b, 2 * hidden + j]
+        for j in range(hidden):
+            saved[b, 2 * hidden + j] = tanh(x_part[b, 2 * hidden + j] + saved[b, j] *
+                                            saved[b, 3 * hidden + j])
+        if running[b]:
+            for j in range(hidden):
+                z = saved[b, hidden + j]
+                h_out[b, j] = (1.0 - z) * saved[b, 2 * hidden + j] + z * h_prev[b, j]
+        else:
+            for j in range(hidden):
+                h_out[b, j] = h_prev[b, j]
+
+
+@_jit()
+def gru_step_backward(dh, saved, h_prev, running, d_x, d_h, dh_direct):
+    """Writes d_x (the gradient of x_part), d_h (of h_part) and dh_direct (dh's direct path to
+    the previous state, through z or through a finished row)."""
+    batch, hidden = dh.shape
+    for b in range(batch):
+        for j in range(hidden):
+            if running[b]:
+                r, z = saved[b, j], saved[b, hidden + j]
+                n, hn = saved[b, 2 * hidden + j], saved[b, 3 * hidden + j]
+                g = dh[b, j]
+                d_n = g * (1.0 - z) * (1.0 - n * n)
+                d_r = d_n * hn * r * (1.0 - r)
+                d_z = g * (h_prev[b, j] - n) * z * (1.0 - z)
+                d_x[b, j], d_x[b, hidden + j], d_x[b, 2 * hidden + j] = d_r, d_z, d_n
+                d_h[b, j], d_h[b, hidden + j], d_h[b, 2 * hidden + j] = d_r, d_z, d_n * r
+                dh_direct[b, j] = g * z
+            else:
+                for k in range(3):
+                    d_x[b, k * hidden + j] = 0.0
+                    d_h[b, k * hidden + j] = 0.0
+                dh_direct[b, j] = dh[b, j]
+
+
+@_jit()
+def rnn_step(pre, h_prev, running, relu, h_out):
+    batch, hidden = h_prev.shape
+    for b in range(batch):
+        for j in range(hidden):
+            if running[b]:
+                v = pre[b, j]
+                h_out[b, j] = (0.0 if v <= 0 else v) if relu else tanh(v)
+            else:
+                h_out[b, j] = h_prev[b, j]
+
+
+@_jit()
+def rnn_step_backward(dh, h, running, relu, d_pre, dh_direct):
+    batch, hidden = dh.shape
+    for b in range(batch):
+        for j in range(hidden):
+            if running[b]:
+                v = h[b, j]
+                d_pre[b, j] = dh[b, j] * ((0.0 if v <= 0 else 1.0) if relu else 1.0 - v * v)
+                dh_direct[b, j] = 0.0
+            else:
+                d_pre[b, j] = 0.0
+                dh_direct[b, j] = dh[b, j]

@@ -1,0 +1,119 @@
+"""GELU, SiLU, softmax and log-softmax on the CPU, each way one compiled loop over the data
+(minigrad/kernels/cpu.py), for float32: the reference Functions' formulas (ops/activation.py),
+without NumPy's pass per ufunc (the reference's exact GELU takes about twenty).
+
+The forward saves its input (GELU, SiLU) or its output (softmax), as the reference does, and
+the backward recomputes what the formula needs from it in the same loop. Softmax works on
+the rows of the last axis; another `dim` is moved last and back (one copy each way).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad.autograd import Function
+from minigrad.kernels import cpu as kernels
+
+
+def compiled_float32(dtype=None, **_) -> bool:
+    """The compiled kernels can run (Numba is there and on) and the data is float32."""
+    return kernels.available() and dtype == np.float32
+
+
+def compiled_float32_rows(dtype=None, ndim=1, **_) -> bool:
+    """As compiled_float32, for an op along an axis (not on a 0-d array)."""
+    return compiled_float32(dtype) and ndim >= 1
+
+
+def _flat(x):
+    return np.ascontiguousarray(x).reshape(-1)
+
+
+class GELUCPU(Function):
+    supports = staticmethod(compiled_float32)
+
+    @staticmethod
+    def forward(ctx, x, approximate):
+        x = np.ascontiguousarray(x)
+        out = np.empty_like(x)
+        kernels.gelu(x.reshape(-1), out.reshape(-1), approximate == "tanh")
+        ctx.save_for_backward(x)
+        ctx.approximate = approximate
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        out = np.empty_like(x)
+        kernels.gelu_backward(x.reshape(-1), _flat(grad), out.reshape(-1),
+                              ctx.approximate == "tanh")
+        return out
+
+
+class SiLUCPU(Function):
+    supports = staticmethod(compiled_float32)
+
+    @staticmethod
+    def forward(ctx, x):
+        x = np.ascontiguousarray(x)
+        out = np.empty_like(x)
+        kernels.silu(x.reshape(-1), out.reshape(-1))
+        ctx.save_for_backward(x)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        out = np.empty_like(x)
+        kernels.silu_backward(x.reshape(-1), _flat(grad), out.reshape(-1))
+        return out
+
+
+def _rows(x, dim):
+    """x with `dim` moved last, C-contiguous, and its (rows, length) view."""
+    moved = np.ascontiguousarray(np.moveaxis(x, dim, -1))
+    return moved, moved.reshape(-1, moved.shape[-1]) if moved.size else moved.reshape(0, 1)
+
+
+def _softmax_forward(ctx, x, dim, log):
+    moved, rows = _rows(x, dim)
+    out = np.empty_like(moved)
+    if moved.size:
+            kernels.softmax(rows, out.reshape(rows.shape), log)
+    ctx.save_for_backward(out)
+    ctx.dim, ctx.log = dim, log
+    return np.moveaxis(out, -1, dim)
+
+
+def _softmax_backward(ctx, grad):
+    (out,) = ctx.saved_tensors  # dim last
+    moved, rows = _rows(grad, ctx.dim)
+    dx = np.empty_like(moved)
+    if moved.size:
+            kernels.softmax_backward(out.reshape(rows.shape), rows, dx.reshape(rows.shape),
+                                     ctx.log)
+    return np.moveaxis(dx, -1, ctx.dim)
+
+
+class SoftmaxCPU(Function):
+    supports = staticmethod(compiled_float32_rows)
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        return _softmax_forward(ctx, x, dim, False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _softmax_backward(ctx, grad)
+
+
+class LogSoftmaxCPU(Function):
+    supports = staticmethod(compiled_float32_rows)
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        return _softmax_forward(ctx, x, dim, True)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _softmax_backward(ctx, grad)

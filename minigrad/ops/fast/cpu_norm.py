@@ -1,0 +1,161 @@
+"""Layer, group and batch norm on the CPU, for float32: each way one compiled kernel
+(minigrad/kernels/cpu.py) that takes the statistics, normalizes and applies the scale and
+shift in two passes over the data, where the reference (ops/norm.py) takes about a dozen
+NumPy passes and, for layer and group norm, separate ops for the scale and the shift.
+
+The mathematics is the reference's: x_hat = (x - mean) / sqrt(var + eps) with the biased
+variance, out = weight * x_hat + bias, and the closed-form backward
+    dx = rstd * (g w - mean(g w) - x_hat * mean(g w x_hat))
+    dweight = sum(g x_hat)      dbias = sum(g)
+The forward saves x and the per-row (or per-channel) mean and 1/std rather than x_hat; the
+backward recomputes x_hat in its loop. Weight and bias are always passed (ones and zeros when
+the caller has none, which then want no gradient).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad.autograd import Function
+from minigrad.kernels import cpu as kernels
+from minigrad.ops.fast.cpu_activation import compiled_float32
+from minigrad.ops.norm import update_running_statistics
+
+
+def _chunks(rows: int) -> int:
+    """How many partial sums the parallel backward keeps: one per thread (at most `rows`)."""
+    threads = kernels.numba.get_num_threads() if kernels.numba is not None else 1
+    return max(1, min(rows, threads))
+
+
+class LayerNormCPU(Function):
+    """layer_norm over the last `normalized_ndim` dims, scale and shift included."""
+
+    @staticmethod
+    def supports(kind=None, dtype=None, **_):
+        return kind == "layer" and compiled_float32(dtype)
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, *, normalized_ndim, eps):
+        width = int(np.prod(x.shape[x.ndim - normalized_ndim:]))
+        rows = np.ascontiguousarray(x).reshape(-1, width)
+        out = np.empty(rows.shape, dtype=x.dtype)
+        mean = np.empty(rows.shape[0], dtype=np.float64)
+        rstd = np.empty(rows.shape[0], dtype=np.float64)
+        kernels.layer_norm(rows, weight.reshape(-1), bias.reshape(-1), out, mean, rstd, eps)
+        ctx.save_for_backward(rows, weight, mean, rstd)
+        return out.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows, weight, mean, rstd = ctx.saved_tensors
+        g = np.ascontiguousarray(grad).reshape(rows.shape)
+        dx = np.empty_like(rows)
+        chunks = _chunks(rows.shape[0])
+        dw_parts = np.zeros((chunks, rows.shape[1]))
+        db_parts = np.zeros((chunks, rows.shape[1]))
+        kernels.layer_norm_backward(rows, g, weight.reshape(-1), mean, rstd, dx, dw_parts,
+                                    db_parts)
+        needs = ctx.needs_input_grad
+        return (dx.reshape(grad.shape) if needs[0] else None,
+                dw_parts.sum(0).astype(weight.dtype).reshape(weight.shape) if needs[1] else None,
+                db_parts.sum(0).astype(weight.dtype).reshape(weight.shape) if needs[2] else None)
+
+
+class GroupNormCPU(Function):
+    """group_norm of x (N, C, *) in `num_groups` groups, per-channel scale and shift."""
+
+    @staticmethod
+    def supports(kind=None, dtype=None, **_):
+        return kind == "group" and compiled_float32(dtype)
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, *, num_groups, eps):
+        n, c = x.shape[:2]
+        grouped = np.ascontiguousarray(x).reshape(n, num_groups, c // num_groups, -1)
+        out = np.empty(grouped.shape, dtype=x.dtype)
+        mean = np.empty((n, num_groups))
+        rstd = np.empty((n, num_groups))
+        per_group = (num_groups, c // num_groups)
+        kernels.group_norm(grouped, weight.reshape(per_group), bias.reshape(per_group), out,
+                           mean, rstd, eps)
+        ctx.save_for_backward(grouped, weight, mean, rstd)
+        return out.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grouped, weight, mean, rstd = ctx.saved_tensors
+        n, groups, cg, _ = grouped.shape
+        g = np.ascontiguousarray(grad).reshape(grouped.shape)
+        dx = np.empty_like(grouped)
+        dw, db = np.empty((n, groups, cg)), np.empty((n, groups, cg))
+        kernels.group_norm_backward(grouped, g, weight.reshape(groups, cg), mean, rstd, dx,
+                                    dw, db)
+        needs = ctx.needs_input_grad
+        return (dx.reshape(grad.shape) if needs[0] else None,
+                dw.sum(0).reshape(-1).astype(weight.dtype) if needs[1] else None,
+                db.sum(0).reshape(-1).astype(weight.dtype) if needs[2] else None)
+
+
+def _channels_first(a):
+    """A (C, A, B) view of a (N, C) or (N, C, H, W) array, B the contiguous run where the
+    layout has one: (C, 1, H*W*N) for the CPU conv's batch-innermost layout, (C, N, H*W) for
+    NCHW; None for any other layout."""
+    if a.ndim == 2:
+        return a.T[:, None, :]
+    n, c, h, w = a.shape
+    moved = a.transpose(1, 2, 3, 0)
+    if moved.flags.c_contiguous:
+        return moved.reshape(c, 1, -1)
+    if a.flags.c_contiguous:
+        return a.transpose(1, 0, 2, 3).reshape(c, n, h * w)
+    return None
+
+
+def _in_layout_of(a, like):
+    """`a` in the memory layout of `like` (a copy where it is not already): the kernels walk
+    x, its gradient and dx in one order."""
+    if a.strides == like.strides:
+        return a
+    copy = np.empty_like(like)
+    copy[...] = a
+    return copy
+
+
+class BatchNormCPU(Function):
+    """batch_norm of (N, C) or (N, C, H, W), in the layout x comes in (NCHW or the CPU
+    conv's batch-innermost one), the output in the same layout."""
+
+    supports = staticmethod(compiled_float32)
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, *, running_mean, running_var, training, momentum, eps):
+        if _channels_first(x) is None:
+            x = np.ascontiguousarray(x)
+        view = _channels_first(x)
+        if training:
+            mean, var = np.empty(x.shape[1]), np.empty(x.shape[1])
+            kernels.batch_norm_statistics(view, mean, var)
+            update_running_statistics(running_mean, running_var, mean.astype(x.dtype),
+                                      var.astype(x.dtype), x.size // x.shape[1], momentum)
+        else:
+            mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
+        rstd = 1 / np.sqrt(var + eps)
+        scale = weight * rstd
+        out = np.empty_like(x)
+        kernels.batch_norm_normalize(view, scale, bias - mean * scale, _channels_first(out))
+        ctx.save_for_backward(x, mean, rstd, weight)
+        ctx.training = training
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, mean, rstd, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        dx = np.empty_like(x)
+        dw, db = np.empty(x.shape[1]), np.empty(x.shape[1])
+        kernels.batch_norm_backward(_channels_first(x), _channels_first(_in_layout_of(grad, x)),
+                                    mean, rstd, weight, _channels_first(dx), dw, db,
+                                    ctx.training, needs[0])
+        return (dx if needs[0] else None, dw.astype(x.dtype) if needs[1] else None,
+                db.astype(x.dtype) if needs[2] else None)

@@ -1,0 +1,214 @@
+"""A whole recurrent layer, one direction, as one Function: the CPU fast path of RNN, LSTM and
+GRU (minigrad/nn/rnn.py, whose unrolled loop of ordinary ops is the reference).
+
+The reference records ~15 graph nodes per time step and its backward walks them all. Here the
+forward runs the loop itself: the input's part of every step (x W_ih^T + b_ih) comes in as one
+GEMM done before, and per step there is one GEMM for the hidden part (h W_hh^T) and one pass
+of gate arithmetic (a compiled kernel from minigrad/kernels/cpu.py for float32, else the NumPy
+twin below, which does the same with NumPy ops). It saves only what the backward needs: the
+activated gates, tanh(c) and the states. Backpropagation through time is written out:
+
+    LSTM, per step from the last:   dh = dh_out + dh_next    dc = dc_out + dc_next
+        do = dh tanh(c)       dc += dh o (1 - tanh(c)^2)
+        di = dc g   df = dc c_prev   dg = dc i   dc_next = dc f
+        d_pre = (di i(1-i), df f(1-f), dg (1-g^2), do o(1-o))     dh_next = d_pre W_hh
+    GRU:  h' = (1 - z) n + z h,  n = tanh(x_n + r h_n)
+        dn = dh (1-z) (1-n^2)   dz = dh (h - n) z(1-z)   dr = dn h_n r(1-r)
+        d_x = (dr, dz, dn)   d_h = (dr, dz, dn r)   dh_next = dh z + d_h W_hh
+    RNN:  d_pre = dh (1 - h'^2) (tanh) or dh [h' > 0] (relu);   dh_next = d_pre W_hh
+
+and after the loop the weight gradient is one GEMM over all steps, d_pre^T (T*B, G*H) @ the
+previous states (T*B, H), and the bias gradient a sum. A sequence that has ended (a packed
+batch: `running[t, b]` false) keeps its state: its row has no gate gradient, and dh and dc go
+straight through to the step before.
+
+The output is the sequence of states, (T, 1, B, H) or, for the LSTM, (T, 2, B, H) holding h
+then c (each step's state contiguous), so that the layer takes outputs, h_n and c_n from it
+with ordinary (differentiable) slices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad.autograd import Function
+from minigrad.kernels import cpu as kernels
+
+# ---------------------------------------------------------------------------------------------
+# the NumPy twins of the compiled cell kernels: the same arguments, the same results
+
+
+def _sigmoid(x):
+    return 0.5 * np.tanh(0.5 * x) + 0.5  # exactly sigmoid, and stable both ways
+
+
+def lstm_step(pre, c_prev, h_prev, running, gates, c_out, h_out, tanh_c):
+    hidden = c_prev.shape[1]
+    gates[:, :2 * hidden] = _sigmoid(pre[:, :2 * hidden])
+    gates[:, 2 * hidden:3 * hidden] = np.tanh(pre[:, 2 * hidden:3 * hidden])
+    gates[:, 3 * hidden:] = _sigmoid(pre[:, 3 * hidden:])
+    i, f, g, o = (gates[:, k * hidden:(k + 1) * hidden] for k in range(4))
+    keep = ~running.astype(bool)[:, None]
+    c = np.where(keep, c_prev, f * c_prev + i * g)
+    t = np.where(keep, 0, np.tanh(c))
+    c_out[...], tanh_c[...], h_out[...] = c, t, np.where(keep, h_prev, o * t)
+
+
+def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, running, d_pre, dc_prev, dh_direct):
+    hidden = dc.shape[1]
+    i, f, g, o = (gates[:, k * hidden:(k + 1) * hidden] for k in range(4))
+    run = running.astype(bool)[:, None]
+    d_c = dc + dh * o * (1 - tanh_c * tanh_c)
+    d_pre[:, :hidden] = d_c * g * i * (1 - i)
+    d_pre[:, hidden:2 * hidden] = d_c * c_prev * f * (1 - f)
+    d_pre[:, 2 * hidden:3 * hidden] = d_c * i * (1 - g * g)
+    d_pre[:, 3 * hidden:] = dh * tanh_c * o * (1 - o)
+    d_pre *= run
+    dc_prev[...] = np.where(run, d_c * f, dc)
+    dh_direct[...] = np.where(run, 0, dh)
+
+
+def gru_step(x_part, h_part, h_prev, running, saved, h_out):
+    hidden = h_prev.shape[1]
+    r = _sigmoid(x_part[:, :hidden] + h_part[:, :hidden])
+    z = _sigmoid(x_part[:, hidden:2 * hidden] + h_part[:, hidden:2 * hidden])
+    hn = h_part[:, 2 * hidden:]
+    n = np.tanh(x_part[:, 2 * hidden:] + r * hn)
+    saved[...] = np.concatenate([r, z, n, hn], axis=1)
+    h_out[...] = np.where(running.astype(bool)[:, None], (1 - z) * n + z * h_prev, h_prev)
+
+
+def gru_step_backward(dh, saved, h_prev, running, d_x, d_h, dh_direct):
+    hidden = dh.shape[1]
+    r, z, n, hn = (saved[:, k * hidden:(k + 1) * hidden] for k in range(4))
+    run = running.astype(bool)[:, None]
+    d_n = dh * (1 - z) * (1 - n * n) * run
+    d_r = d_n * hn * r * (1 - r)
+    d_z = dh * (h_prev - n) * z * (1 - z) * run
+    d_x[...] = np.concatenate([d_r, d_z, d_n], axis=1)
+    d_h[...] = np.concatenate([d_r, d_z, d_n * r], axis=1)
+    dh_direct[...] = np.where(run, dh * z, dh)
+
+
+def rnn_step(pre, h_prev, running, relu, h_out):
+    new = np.where(pre <= 0, 0, pre) if relu else np.tanh(pre)
+    h_out[...] = np.where(running.astype(bool)[:, None], new, h_prev)
+
+
+def rnn_step_backward(dh, h, running, relu, d_pre, dh_direct):
+    run = running.astype(bool)[:, None]
+    slope = ~(h <= 0) if relu else 1 - h * h
+    d_pre[...] = np.where(run, dh * slope, 0)
+    dh_direct[...] = np.where(run, 0, dh)
+
+
+class _NumPyCells:
+    lstm_step, lstm_step_backward = staticmethod(lstm_step), staticmethod(lstm_step_backward)
+    gru_step, gru_step_backward = staticmethod(gru_step), staticmethod(gru_step_backward)
+    rnn_step, rnn_step_backward = staticmethod(rnn_step), staticmethod(rnn_step_backward)
+
+
+def cells(dtype):
+    """The cell arithmetic for this dtype: the compiled kernels for float32 where they run,
+    else their NumPy twins."""
+    return kernels if kernels.available() and dtype == np.float32 else _NumPyCells
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class RecurrenceCPU(Function):
+    """One layer, one direction, over x_parts (T, B, G*H) = x W_ih^T + b_ih, from h0 (and c0,
+    for the LSTM; zeros otherwise) with w_hh (G*H, H) and b_hh (G*H,)."""
+
+    @staticmethod
+    def supports(mode=None, dtype=None, **_):
+        return mode in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU") and dtype in (np.float32,
+                                                                              np.float64)
+
+    @staticmethod
+    def forward(ctx, x_parts, h0, c0, w_hh, b_hh, *, mode, reverse, running):
+        steps, batch, _ = x_parts.shape
+        hidden = h0.shape[1]
+        lstm = mode == "LSTM"
+        run = (np.ones((steps, batch), dtype=np.uint8) if running is None
+               else np.ascontiguousarray(running, dtype=np.uint8))
+        cell = cells(x_parts.dtype)
+        w_t = w_hh.T  # (H, G*H): BLAS reads the transpose in place
+        # (T, 2, B, H) for the LSTM (h, then c), (T, 1, B, H) else: every state contiguous
+        states = np.empty((steps, 2 if lstm else 1, batch, hidden), dtype=x_parts.dtype)
+        order = range(steps - 1, -1, -1) if reverse else range(steps)
+        h, c = h0, c0
+        if mode == "GRU":
+            saved = np.empty((steps, batch, 4 * hidden), dtype=x_parts.dtype)
+            for t in order:
+                h_part = h @ w_t
+                h_part += b_hh
+                cell.gru_step(x_parts[t], h_part, h, run[t], saved[t], states[t, 0])
+                h = states[t, 0]
+            extra = (saved,)
+        else:
+            if lstm:
+                gates = np.empty((steps, batch, 4 * hidden), dtype=x_parts.dtype)
+                tanh_c = np.empty((steps, batch, hidden), dtype=x_parts.dtype)
+            for t in order:
+                pre = h @ w_t
+                pre += x_parts[t]
+                pre += b_hh
+                if lstm:
+                    h_out, c_out = states[t, 0], states[t, 1]
+                    cell.lstm_step(pre, c, h, run[t], gates[t], c_out, h_out, tanh_c[t])
+                    h, c = h_out, c_out
+                else:
+                    cell.rnn_step(pre, h, run[t], mode == "RNN_RELU", states[t, 0])
+                    h = states[t, 0]
+            extra = (gates, tanh_c) if lstm else ()
+        ctx.save_for_backward(states, h0, c0, w_hh, run, *extra)
+        ctx.mode, ctx.reverse = mode, reverse
+        return states
+
+    @staticmethod
+    def backward(ctx, grad):
+        states, h0, c0, w_hh, run, *extra = ctx.saved_tensors
+        mode, reverse = ctx.mode, ctx.reverse
+        steps, _, batch, hidden = states.shape
+        lstm = mode == "LSTM"
+        cell = cells(states.dtype)
+        previous = (lambda t: t + 1) if reverse else (lambda t: t - 1)
+        first = steps - 1 if reverse else 0
+        gates_width = w_hh.shape[0]
+        d_h_part = np.empty((steps, batch, gates_width), dtype=states.dtype)  # of h W_hh^T
+        d_x = np.empty_like(d_h_part) if mode == "GRU" else d_h_part
+        dh_next = np.zeros((batch, hidden), dtype=states.dtype)
+        dc_next = np.zeros_like(dh_next)
+        dh_direct = np.empty_like(dh_next)
+        for t in (range(steps) if reverse else range(steps - 1, -1, -1)):
+            h_prev = h0 if t == first else states[previous(t), 0]
+            dh = grad[t, 0] + dh_next
+            if lstm:
+                c_prev = c0 if t == first else states[previous(t), 1]
+                gates, tanh_c = extra
+                dc = grad[t, 1] + dc_next
+                cell.lstm_step_backward(dh, dc, gates[t], c_prev, tanh_c[t], run[t],
+                                        d_h_part[t], dc_next, dh_direct)
+            elif mode == "GRU":
+                cell.gru_step_backward(dh, extra[0][t], h_prev, run[t], d_x[t], d_h_part[t],
+                                       dh_direct)
+            else:
+                cell.rnn_step_backward(dh, states[t, 0], run[t], mode == "RNN_RELU", d_h_part[t],
+                                       dh_direct)
+            dh_next = d_h_part[t] @ w_hh
+            dh_next += dh_direct
+        needs = ctx.needs_input_grad
+        grad_w = None
+        if needs[3]:  # sum over steps of d_pre^T h_prev: one GEMM
+            h_prev_all = np.empty((steps, batch, hidden), dtype=states.dtype)
+            h_prev_all[first] = h0
+            if reverse:
+                h_prev_all[:-1] = states[1:, 0]
+            else:
+                h_prev_all[1:] = states[:-1, 0]
+            grad_w = d_h_part.reshape(-1, gates_width).T @ h_prev_all.reshape(-1, hidden)
+        return (d_x if needs[0] else None, dh_next if needs[1] else None,
+                dc_next if needs[2] and lstm else (np.zeros_like(dc_next) if needs[2] else None),
+                grad_w, d_h_part.sum(axis=(0, 1)) if needs[4] else None)
