@@ -1,6 +1,8 @@
 """RNN, LSTM and GRU against PyTorch's with the same state_dict: outputs, final states and
 every gradient, for layers, directions, batch_first, biases and variable lengths; and
-central differences through the unrolled graph."""
+central differences through the time steps. Each runs three ways (`path`): the CPU's fused
+recurrence (ops/fast/cpu_rnn.py) with its compiled cells, the same with their NumPy twins
+(the kernels off), and the reference's unrolled graph (the fast paths off)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,30 @@ from helpers import DEVICES, requires_torch, torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+import contextlib
+
 import minigrad as mg
 import minigrad.nn as nn
+from minigrad.kernels import cpu as cpu_kernels
 from minigrad.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from minigrad.ops import fast
+from minigrad.ops.fast import cpu_rnn
+
+PATHS = ["fused", "fused-numpy", "unrolled"]
+
+
+@contextlib.contextmanager
+def recurrence(path: str):
+    """Run the layers inside by one of the three paths."""
+    if path == "unrolled":
+        fast.enable(False)
+    elif path == "fused-numpy":
+        cpu_kernels.enable(False)
+    try:
+        yield
+    finally:
+        fast.enable(True)
+        cpu_kernels.enable(True)
 
 KINDS = {"rnn_tanh": ("RNN", dict(nonlinearity="tanh")),
          "rnn_relu": ("RNN", dict(nonlinearity="relu")),
@@ -42,13 +65,23 @@ def _states(state):
     return list(state) if isinstance(state, tuple) else [state]
 
 
+# the fused recurrence is a CPU fast path; CUDA runs the unrolled graph
+DEVICE_PATHS = [("cpu", path) for path in PATHS] + [(d, "unrolled") for d in DEVICES[1:]]
+
+
 @requires_torch
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device, path", DEVICE_PATHS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("kind", list(KINDS))
 @given(config=configs(), seed=st.integers(0, 1000), given_state=st.booleans())
-def test_outputs_states_and_gradients_match_torch(kind, dtype, device, config, seed,
+def test_outputs_states_and_gradients_match_torch(kind, dtype, device, path, config, seed,
                                                   given_state):
+    with recurrence(path):
+        _outputs_states_and_gradients_match_torch(kind, dtype, device, config, seed,
+                                                  given_state)
+
+
+def _outputs_states_and_gradients_match_torch(kind, dtype, device, config, seed, given_state):
     t = torch()
     ours, theirs = _pair(kind, config, dtype, device)
     rng = np.random.default_rng(seed)
@@ -83,9 +116,15 @@ def test_outputs_states_and_gradients_match_torch(kind, dtype, device, config, s
 
 
 @requires_torch
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("kind", list(KINDS))
 @given(config=configs(), seed=st.integers(0, 1000), sort=st.booleans())
-def test_packed_sequences_of_different_lengths_match_torch(kind, config, seed, sort):
+def test_packed_sequences_of_different_lengths_match_torch(kind, path, config, seed, sort):
+    with recurrence(path):
+        _packed_sequences_match_torch(kind, config, seed, sort)
+
+
+def _packed_sequences_match_torch(kind, config, seed, sort):
     t = torch()
     ours, theirs = _pair(kind, config, np.float64)
     rng = np.random.default_rng(seed)
@@ -115,8 +154,14 @@ def test_packed_sequences_of_different_lengths_match_torch(kind, config, seed, s
                                atol=1e-10)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_gradients_through_time_match_central_differences(kind):
+def test_gradients_through_time_match_central_differences(kind, path):
+    with recurrence(path):
+        _gradients_through_time_match_central_differences(kind)
+
+
+def _gradients_through_time_match_central_differences(kind):
     name, extra = KINDS[kind]
     mg.manual_seed(0)
     layer = getattr(nn, name)(2, 3, num_layers=2, bidirectional=True, **extra).double()
@@ -140,6 +185,77 @@ def test_gradients_through_time_match_central_differences(kind):
             weight[index] += 1e-6
         assert weight.grad.numpy()[index] == pytest.approx((above - below) / 2e-6, rel=1e-5,
                                                            abs=1e-8)
+
+
+def _run_layer(layer, x, lengths, hx, upstream_seed, path):
+    """Outputs, states and every gradient of one forward and backward by `path`."""
+    layer.zero_grad()
+    with recurrence(path):
+        mg.manual_seed(7)  # the same dropout masks both ways
+        x_t = mg.tensor(x, requires_grad=True)
+        hx_t = [mg.tensor(h, requires_grad=True) for h in hx] if hx else None
+        given = None if hx_t is None else (tuple(hx_t) if len(hx_t) == 2 else hx_t[0])
+        batch_first = layer.batch_first
+        inputs = x_t if lengths is None else pack_padded_sequence(x_t, lengths, batch_first,
+                                                                  enforce_sorted=False)
+        out, state = layer(inputs, given)
+        if lengths is not None:
+            out, _ = pad_packed_sequence(out, batch_first)
+        outputs = [out, *_states(state)]
+        rng = np.random.default_rng(upstream_seed)
+        upstream = [mg.tensor(rng.standard_normal(o.shape).astype(x.dtype)) for o in outputs]
+        mg.autograd.backward(outputs, upstream)
+        grads = [x_t.grad] + [h.grad for h in hx_t or []] + [p.grad for p in layer.parameters()]
+        return [o.numpy() for o in outputs] + [g.numpy() for g in grads]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("path", ["fused", "fused-numpy"])
+@given(config=configs(), seed=st.integers(0, 1000), packed=st.booleans(),
+       given_state=st.booleans(), dropout=st.sampled_from([0.0, 0.5]),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_the_fused_recurrence_matches_the_unrolled_reference(kind, path, config, seed, packed,
+                                                             given_state, dropout, dtype):
+    name, extra = KINDS[kind]
+    rng = np.random.default_rng(seed)
+    mg.manual_seed(seed)
+    layer = getattr(nn, name)(3, 5, dropout=dropout, **config, **extra)
+    if dtype == np.float64:
+        layer.double()
+    steps, batch = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+    x = rng.standard_normal((batch, steps, 3) if config["batch_first"] else
+                            (steps, batch, 3)).astype(dtype)
+    lengths = rng.integers(1, steps + 1, batch) if packed else None
+    layers = config["num_layers"] * (2 if config["bidirectional"] else 1)
+    hx = ([rng.standard_normal((layers, batch, 5)).astype(dtype)
+           for _ in range(2 if kind == "lstm" else 1)] if given_state else None)
+    ours = _run_layer(layer, x, lengths, hx, seed, path)
+    reference = _run_layer(layer, x, lengths, hx, seed, "unrolled")
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
+    assert len(ours) == len(reference)
+    for k, (a, b) in enumerate(zip(ours, reference)):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_allclose(a, b, err_msg=f"result {k}", **tol)
+
+
+def test_the_fused_recurrence_is_one_node_per_layer_and_direction():
+    layer = nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    x = mg.tensor(np.ones((6, 2, 3), dtype=np.float32), requires_grad=True)
+    calls = []
+    original = cpu_rnn.RecurrenceCPU.forward
+
+    def counting(ctx, *arrays, **settings):
+        calls.append(settings["reverse"])
+        return original(ctx, *arrays, **settings)
+
+    cpu_rnn.RecurrenceCPU.forward = staticmethod(counting)
+    try:
+        out, _ = layer(x)
+    finally:
+        cpu_rnn.RecurrenceCPU.forward = staticmethod(original)
+    assert calls == [False, True, False, True]  # 2 layers x 2 directions, no step-by-step ops
+    out.sum().backward()
+    assert x.grad is not None and np.isfinite(x.grad.numpy()).all()
 
 
 def test_wrong_inputs_are_named():

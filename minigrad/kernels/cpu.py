@@ -119,7 +119,7 @@ def erf(x):
 
 @_jit(inline=True)
 def exp_nonpositive(y):
-    """e^y for y <= 0 (below -87, e^-87 ~ 1.6e-38: zero in float32's normal range)."""
+    """e^y for y <= 0; 0 below -87 (e^-87 ~ 1.6e-38, float32's smallest normal numbers)."""
     r = max(y, -87.0) * 0.0078125  # y / 128, in [-0.68, 0]: 11 Taylor terms are exact enough
     p = ((((((((((r * 2.505210838544172e-08 + 2.755731922398589e-07) * r
                  + 2.7557319223985893e-06) * r + 2.48015873015873e-05) * r
@@ -128,6 +128,7 @@ def exp_nonpositive(y):
            + 0.16666666666666666) * r + 0.5) * r + 1.0) * r + 1.0
     for _ in range(7):  # (e^(y/128))^128
         p = p * p
+    p = 0.0 if y < -87.0 else p
     return p if y == y else y
 
 
@@ -270,7 +271,7 @@ def layer_norm_backward(x, grad, weight, mean, rstd, dx, dw_parts, db_parts):
             sum_g_xhat /= d
             for j in range(d):
                 x_hat = (x[r, j] - m) * s
-                dx[r, j] = s * (grad[r, j] * weight[j] - sum_g - x_hat * sum_g_xhat)
+                dx[r, j] = s * (np.float64(grad[r, j]) * weight[j] - sum_g - x_hat * sum_g_xhat)
 
 
 @_jit()
@@ -308,7 +309,7 @@ def group_norm_backward(x, grad, weight, mean, rstd, dx, dw, db):
         sum_g = 0.0
         sum_g_xhat = 0.0
         for c in range(cg):
-            w = weight[g, c]
+            w = np.float64(weight[g, c])
             channel_g = 0.0
             channel_gx = 0.0
             for j in range(length):
@@ -322,7 +323,7 @@ def group_norm_backward(x, grad, weight, mean, rstd, dx, dw, db):
         sum_g /= count
         sum_g_xhat /= count
         for c in range(cg):
-            w = weight[g, c]
+            w = np.float64(weight[g, c])
             for j in range(length):
                 x_hat = (x[i, g, c, j] - m) * s
                 dx[i, g, c, j] = s * (grad[i, g, c, j] * w - sum_g - x_hat * sum_g_xhat)

@@ -118,12 +118,14 @@ def _erf(x):
     float64, Python's math.erf for each element (exact; slow on large arrays); for float32,
     erf = 1 - erfc with Numerical Recipes' Chebyshev fit of erfc, whose error (below 1e-7
     everywhere) is under float32's own rounding."""
+    if isinstance(x, np.generic):  # NumPy turns 0-d results into scalars
+        x = np.asarray(x)
     if not isinstance(x, np.ndarray):
         from cupyx.scipy.special import erf
 
         return erf(x)
     if x.dtype == np.float64:
-        return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+        return np.array(np.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype)
     z = np.abs(x).astype(np.float64)  # (in float64, so that only the fit's error remains)
     t = 1 / (1 + 0.5 * z)
     coefficients = (0.17087277, -0.82215223, 1.48851587, -1.13520398, 0.27886807,

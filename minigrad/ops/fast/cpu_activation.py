@@ -25,8 +25,13 @@ def compiled_float32_rows(dtype=None, ndim=1, **_) -> bool:
     return compiled_float32(dtype) and ndim >= 1
 
 
+def contiguous(x):
+    """x, or a C-contiguous copy of it (np.ascontiguousarray would turn a 0-d array 1-d)."""
+    return x if x.flags.c_contiguous else x.copy(order="C")
+
+
 def _flat(x):
-    return np.ascontiguousarray(x).reshape(-1)
+    return contiguous(x).reshape(-1)
 
 
 class GELUCPU(Function):
@@ -34,7 +39,7 @@ class GELUCPU(Function):
 
     @staticmethod
     def forward(ctx, x, approximate):
-        x = np.ascontiguousarray(x)
+        x = contiguous(x)
         out = np.empty_like(x)
         kernels.gelu(x.reshape(-1), out.reshape(-1), approximate == "tanh")
         ctx.save_for_backward(x)
@@ -55,7 +60,7 @@ class SiLUCPU(Function):
 
     @staticmethod
     def forward(ctx, x):
-        x = np.ascontiguousarray(x)
+        x = contiguous(x)
         out = np.empty_like(x)
         kernels.silu(x.reshape(-1), out.reshape(-1))
         ctx.save_for_backward(x)
