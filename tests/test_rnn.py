@@ -6,13 +6,13 @@ recurrence (ops/fast/cpu_rnn.py) with its compiled cells, the same with their Nu
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from helpers import DEVICES, requires_torch, torch
 from hypothesis import given
 from hypothesis import strategies as st
-
-import contextlib
 
 import minigrad as mg
 import minigrad.nn as nn
