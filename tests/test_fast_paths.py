@@ -19,10 +19,20 @@ from hypothesis import strategies as st
 import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad.ops import activation, conv, fast, norm, pool
-from minigrad.ops.fast import cpu_conv, cpu_pool, cuda_activation, cuda_conv, cuda_norm, cuda_pool
+from minigrad.kernels import cpu as cpu_kernels
+from minigrad.ops.fast import (
+    cpu_conv,
+    cpu_conv_direct,
+    cpu_pool,
+    cuda_activation,
+    cuda_conv,
+    cuda_norm,
+    cuda_pool,
+)
 from minigrad.testing import assert_functions_agree
 
 CUDA = pytest.mark.skipif("cuda" not in DEVICES, reason="no cuda device, real or stand-in")
+needs_numba = pytest.mark.skipif(cpu_kernels.numba is None, reason="Numba is not installed")
 FAST_CONV = {"cpu": cpu_conv.Conv2dCPU, "cuda": cuda_conv.Conv2dCUDA}
 
 
@@ -47,6 +57,44 @@ def test_conv2d_fast_path_matches_the_reference(device, case):
     inputs, requires_grad, settings = case
     assert_functions_agree(FAST_CONV[device], conv.Conv2d, inputs, device=device,
                            requires_grad=requires_grad, **settings)
+
+
+@needs_numba
+@given(case=conv_geometry(), batch=st.sampled_from([1, 3, 33]))
+def test_direct_conv2d_matches_the_reference_in_float32(case, batch):
+    """The compiled direct convolution (ops/fast/cpu_conv_direct.py) on every geometry it
+    takes: stride and dilation down the columns, stride 1 and no dilation along the rows."""
+    inputs, requires_grad, settings = case
+    if settings["groups"] != 1:  # the direct path takes one group: a weight over all channels
+        inputs[1] = np.random.default_rng(0).standard_normal(
+            (inputs[1].shape[0], inputs[0].shape[1], *inputs[1].shape[2:]))
+        settings["groups"] = 1
+    settings["stride"] = (settings["stride"][0], 1)
+    settings["dilation"] = (settings["dilation"][0], 1)
+    inputs[0] = np.resize(inputs[0], (batch, *inputs[0].shape[1:]))  # samples repeated
+    assert_functions_agree(cpu_conv_direct.Conv2dDirectCPU, conv.Conv2d, inputs,
+                           dtype=np.float32, requires_grad=requires_grad, atol=1e-5, rtol=1e-4,
+                           **settings)
+
+
+@needs_numba
+def test_direct_conv2d_is_chosen_for_lenets_layers_only():
+    def chosen(x_shape, w_shape, **settings):
+        x = mg.zeros(*x_shape)
+        facts = dict(kernel=w_shape[2:], dtype=np.float32, channels=x_shape[1],
+                     out_channels=w_shape[0], batch=x_shape[0])
+        return fast.select(conv.Conv2d, x, facts, stride=(1, 1), padding=(0, 0, 0, 0),
+                           dilation=(1, 1), groups=1, **settings)
+
+    assert chosen((128, 1, 28, 28), (6, 1, 5, 5)) is cpu_conv_direct.Conv2dDirectCPU
+    assert chosen((64, 6, 14, 14), (16, 6, 5, 5)) is cpu_conv_direct.Conv2dDirectCPU
+    assert chosen((8, 3, 64, 64), (64, 3, 3, 3)) is cpu_conv.Conv2dCPU  # batch too short
+    assert chosen((64, 64, 32, 32), (64, 64, 3, 3)) is cpu_conv.Conv2dCPU  # too many weights
+    mg.kernels.cpu.enable(False)
+    try:
+        assert chosen((128, 1, 28, 28), (6, 1, 5, 5)) is cpu_conv.Conv2dCPU
+    finally:
+        mg.kernels.cpu.enable(True)
 
 
 @pytest.mark.parametrize("device", DEVICES)

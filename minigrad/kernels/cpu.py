@@ -523,3 +523,140 @@ def rnn_step_backward(dh, h, running, relu, d_pre, dh_direct):
             else:
                 d_pre[b, j] = 0.0
                 dh_direct[b, j] = dh[b, j]
+
+
+# ---------------------------------------------------------------------------------------------
+# direct convolution, for layers with few weights per output (LeNet5's first: 1 channel, 5x5)
+# in the CPU conv's batch-innermost layout: x (C, HP, WP, N) padded, out and g (OC, OH, OW, N).
+# Along a row, stride 1 and no dilation: the input under tap kw of a whole output row (OW, N)
+# is one contiguous run of the input row, shifted by kw * N. Each sweep over an output row
+# takes five taps at once (fewer loads and stores of the row per multiply-add); the weights
+# come padded with zero columns to a multiple of five (taps_weight).
+
+TAPS = 5
+
+
+def taps_weight(weight, flip: bool = False):
+    """The kernel's rows zero-padded to a multiple of TAPS columns (the layout the direct
+    kernels read), flipped left to right if asked."""
+    oc, c, kh, kw = weight.shape
+    padded = np.zeros((oc, c, kh, -(-kw // TAPS) * TAPS), dtype=weight.dtype)
+    padded[..., :kw] = weight[..., ::-1] if flip else weight
+    return padded
+
+
+@_jit(inline=True)
+def _shifted(row, kw0, taps, batch, length):
+    """The five runs of `row` under taps kw0.. (a missing tap repeats the last; its weight
+    is 0)."""
+    a = kw0 * batch
+    b = (kw0 + min(1, taps - 1)) * batch
+    c = (kw0 + min(2, taps - 1)) * batch
+    d = (kw0 + min(3, taps - 1)) * batch
+    e = (kw0 + min(4, taps - 1)) * batch
+    return (row[a:a + length], row[b:b + length], row[c:c + length], row[d:d + length],
+            row[e:e + length])
+
+
+@_jit()
+def conv2d_direct(x, weight, kernel_w, bias, stride_h, dilation_h, out):
+    """out[o, i, j, n] = bias[o] + sum over c, kh, kw of weight[o, c, kh, kw] *
+    x[c, i*sh + kh*dh, j + kw, n]; weight from taps_weight, kernel_w its real width."""
+    channels, height, width, batch = x.shape
+    out_channels, _, kernel_h, _ = weight.shape
+    _, out_h, out_w, _ = out.shape
+    run = out_w * batch
+    rows = x.reshape(channels, height, width * batch)
+    out_rows = out.reshape(out_channels, out_h, run)
+    for o in range(out_channels):
+        for i in range(out_h):
+            dst = out_rows[o, i]
+            for k in range(run):
+                dst[k] = bias[o]
+            for c in range(channels):
+                for kh in range(kernel_h):
+                    src = rows[c, i * stride_h + kh * dilation_h]
+                    for kw0 in range(0, kernel_w, TAPS):
+                        w0, w1, w2 = weight[o, c, kh, kw0], weight[o, c, kh, kw0 + 1], \
+                            weight[o, c, kh, kw0 + 2]
+                        w3, w4 = weight[o, c, kh, kw0 + 3], weight[o, c, kh, kw0 + 4]
+                        s0, s1, s2, s3, s4 = _shifted(src, kw0, min(TAPS, kernel_w - kw0),
+                                                      batch, run)
+                        for k in range(run):
+                            dst[k] += w0 * s0[k] + w1 * s1[k] + w2 * s2[k] + w3 * s3[k] + \
+                                w4 * s4[k]
+
+
+@_jit()
+def conv2d_direct_backward_weight(x, g, stride_h, dilation_h, dw, db):
+    """dw[o, c, kh, kw] = sum over i, j, n of g[o, i, j, n] x[c, i*sh + kh*dh, j + kw, n] and
+    db[o] = sum of g[o] (dw, db float64, zeroed by the caller), row by row of the output so
+    that the rows read stay in cache."""
+    channels, height, width, batch = x.shape
+    out_channels, _, kernel_h, kernel_w = dw.shape
+    _, out_h, out_w, _ = g.shape
+    run = out_w * batch
+    rows = x.reshape(channels, height, width * batch)
+    g_rows = g.reshape(out_channels, out_h, run)
+    for i in range(out_h):
+        for o in range(out_channels):
+            gr = g_rows[o, i]
+            total = np.float32(0.0)
+            for k in range(run):
+                total += gr[k]
+            db[o] += total
+            for c in range(channels):
+                for kh in range(kernel_h):
+                    src = rows[c, i * stride_h + kh * dilation_h]
+                    for kw0 in range(0, kernel_w, TAPS):
+                        taps = min(TAPS, kernel_w - kw0)
+                        s0, s1, s2, s3, s4 = _shifted(src, kw0, taps, batch, run)
+                        a0 = a1 = a2 = a3 = a4 = np.float32(0.0)
+                        for k in range(run):
+                            a0 += gr[k] * s0[k]
+                            a1 += gr[k] * s1[k]
+                            a2 += gr[k] * s2[k]
+                            a3 += gr[k] * s3[k]
+                            a4 += gr[k] * s4[k]
+                        dw[o, c, kh, kw0] += a0
+                        if taps > 1:
+                            dw[o, c, kh, kw0 + 1] += a1
+                        if taps > 2:
+                            dw[o, c, kh, kw0 + 2] += a2
+                        if taps > 3:
+                            dw[o, c, kh, kw0 + 3] += a3
+                        if taps > 4:
+                            dw[o, c, kh, kw0 + 4] += a4
+
+
+@_jit()
+def conv2d_direct_backward_input(g, weight, kernel_w, stride_h, dilation_h, dx):
+    """dx[c, i*sh + kh*dh, j + kw, n] += weight[o, c, kh, kw] g[o, i, j, n] (dx padded, zeroed
+    by the caller; weight from taps_weight(..., flip=True)). Each output row's gradient is
+    copied into a buffer with KW - 1 zero columns on each side, so that a row of dx is, tap by
+    tap of the flipped kernel, a shifted run of it."""
+    out_channels, out_h, out_w, batch = g.shape
+    channels, height, width, _ = dx.shape
+    kernel_h = weight.shape[2]
+    margin = (kernel_w - 1) * batch
+    run = width * batch  # = (out_w + kernel_w - 1) * batch
+    padded = np.zeros(out_w * batch + 2 * margin, dtype=g.dtype)
+    g_rows = g.reshape(out_channels, out_h, out_w * batch)
+    dx_rows = dx.reshape(channels, height, run)
+    for o in range(out_channels):
+        for i in range(out_h):
+            gr = g_rows[o, i]
+            for k in range(out_w * batch):
+                padded[margin + k] = gr[k]
+            for c in range(channels):
+                for kh in range(kernel_h):
+                    dst = dx_rows[c, i * stride_h + kh * dilation_h]
+                    for kw0 in range(0, kernel_w, TAPS):
+                        w0, w1, w2 = weight[o, c, kh, kw0], weight[o, c, kh, kw0 + 1], \
+                            weight[o, c, kh, kw0 + 2]
+                        w3, w4 = weight[o, c, kh, kw0 + 3], weight[o, c, kh, kw0 + 4]
+                        s0, s1, s2, s3, s4 = _shifted(padded, kw0, min(TAPS, kernel_w - kw0),
+                                                      batch, run)
+                        for k in range(run):
+                            dst[k] += w0 * s0[k] + w1 * s1[k] + w2 * s2[k] + w3 * s3[k] + \
+                                w4 * s4[k]

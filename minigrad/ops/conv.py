@@ -178,5 +178,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
         )
     inputs = (x, weight) if bias is None else (x, weight, bias)
     settings = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    facts = dict(kernel=(kh, kw), dtype=x.dtype, channels=x.shape[1])
+    facts = dict(kernel=(kh, kw), dtype=x.dtype, channels=x.shape[1], out_channels=oc,
+                 batch=x.shape[0])
     return fast.select(Conv2d, x, facts, **settings).apply(*inputs, **settings)

@@ -61,13 +61,14 @@ def paths(device_type: str) -> dict:
             from minigrad.ops.fast import (
                 cpu_activation,
                 cpu_conv,
+                cpu_conv_direct,
                 cpu_embedding,
                 cpu_norm,
                 cpu_pool,
                 cpu_rnn,
             )
 
-            _paths["cpu"] = {conv.Conv2d: (cpu_conv.Conv2dCPU,),
+            _paths["cpu"] = {conv.Conv2d: (cpu_conv_direct.Conv2dDirectCPU, cpu_conv.Conv2dCPU),
                              pool.MaxPool2d: (cpu_pool.MaxPool2dTiledCPU,),
                              norm.BatchNorm: (cpu_norm.BatchNormCPU,),
                              norm.Standardize: (cpu_norm.LayerNormCPU, cpu_norm.GroupNormCPU),

@@ -79,7 +79,7 @@ def _plan(x_shape, padding, m: int) -> kernels.Plan:
 class Conv2dWinogradCUDA(Function):
     @staticmethod
     def supports(*, stride=None, padding=None, dilation=None, groups=None, kernel=None, dtype=None,
-                 channels=None) -> bool:
+                 channels=None, **_) -> bool:
         return (_enabled and kernel == (3, 3) and stride == (1, 1) and dilation == (1, 1)
                 and groups == 1 and dtype in (np.float32, np.float16)
                 and channels is not None and channels >= MIN_CHANNELS)
