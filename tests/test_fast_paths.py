@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import minigrad as mg
 import minigrad.nn.functional as F
-from minigrad.ops import activation, conv, fast, norm, pool
 from minigrad.kernels import cpu as cpu_kernels
+from minigrad.ops import activation, conv, fast, norm, pool
 from minigrad.ops.fast import (
     cpu_conv,
     cpu_conv_direct,
