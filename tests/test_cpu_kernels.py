@@ -139,17 +139,31 @@ def test_softmax_fast_paths_match_the_reference(rng, shape, data, log):
     assert_fast_path_agrees(lambda x: fn(x, dim), [f32(rng, shape, 4)], function)
 
 
+@given(rng=rngs(), shape=st.lists(st.integers(1, 5), min_size=0, max_size=4),
+       after_conv=st.booleans())
+def test_relu_fast_path_matches_the_reference(rng, shape, after_conv):
+    def fn(x):
+        if after_conv:  # the batch-innermost layout the CPU conv hands out
+            x = F.conv2d(x.reshape(1, 1, 1, -1), mg.tensor(np.ones((2, 1, 1, 1), x.numpy().dtype)))
+        return F.relu(x)
+
+    x = f32(rng, shape)
+    x.reshape(-1)[::3] = 0  # the kink: no gradient at 0, as the reference
+    assert_fast_path_agrees(fn, [x], cpu_activation.ReLUCPU)
+
+
 SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, 50, -50, 1e4, -1e4, 3, -3, 88,
                     -88, -100, 100], dtype=np.float32)
 
 
 @pytest.mark.parametrize("fn, function", [
+    (F.relu, cpu_activation.ReLUCPU),
     (F.gelu, cpu_activation.GELUCPU),
     (lambda x: F.gelu(x, approximate="tanh"), cpu_activation.GELUCPU),
     (F.silu, cpu_activation.SiLUCPU),
     (lambda x: F.softmax(x.reshape(4, 4), 1), cpu_activation.SoftmaxCPU),
     (lambda x: F.log_softmax(x.reshape(4, 4), 1), cpu_activation.LogSoftmaxCPU),
-], ids=["gelu", "gelu_tanh", "silu", "softmax", "log_softmax"])
+], ids=["relu", "gelu", "gelu_tanh", "silu", "softmax", "log_softmax"])
 def test_special_values_go_through_as_in_the_reference(fn, function):
     with np.errstate(all="ignore"):
         out, (grad,), node = _run(fn, [SPECIAL], [True], True)

@@ -329,60 +329,82 @@ def group_norm_backward(x, grad, weight, mean, rstd, dx, dw, db):
                 dx[i, g, c, j] = s * (grad[i, g, c, j] * w - sum_g - x_hat * sum_g_xhat)
 
 
+# batch norm works on (A, C, B) C-contiguous views with the channel in the middle: (N, C, H*W)
+# for NCHW, (1, C, H*W*N) for the CPU conv's batch-innermost layout, (N, C, 1) for (N, C)
+
 @_jit()
 def batch_norm_statistics(x, mean, var):
-    """x (C, A, B): each channel's mean and biased variance (float64 outputs (C,))."""
-    channels, a, b = x.shape
+    """Each channel's mean and biased variance (float64 (C,)), in one pass: sums of x - K and
+    (x - K)^2 with K a value of the channel, which keeps the subtraction exact enough."""
+    outer, channels, inner = x.shape
+    shift = np.empty(channels)
+    total = np.zeros(channels)
+    squares = np.zeros(channels)
     for c in range(channels):
-        total = 0.0
-        for i in range(a):
-            for j in range(b):
-                total += x[c, i, j]
-        m = total / (a * b)
-        squares = 0.0
-        for i in range(a):
-            for j in range(b):
-                centered = x[c, i, j] - m
-                squares += centered * centered
-        mean[c], var[c] = m, squares / (a * b)
+        shift[c] = x[0, c, 0]
+    for a in range(outer):
+        for c in range(channels):
+            k = shift[c]
+            t = 0.0
+            q = 0.0
+            for b in range(inner):
+                d = x[a, c, b] - k
+                t += d
+                q += d * d
+            total[c] += t
+            squares[c] += q
+    count = outer * inner
+    for c in range(channels):
+        m = total[c] / count
+        mean[c] = shift[c] + m
+        var[c] = max(squares[c] / count - m * m, 0.0)
 
 
 @_jit()
 def batch_norm_normalize(x, scale, shift, out):
-    """out = x * scale[c] + shift[c] over (C, A, B) views."""
-    channels, a, b = x.shape
-    for c in range(channels):
-        for i in range(a):
-            for j in range(b):
-                out[c, i, j] = x[c, i, j] * scale[c] + shift[c]
+    """out = x * scale[c] + shift[c]."""
+    outer, channels, inner = x.shape
+    for a in range(outer):
+        for c in range(channels):
+            s, t = scale[c], shift[c]
+            for b in range(inner):
+                out[a, c, b] = x[a, c, b] * s + t
 
 
 @_jit()
 def batch_norm_backward(x, grad, mean, rstd, weight, dx, dw, db, training, want_dx):
-    """(C, A, B) views. dw[c] = sum(g x_hat), db[c] = sum(g); dx the closed form (training)
-    or g * weight * rstd (eval)."""
-    channels, a, b = x.shape
-    count = a * b
+    """dw[c] = sum(g x_hat), db[c] = sum(g) (float64, written here); dx the closed form
+    (training) or g * weight * rstd (eval)."""
+    outer, channels, inner = x.shape
+    count = outer * inner
     for c in range(channels):
-        m, s = mean[c], rstd[c]
-        sum_g = 0.0
-        sum_g_xhat = 0.0
-        for i in range(a):
-            for j in range(b):
-                g = np.float64(grad[c, i, j])
-                sum_g += g
-                sum_g_xhat += g * (x[c, i, j] - m) * s
-        dw[c], db[c] = sum_g_xhat, sum_g
-        if want_dx:
-            scale = weight[c] * s
-            mean_g, mean_gx = sum_g / count, sum_g_xhat / count
-            for i in range(a):
-                for j in range(b):
+        dw[c] = 0.0
+        db[c] = 0.0
+    for a in range(outer):
+        for c in range(channels):
+            m = mean[c]
+            t = 0.0
+            q = 0.0
+            for b in range(inner):
+                g = np.float64(grad[a, c, b])
+                t += g
+                q += g * (x[a, c, b] - m)
+            db[c] += t
+            dw[c] += q
+    for c in range(channels):
+        dw[c] *= rstd[c]
+    if want_dx:
+        for a in range(outer):
+            for c in range(channels):
+                m, s = mean[c], rstd[c]
+                scale = weight[c] * s
+                mean_g, mean_gx = db[c] / count, dw[c] / count
+                for b in range(inner):
                     if training:
-                        x_hat = (x[c, i, j] - m) * s
-                        dx[c, i, j] = scale * (grad[c, i, j] - mean_g - x_hat * mean_gx)
+                        x_hat = (x[a, c, b] - m) * s
+                        dx[a, c, b] = scale * (grad[a, c, b] - mean_g - x_hat * mean_gx)
                     else:
-                        dx[c, i, j] = scale * grad[c, i, j]
+                        dx[a, c, b] = scale * grad[a, c, b]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -660,3 +682,42 @@ def conv2d_direct_backward_input(g, weight, kernel_w, stride_h, dilation_h, dx):
                         for k in range(run):
                             dst[k] += w0 * s0[k] + w1 * s1[k] + w2 * s2[k] + w3 * s3[k] + \
                                 w4 * s4[k]
+
+
+# ---------------------------------------------------------------------------------------------
+# max pooling whose windows tile the input, in the batch-innermost layout (C, H, W, N)
+
+@_jit()
+def max_pool_tiled_backward(x, out, grad, kernel_h, kernel_w, dx):
+    """dx gets each window's gradient at the first offset (row-major) holding its maximum,
+    zeros elsewhere (and on the border the tiles leave out)."""
+    channels, height, width, batch = x.shape
+    _, out_h, out_w, _ = out.shape
+    done = np.empty(batch, dtype=np.bool_)
+    for c in range(channels):
+        for h in range(out_h * kernel_h, height):  # rows no window covers
+            for w in range(width):
+                for n in range(batch):
+                    dx[c, h, w, n] = 0.0
+        for h in range(height):
+            for w in range(out_w * kernel_w, width):
+                for n in range(batch):
+                    dx[c, h, w, n] = 0.0
+        for i in range(out_h):
+            for j in range(out_w):
+                for n in range(batch):
+                    done[n] = False
+                for di in range(kernel_h):
+                    for dj in range(kernel_w):
+                        h, w = i * kernel_h + di, j * kernel_w + dj
+                        for n in range(batch):
+                            hit = (x[c, h, w, n] == out[c, i, j, n]) and not done[n]
+                            dx[c, h, w, n] = grad[c, i, j, n] if hit else 0.0
+                            done[n] = done[n] or hit
+
+
+@_jit()
+def relu_backward(out, grad, dx):
+    """dx = grad where out is not <= 0 (so NaN passes its gradient on), else 0; flat arrays."""
+    for i in range(out.size):
+        dx[i] = 0.0 if out[i] <= 0 else grad[i]

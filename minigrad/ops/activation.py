@@ -265,7 +265,7 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0). `inplace=True` is accepted for PyTorch code (`F.relu(x, inplace=True)`) and
     gives the same result, computed out of place: minigrad frees a tensor that no backward
     saved as soon as it is dropped, so writing into it would save no memory."""
-    return fast.select(ReLU, x).apply(x)
+    return fast.select(ReLU, x, _facts(x)).apply(x)
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:

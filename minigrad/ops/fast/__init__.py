@@ -72,6 +72,7 @@ def paths(device_type: str) -> dict:
                              pool.MaxPool2d: (cpu_pool.MaxPool2dTiledCPU,),
                              norm.BatchNorm: (cpu_norm.BatchNormCPU,),
                              norm.Standardize: (cpu_norm.LayerNormCPU, cpu_norm.GroupNormCPU),
+                             activation.ReLU: (cpu_activation.ReLUCPU,),
                              activation.GELU: (cpu_activation.GELUCPU,),
                              activation.SiLU: (cpu_activation.SiLUCPU,),
                              activation.Softmax: (cpu_activation.SoftmaxCPU,),

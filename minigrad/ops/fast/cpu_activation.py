@@ -1,4 +1,4 @@
-"""GELU, SiLU, softmax and log-softmax on the CPU, each way one compiled loop over the data
+"""GELU, SiLU, softmax, log-softmax and ReLU's backward on the CPU, each one compiled loop over the data
 (minigrad/kernels/cpu.py), for float32: the reference Functions' formulas (ops/activation.py),
 without NumPy's pass per ufunc (the reference's exact GELU takes about twenty).
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.kernels import cpu as kernels
+from minigrad.ops.activation import ReLU
 
 
 def compiled_float32(dtype=None, **_) -> bool:
@@ -122,3 +123,29 @@ class LogSoftmaxCPU(Function):
     @staticmethod
     def backward(ctx, grad):
         return _softmax_backward(ctx, grad)
+
+
+def dense_flat(a):
+    """A 1-D view of `a` in memory order when its elements fill one block of memory (C order
+    after some permutation of the axes, as the CPU conv's batch-innermost layout), else None."""
+    order = sorted(range(a.ndim), key=lambda k: -a.strides[k])
+    moved = a.transpose(order)
+    return moved.reshape(-1) if moved.flags.c_contiguous else None
+
+
+class ReLUCPU(ReLU):
+    """The reference's forward (one np.maximum); the backward in one pass, in the layout of
+    the output (batch innermost after a CPU conv), where NumPy compares, makes a boolean
+    temporary and multiplies."""
+
+    supports = staticmethod(compiled_float32)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        dx = np.empty_like(out)  # out's layout
+        flat_out, flat_dx = dense_flat(out), dense_flat(dx)
+        if flat_out is None or flat_dx is None or grad.strides != out.strides:
+            return ReLU.backward(ctx, grad)
+        kernels.relu_backward(flat_out, dense_flat(grad), flat_dx)
+        return dx

@@ -98,17 +98,17 @@ class GroupNormCPU(Function):
 
 
 def _channels_first(a):
-    """A (C, A, B) view of a (N, C) or (N, C, H, W) array, B the contiguous run where the
-    layout has one: (C, 1, H*W*N) for the CPU conv's batch-innermost layout, (C, N, H*W) for
-    NCHW; None for any other layout."""
+    """A C-contiguous (A, C, B) view of a (N, C) or (N, C, H, W) array, the channel in the
+    middle: (N, C, 1), (N, C, H*W) for NCHW, (1, C, H*W*N) for the CPU conv's batch-innermost
+    layout; None for any other layout."""
     if a.ndim == 2:
-        return a.T[:, None, :]
+        return a.reshape(a.shape[0], a.shape[1], 1) if a.flags.c_contiguous else None
     n, c, h, w = a.shape
+    if a.flags.c_contiguous:
+        return a.reshape(n, c, h * w)
     moved = a.transpose(1, 2, 3, 0)
     if moved.flags.c_contiguous:
-        return moved.reshape(c, 1, -1)
-    if a.flags.c_contiguous:
-        return a.transpose(1, 0, 2, 3).reshape(c, n, h * w)
+        return moved.reshape(1, c, h * w * n)
     return None
 
 

@@ -1,7 +1,8 @@
 """Max pooling on the CPU when the windows tile the input (stride == kernel, no padding), as
 in LeNet and VGG: the reference's result (MaxPool2d in ops/pool.py) without an argmax and
 without copying the windows. It keeps the memory layout it is given (conv2d's batch-innermost
-output stays so).
+output stays so). In that layout, for float32, the backward is one compiled loop (minigrad/
+kernels/cpu.py) where NumPy takes two passes per window offset.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.autograd import Function
+from minigrad.kernels import cpu as kernels
 
 
 def _same_layout(array, like):
@@ -49,6 +51,16 @@ class MaxPool2dTiledCPU(Function):
     def backward(ctx, grad):
         x, out = ctx.saved_tensors
         (kh, kw), (oh, ow) = ctx.kernel, out.shape[2:]
+        inner = x.transpose(1, 2, 3, 0)  # (C, H, W, N)
+        if (kernels.available() and x.dtype == np.float32 and inner.flags.c_contiguous
+                and out.transpose(1, 2, 3, 0).flags.c_contiguous):
+            # batch innermost (after a CPU conv): one compiled pass (minigrad/kernels/cpu.py)
+            grad_x = np.empty_like(x)
+            kernels.max_pool_tiled_backward(
+                inner, out.transpose(1, 2, 3, 0),
+                np.ascontiguousarray(grad.transpose(1, 2, 3, 0)), kh, kw,
+                grad_x.transpose(1, 2, 3, 0))
+            return grad_x
         # in x's memory layout, which the conv before reads fastest; every element is written
         # below when the tiles cover x, else the uncovered border must be zero
         tiled = x.shape[2] == kh * oh and x.shape[3] == kw * ow
