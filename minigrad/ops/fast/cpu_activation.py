@@ -1,6 +1,7 @@
 """GELU, SiLU, softmax, log-softmax and ReLU's backward on the CPU, each one compiled loop over
-the data (minigrad/kernels/cpu.py), for float32: the reference Functions' formulas (ops/activation.py),
-without NumPy's pass per ufunc (the reference's exact GELU takes about twenty).
+the data (minigrad/kernels/cpu.py), for float32: the reference Functions' formulas
+(ops/activation.py), without NumPy's pass per ufunc (the reference's exact GELU takes about
+twenty).
 
 The forward saves its input (GELU, SiLU) or its output (softmax), as the reference does, and
 the backward recomputes what the formula needs from it in the same loop. Softmax works on
