@@ -41,7 +41,7 @@ def _functions():
 def profile_minigrad(step, steps: int):
     """{(op, 'forward'|'backward'): seconds per step} and the whole step's seconds."""
     totals = collections.defaultdict(float)
-    originals = []
+    originals, depth = [], [0]
     for cls in _functions():
         for kind in ("forward", "backward"):
             if kind not in cls.__dict__:
@@ -50,11 +50,15 @@ def profile_minigrad(step, steps: int):
             fn = original.__func__ if isinstance(original, staticmethod) else original
 
             def timed(*args, _fn=fn, _key=(cls.__name__, kind), **kwargs):
+                if depth[0]:  # a Function called inside another's: counted there
+                    return _fn(*args, **kwargs)
+                depth[0] += 1
                 start = time.perf_counter()
                 try:
                     return _fn(*args, **kwargs)
                 finally:
                     totals[_key] += time.perf_counter() - start
+                    depth[0] -= 1
 
             originals.append((cls, kind, original))
             setattr(cls, kind, staticmethod(timed))

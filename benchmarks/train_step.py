@@ -1,10 +1,11 @@
 """A whole training step (forward, loss, backward, SGD-momentum step) and inference, minigrad
 against PyTorch in the same run. One command:
 
-    python benchmarks/train_step.py [--repeats 7] [--only lenet|vgg] [--write]
+    python benchmarks/train_step.py [--repeats 7] [--only lenet|vgg|course] [--write]
 
 LeNet5 (1x28x28) at batch 64, 128 and 256, training and inference; VGG16 (configuration D,
-full width) at batch 4 on 3x64x64 and batch 2 on 3x224x224, training. Times alternate between
+full width) at batch 4 on 3x64x64 and batch 2 on 3x224x224, training; `--only course`: an
+LSTM reading 28-step rows, a small U-Net's layers and a Linear-GELU-LayerNorm stack. Times alternate between
 the libraries in blocks (see common.py); the ratio is minigrad / torch. Peak memory (RSS) is
 measured for each library and case in a fresh process of its own.
 """
@@ -34,7 +35,55 @@ CASES = {
         ("VGG16 train step, batch 4, 64x64", "vgg16", 4, (3, 64, 64), True, 2),
         ("VGG16 train step, batch 2, 224x224", "vgg16", 2, (3, 224, 224), True, 1),
     ],
+    # the parts of the course's other networks (issue 19): an LSTM reading Fashion-MNIST rows,
+    # a small U-Net's layers, a transformer-style MLP block
+    "course": [
+        ("LSTM 28->128 + Linear, 28 steps, batch 128", "lstm", 128, (28, 28), True, 5),
+        ("U-Net block (conv-BN-ReLU x2, pool, conv-BN, ConvTranspose2d, conv-BN, avg-pool, "
+         "Linear), 8x3x64x64", "unet-block", 8, (3, 64, 64), True, 3),
+        ("Linear-GELU-LayerNorm x2, 32x64x128", "gelu-ln", 32, (64, 128), True, 10),
+    ],
 }
+
+
+def course_model(lib, model_name: str, classes: int = 10):
+    """The networks of the "course" cases, written once for both libraries (minigrad's nn has
+    torch's names)."""
+    nn = lib.nn
+
+    def conv_bn(c_in, c_out):
+        return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out)]
+
+    if model_name == "lstm":
+        class RowReader(nn.Module):  # examples/lstm_sequence.py's network
+            def __init__(self):
+                super().__init__()
+                self.lstm = nn.LSTM(28, 128, batch_first=True)
+                self.head = nn.Linear(128, classes)
+
+            def forward(self, rows):
+                _, (h_n, _) = self.lstm(rows)
+                return self.head(h_n[-1])
+
+        return RowReader()
+    if model_name == "unet-block":
+        return nn.Sequential(*conv_bn(3, 16), nn.ReLU(), *conv_bn(16, 16), nn.ReLU(),
+                             nn.MaxPool2d(2), *conv_bn(16, 32), nn.ReLU(),
+                             nn.ConvTranspose2d(32, 16, 2, stride=2), *conv_bn(16, 16),
+                             nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(16, classes))
+    if model_name == "gelu-ln":
+        class Head(nn.Module):  # the last position's features -> classes
+            def __init__(self):
+                super().__init__()
+                self.linear = nn.Linear(128, classes)
+
+            def forward(self, x):
+                return self.linear(x[:, -1])
+
+        return nn.Sequential(nn.Linear(128, 256), nn.GELU(), nn.LayerNorm(256),
+                             nn.Linear(256, 128), nn.GELU(), nn.LayerNorm(128), Head())
+    raise ValueError(model_name)
 
 
 def build(library: str, model_name: str, classes: int = 10):
@@ -42,11 +91,17 @@ def build(library: str, model_name: str, classes: int = 10):
     if library == "minigrad":
         import minigrad as mg
 
+        mg.manual_seed(0)
+        if model_name in ("lstm", "unet-block", "gelu-ln"):
+            return mg, course_model(mg, model_name, classes)
         model = mg.models.LeNet5(classes) if model_name == "lenet" else mg.models.vgg16(classes)
         return mg, model
     import torch
     import torch.nn as tnn
 
+    torch.manual_seed(0)
+    if model_name in ("lstm", "unet-block", "gelu-ln"):
+        return torch, course_model(torch, model_name, classes)
     if model_name == "lenet":
         model = tnn.Sequential(
             tnn.Conv2d(1, 6, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Conv2d(6, 16, 5),

@@ -15,6 +15,7 @@ import numpy as np
 from minigrad.autograd import Function
 from minigrad.kernels import cpu as kernels
 from minigrad.ops.activation import ReLU
+from minigrad.ops.fast.cpu_pool import same_layout
 
 
 def compiled_float32(dtype=None, **_) -> bool:
@@ -136,8 +137,8 @@ def dense_flat(a):
 
 class ReLUCPU(ReLU):
     """The reference's forward (one np.maximum); the backward in one pass, in the layout of
-    the output (batch innermost after a CPU conv), where NumPy compares, makes a boolean
-    temporary and multiplies."""
+    the output (batch innermost after a CPU conv; a gradient in another layout is copied into
+    it first), where NumPy compares, makes a boolean temporary and multiplies."""
 
     supports = staticmethod(compiled_float32)
 
@@ -146,7 +147,7 @@ class ReLUCPU(ReLU):
         (out,) = ctx.saved_tensors
         dx = np.empty_like(out)  # out's layout
         flat_out, flat_dx = dense_flat(out), dense_flat(dx)
-        if flat_out is None or flat_dx is None or grad.strides != out.strides:
+        if flat_out is None or flat_dx is None:
             return ReLU.backward(ctx, grad)
-        kernels.relu_backward(flat_out, dense_flat(grad), flat_dx)
+        kernels.relu_backward(flat_out, dense_flat(same_layout(grad, dx)), flat_dx)
         return dx

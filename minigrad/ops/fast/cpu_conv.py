@@ -32,6 +32,14 @@ def batch_innermost(x):
     return np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
 
 
+def dense(x):
+    """x (N, C, H, W) in the batch-innermost layout with no gaps: an input gradient cut out of
+    its padded buffer is copied once here, so that the elementwise backward ops after it (ReLU,
+    batch norm) read it in the same layout as their own saved arrays, not strided."""
+    inner = x.transpose(1, 2, 3, 0)
+    return x if inner.flags.c_contiguous else batch_innermost(x)
+
+
 def _pad(x, padding):
     """Zero-pad the last two axes, padding = (top, bottom, left, right), keeping x's layout."""
     if not any(padding):
@@ -92,7 +100,7 @@ class Conv2dCPU(Function):
             grad_pad = np.zeros((c, hp, wp, n), dtype=grad.dtype).transpose(0, 3, 1, 2)
             col2im(grad_cols.transpose(1, 2, 0, 5, 3, 4), grad_pad, (kh, kw), ctx.stride,
                    ctx.dilation, ctx.out_size)
-            grad_x = unpad(grad_pad, ctx.padding).transpose(1, 0, 2, 3)  # (C, N) -> NCHW
+            grad_x = dense(unpad(grad_pad, ctx.padding).transpose(1, 0, 2, 3))  # NCHW view
         if ctx.needs_input_grad[1]:
             grad_weight = matmul(g, cols.swapaxes(1, 2)).reshape(weight.shape)
         has_bias = len(ctx.needs_input_grad) == 3

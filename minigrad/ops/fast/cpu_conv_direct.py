@@ -29,7 +29,7 @@ import numpy as np
 from minigrad.autograd import Function
 from minigrad.kernels import cpu as kernels
 from minigrad.ops.conv import output_size, unpad
-from minigrad.ops.fast.cpu_conv import _pad, batch_innermost
+from minigrad.ops.fast.cpu_conv import _pad, batch_innermost, dense
 
 MAX_WEIGHTS_PER_POSITION = 4096  # C * KH * KW * OC
 MIN_BATCH = 32  # the vectorized loops run along the batch
@@ -76,7 +76,7 @@ class Conv2dDirectCPU(Function):
             kernels.conv2d_direct_backward_input(g, kernels.taps_weight(weight, flip=True),
                                                  weight.shape[3], ctx.stride[0],
                                                  ctx.dilation[0], dx)
-            grad_x = unpad(dx.transpose(3, 0, 1, 2), ctx.padding)  # (C, .., N) -> NCHW view
+            grad_x = dense(unpad(dx.transpose(3, 0, 1, 2), ctx.padding))  # NCHW view
         if needs[1] or (len(needs) == 3 and needs[2]):
             dw = np.zeros(weight.shape)
             db = np.zeros(weight.shape[0])

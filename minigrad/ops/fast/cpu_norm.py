@@ -19,6 +19,7 @@ import numpy as np
 from minigrad.autograd import Function
 from minigrad.kernels import cpu as kernels
 from minigrad.ops.fast.cpu_activation import compiled_float32
+from minigrad.ops.fast.cpu_pool import same_layout
 from minigrad.ops.norm import update_running_statistics
 
 
@@ -112,16 +113,6 @@ def _channels_first(a):
     return None
 
 
-def _in_layout_of(a, like):
-    """`a` in the memory layout of `like` (a copy where it is not already): the kernels walk
-    x, its gradient and dx in one order."""
-    if a.strides == like.strides:
-        return a
-    copy = np.empty_like(like)
-    copy[...] = a
-    return copy
-
-
 class BatchNormCPU(Function):
     """batch_norm of (N, C) or (N, C, H, W), in the layout x comes in (NCHW or the CPU
     conv's batch-innermost one), the output in the same layout."""
@@ -154,7 +145,7 @@ class BatchNormCPU(Function):
         needs = ctx.needs_input_grad
         dx = np.empty_like(x)
         dw, db = np.empty(x.shape[1]), np.empty(x.shape[1])
-        kernels.batch_norm_backward(_channels_first(x), _channels_first(_in_layout_of(grad, x)),
+        kernels.batch_norm_backward(_channels_first(x), _channels_first(same_layout(grad, x)),
                                     mean, rstd, weight, _channels_first(dx), dw, db,
                                     ctx.training, needs[0])
         return (dx if needs[0] else None, dw.astype(x.dtype) if needs[1] else None,

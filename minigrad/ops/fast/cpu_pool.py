@@ -13,8 +13,9 @@ from minigrad.autograd import Function
 from minigrad.kernels import cpu as kernels
 
 
-def _same_layout(array, like):
-    """`array` laid out in memory as `like` is (the same shape): itself, or one copy."""
+def same_layout(array, like):
+    """`array` laid out in memory as `like` is (the same shape): itself, or one copy. The CPU
+    fast paths walk an op's arrays in one order; one copy beats strided reads of the rest."""
     if array.strides == like.strides:
         return array
     copy = np.empty_like(like)
@@ -65,7 +66,7 @@ class MaxPool2dTiledCPU(Function):
         # below when the tiles cover x, else the uncovered border must be zero
         tiled = x.shape[2] == kh * oh and x.shape[3] == kw * ow
         grad_x = np.empty_like(x) if tiled else np.zeros_like(x)
-        grad = _same_layout(grad, out)  # one copy if need be, not four mismatched reads
+        grad = same_layout(grad, out)  # one copy if need be, not four mismatched reads
         open_ = np.ones_like(out, dtype=bool)  # windows whose max has not had its gradient yet
         winner = np.empty_like(open_)
         for i in range(kh):
