@@ -5,9 +5,9 @@ against PyTorch in the same run. One command:
 
 LeNet5 (1x28x28) at batch 64, 128 and 256, training and inference; VGG16 (configuration D,
 full width) at batch 4 on 3x64x64 and batch 2 on 3x224x224, training; `--only course`: an
-LSTM reading 28-step rows, a small U-Net's layers and a Linear-GELU-LayerNorm stack. Times alternate between
-the libraries in blocks (see common.py); the ratio is minigrad / torch. Peak memory (RSS) is
-measured for each library and case in a fresh process of its own.
+LSTM reading 28-step rows, a small U-Net's layers and a Linear-GELU-LayerNorm stack. Times
+alternate between the libraries in blocks (see common.py); the ratio is minigrad / torch. Peak
+memory (RSS) is measured for each library and case in a fresh process of its own.
 """
 
 from __future__ import annotations
