@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from minigrad.backend import device_context, device_of, get_array_module, is_array
+from minigrad.backend import CPU, device_context, device_of, get_array_module, is_array
 
 
 class _GradModeState(threading.local):
@@ -101,29 +101,34 @@ class set_grad_enabled(_GradMode):
 # ---------------------------------------------------------------------------------------------
 # versions: how often each buffer was changed in place
 
-_versions: dict[int, int] = {}  # address of a buffer's first byte -> in-place changes so far
+_versions: dict[int, int] = {}  # a buffer's key (_buffer_key) -> in-place changes so far
 
 
-def _buffer_address(array) -> int:
-    """Where the memory that `array` views begins: views of one buffer share it."""
+def _buffer_key(array) -> int:
+    """One number for the memory that `array` views, shared by all views of it. NumPy: the id
+    of the object that owns the memory (the end of the .base chain, an array or the buffer it
+    was made from), which is unique while it lives, and every view keeps it alive; reading an
+    address would cost a dict per call (__array_interface__), and this runs twice per saved
+    array. CuPy: the address where the owner's memory begins."""
+    if isinstance(array, np.ndarray):
+        while getattr(array, "base", None) is not None:
+            array = array.base
+        return id(array)
     while is_array(getattr(array, "base", None)):
         array = array.base
-    if isinstance(array, np.ndarray):
-        return array.__array_interface__["data"][0]
     return array.data.ptr
 
 
 def bump_version(array) -> None:
     """Record that the memory of `array` (and of every view of it) was changed in place."""
-    address = _buffer_address(array)
-    _versions[address] = _versions.get(address, 0) + 1
+    key = _buffer_key(array)
+    _versions[key] = _versions.get(key, 0) + 1
 
 
 def version(array) -> int:
     """A count of the in-place changes to the memory of `array`: what matters is whether it
-    moved between two looks (the count is kept by address, so a new buffer at an old address
-    may start above 0)."""
-    return _versions.get(_buffer_address(array), 0)
+    moved between two looks (a new buffer that gets an old one's key may start above 0)."""
+    return _versions.get(_buffer_key(array), 0)
 
 
 class Context:
@@ -239,6 +244,8 @@ class Function:
 
 def _common_device(function: type[Function], inputs: tuple):
     """The device of all inputs, or an error naming the op and the devices that differ."""
+    if all(type(t.array) is np.ndarray for t in inputs):  # the common case, decided at once
+        return CPU
     device = device_of(inputs[0].array)
     for t in inputs[1:]:
         other = device_of(t.array)
@@ -355,10 +362,10 @@ def _run_backward(tensors, grad_tensors, retain_graph: bool, wanted: dict | None
         output = vertex._output()
         if wanted is None and output is not None and output._retains_grad:
             _accumulate_into_grad(output, grad, handed_out)
-        device = device_of(grad)
-        if device.type == "cpu":
+        if type(grad) is np.ndarray:
             input_grads = vertex.function.backward(vertex, grad)
         else:
+            device = device_of(grad)
             with device_context(device):
                 input_grads = vertex.function.backward(vertex, grad)
         if not isinstance(input_grads, tuple):

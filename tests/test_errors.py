@@ -26,8 +26,13 @@ def test_elementwise_shapes_that_do_not_broadcast():
 
 
 def test_tensors_on_two_devices_are_refused_naming_both(monkeypatch):
-    # Without a GPU, pretend one array lives on cuda:0: the check reads devices from arrays.
+    # Without a GPU, pretend one array lives on cuda:0: the check reads devices from arrays
+    # (one that is not a plain NumPy array, so that the all-CPU shortcut does not decide)
+    class Elsewhere(np.ndarray):
+        pass
+
     a, b = mg.randn(3), mg.randn(3)
+    b.array = b.array.view(Elsewhere)
     real_device_of = autograd.device_of
     monkeypatch.setattr(
         autograd, "device_of",

@@ -72,6 +72,13 @@ def promote(*tensors: Tensor) -> tuple:
 def operands(op: str, *values) -> tuple:
     """Tensors for the operands of an elementwise op: numbers become tensors beside the
     others, dtypes are promoted and shapes checked for broadcasting."""
+    if len(values) == 2:  # the common cases, decided without the general rules below
+        a, b = values
+        if isinstance(a, Tensor) and a.dtype.kind == "f":
+            if isinstance(b, Tensor) and b.dtype == a.dtype and b.shape == a.shape:
+                return a, b
+            if type(b) in (float, int):  # a Python number takes a floating tensor's dtype
+                return a, Tensor(get_array_module(a.array).asarray(b, dtype=a.dtype))
     like = next(v for v in values if isinstance(v, Tensor))
     tensors = promote(*[_as_tensor(v, like) for v in values])
     shapes = [t.shape for t in tensors if t.ndim]  # a 0-d tensor broadcasts with any shape
