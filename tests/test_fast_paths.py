@@ -19,10 +19,11 @@ from hypothesis import strategies as st
 import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad.kernels import cpu as cpu_kernels
-from minigrad.ops import activation, conv, fast, norm, pool
+from minigrad.ops import activation, conv, fast, norm, pool, upsample
 from minigrad.ops.fast import (
     cpu_conv,
     cpu_conv_direct,
+    cpu_conv_transpose,
     cpu_pool,
     cuda_activation,
     cuda_conv,
@@ -75,6 +76,42 @@ def test_direct_conv2d_matches_the_reference_in_float32(case, batch):
     assert_functions_agree(cpu_conv_direct.Conv2dDirectCPU, conv.Conv2d, inputs,
                            dtype=np.float32, requires_grad=requires_grad, atol=1e-5, rtol=1e-4,
                            **settings)
+
+
+@st.composite
+def conv_transpose_geometry(draw):
+    rng = draw(rngs())
+    groups = draw(st.sampled_from([1, 1, 2]))
+    cin, cout_g = groups * draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    output_padding = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+    size = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    full = [(n - 1) * s + d * (k - 1) + op + 1 for n, s, d, k, op in
+            zip(size, stride, dilation, kernel, output_padding)]
+    padding = tuple(draw(st.integers(0, (f - 1) // 2)) for f in full)
+    inputs = [sample(rng, (draw(st.integers(1, 3)), cin, *size)),
+              sample(rng, (cin, cout_g, *kernel))]
+    if draw(st.booleans()):
+        inputs.append(sample(rng, (cout_g * groups,)))
+    requires_grad = [draw(st.booleans()), True] + [True] * (len(inputs) - 2)
+    return inputs, requires_grad, dict(stride=stride, padding=padding,
+                                       output_padding=output_padding, dilation=dilation,
+                                       groups=groups)
+
+
+@given(case=conv_transpose_geometry())
+def test_conv_transpose2d_fast_path_matches_the_reference(case):
+    inputs, requires_grad, settings = case
+    assert_functions_agree(cpu_conv_transpose.ConvTranspose2dCPU, upsample.ConvTranspose2d,
+                           inputs, requires_grad=requires_grad, **settings)
+
+
+def test_conv_transpose2d_keeps_the_cpu_convs_layout():
+    x = F.conv2d(mg.tensor(np.ones((2, 3, 4, 4))), mg.ones(5, 3, 1, 1, dtype=mg.float64))
+    out = F.conv_transpose2d(x, mg.ones(5, 2, 2, 2, dtype=mg.float64), stride=2)
+    assert out.grad_fn is None and out.array.transpose(1, 2, 3, 0).flags.c_contiguous
 
 
 @needs_numba

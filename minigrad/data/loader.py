@@ -113,7 +113,7 @@ class DataLoader:
         return batches
 
     def _load_sample(self, index: int, epoch: int):
-        with sample_generator(np.random.default_rng([self.seed, epoch, index])):
+        with sample_generator([self.seed, epoch, index]):  # its Generator, when one is drawn
             return self.dataset[index]
 
     def _load_batch(self, indices: np.ndarray, epoch: int):

@@ -25,14 +25,20 @@ _per_sample = threading.local()
 
 
 @contextlib.contextmanager
-def sample_generator(rng: np.random.Generator):
-    """Inside this block (in this thread), random transforms draw from `rng`."""
-    previous = getattr(_per_sample, "rng", None)
-    _per_sample.rng = rng
+def sample_generator(rng):
+    """Inside this block (in this thread), random transforms draw from `rng`: a Generator, or
+    a seed for one, which is then made only if a transform draws (making a Generator costs
+    ~10 us, as long as loading a Fashion-MNIST image: a loader without random transforms
+    should not pay it for every sample)."""
+    previous = getattr(_per_sample, "rng", None), getattr(_per_sample, "seed", None)
+    if isinstance(rng, np.random.Generator):
+        _per_sample.rng, _per_sample.seed = rng, None
+    else:
+        _per_sample.rng, _per_sample.seed = None, rng
     try:
-        yield rng
+        yield
     finally:
-        _per_sample.rng = previous
+        _per_sample.rng, _per_sample.seed = previous
 
 
 class RandomTransform:
@@ -43,6 +49,8 @@ class RandomTransform:
 
     def rng(self) -> np.random.Generator:
         current = getattr(_per_sample, "rng", None)
+        if current is None and getattr(_per_sample, "seed", None) is not None:
+            current = _per_sample.rng = np.random.default_rng(_per_sample.seed)
         if current is not None:
             return current
         if self.generator is None:

@@ -105,8 +105,9 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         raise ValueError(f"conv_transpose2d: padding {padding} leaves no output for an input "
                          f"of size {x.shape[2:]}")
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return ConvTranspose2d.apply(*inputs, stride=stride, padding=padding,
-                                 output_padding=output_padding, dilation=dilation, groups=groups)
+    settings = dict(stride=stride, padding=padding, output_padding=output_padding,
+                    dilation=dilation, groups=groups)
+    return fast.select(ConvTranspose2d, x, **settings).apply(*inputs, **settings)
 
 
 class Resize2d(Function):

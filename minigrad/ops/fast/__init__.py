@@ -62,6 +62,7 @@ def paths(device_type: str) -> dict:
                 cpu_activation,
                 cpu_conv,
                 cpu_conv_direct,
+                cpu_conv_transpose,
                 cpu_embedding,
                 cpu_norm,
                 cpu_pool,
@@ -78,6 +79,7 @@ def paths(device_type: str) -> dict:
                              activation.Softmax: (cpu_activation.SoftmaxCPU,),
                              activation.LogSoftmax: (cpu_activation.LogSoftmaxCPU,),
                              upsample.Embedding: (cpu_embedding.EmbeddingCPU,),
+                             upsample.ConvTranspose2d: (cpu_conv_transpose.ConvTranspose2dCPU,),
                              _RNNBase._direction: (cpu_rnn.RecurrenceCPU,)}
         else:
             from minigrad.ops.fast import (

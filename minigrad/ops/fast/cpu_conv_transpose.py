@@ -1,0 +1,68 @@
+"""conv_transpose2d on the CPU in the batch-innermost layout of the CPU conv
+(ops/fast/cpu_conv.py): the reference's mathematics (ConvTranspose2d in ops/upsample.py), with
+every array kept as (C, H, W, N) in memory and handed out as its NCHW view.
+
+    x (C_in, H, W, N) -> x2 (G, C_in/G, H*W*N): a reshape, no copy
+    cols = W^T (G, C_out/G*KH*KW, C_in/G) @ x2  -> col2im into (C_out, Hp, Wp, N)
+    backward: the gradient's windows (im2col, one copy of runs of N), then W @ cols for the
+    input and x2 @ cols^T for the weight
+
+The reference transposes x to (C_in, N*H*W) and works in NCHW, so that the conv before and
+after it (batch innermost on the CPU) and the elementwise ops between (batch norm, ReLU) read
+its output and its gradients strided; here they are laid out as theirs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad.autograd import Function
+from minigrad.backend import matmul
+from minigrad.ops.conv import col2im, unpad
+from minigrad.ops.fast.cpu_conv import _im2col, _pad, batch_innermost, dense
+
+
+class ConvTranspose2dCPU(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias=None, *, stride, padding, output_padding, dilation,
+                groups):
+        (n, cin, h, w), (_, cout_g, kh, kw) = x.shape, weight.shape
+        (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+        hp = (h - 1) * sh + dh * (kh - 1) + 1 + output_padding[0]
+        wp = (w - 1) * sw + dw * (kw - 1) + 1 + output_padding[1]
+        x_inner = np.ascontiguousarray(batch_innermost(x).transpose(1, 2, 3, 0))
+        x2 = x_inner.reshape(groups, cin // groups, h * w * n)
+        w3 = weight.reshape(groups, cin // groups, cout_g * kh * kw)
+        cols = matmul(w3.swapaxes(1, 2), x2)  # (G, Cout/G*KH*KW, H*W*N)
+        # -> (Cout, KH, KW, H, W, N), read by col2im as (KH, KW, N, Cout, H, W)
+        cols = cols.reshape(cout_g * groups, kh, kw, h, w, n).transpose(1, 2, 5, 0, 3, 4)
+        out_pad = np.zeros((cout_g * groups, hp, wp, n), dtype=x.dtype).transpose(3, 0, 1, 2)
+        col2im(cols, out_pad, (kh, kw), stride, dilation, (h, w))
+        out = dense(unpad(out_pad, (ph, ph, pw, pw)))
+        if bias is not None:
+            out += bias.reshape(1, -1, 1, 1)
+        needs_x, needs_w = ctx.needs_input_grad[:2]
+        ctx.save_for_backward(x2 if needs_w else None, weight if needs_x else None)
+        ctx.x_shape, ctx.weight_shape, ctx.groups = x.shape, weight.shape, groups
+        ctx.geometry = ((kh, kw), stride, (ph, pw), dilation)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x2, weight = ctx.saved_tensors
+        (n, cin, h, w), (_, cout_g, kh, kw), groups = ctx.x_shape, ctx.weight_shape, ctx.groups
+        kernel, stride, (ph, pw), dilation = ctx.geometry
+        # the cropped border had no output, so no gradient: pad it back with zeros, then
+        # gather each input pixel's window as conv2d does, batch innermost
+        g_pad = _pad(batch_innermost(grad), (ph, ph, pw, pw))
+        cols = _im2col(g_pad, kernel, stride, dilation, (h, w), groups)  # (G, Cout/G*KH*KW, HWN)
+        grad_x = grad_w = grad_bias = None
+        needs = ctx.needs_input_grad
+        if needs[0]:
+            w3 = weight.reshape(groups, cin // groups, cout_g * kh * kw)
+            grad_x = matmul(w3, cols).reshape(cin, h, w, n).transpose(3, 0, 1, 2)
+        if needs[1]:
+            grad_w = matmul(x2, cols.swapaxes(1, 2)).reshape(ctx.weight_shape)
+        if len(needs) == 3 and needs[2]:
+            grad_bias = grad.sum(axis=(0, 2, 3))
+        return (grad_x, grad_w) if len(needs) == 2 else (grad_x, grad_w, grad_bias)
