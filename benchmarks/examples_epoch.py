@@ -141,7 +141,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     report = "\n".join([
         TITLE, "", f"Machine: {machine()}.",
-        f"Command: `python benchmarks/examples_epoch.py --write`. Seconds per epoch (training "
+        "Command: `python benchmarks/examples_epoch.py --write`. Seconds per epoch (training "
         "and the test pass, the mean over the epochs) and the final test accuracy; the PyTorch "
         "script follows the same recipe (see the script's docstring).", "",
         "| example | minigrad | PyTorch | minigrad / PyTorch (time) |", "|---|---|---|---|",
