@@ -423,18 +423,19 @@ def embedding_backward(indices, grad, out):
 # recurrent cells: one time step's gate arithmetic, for a batch (B rows)
 
 @_jit()
-def lstm_step(pre, c_prev, h_prev, running, gates, c_out, h_out, tanh_c):
-    """pre (B, 4H): x W_ih^T + b_ih + h W_hh^T + b_hh. Writes the activated gates i, f, g, o
-    (B, 4H), c' and h' (a row that is not running keeps its state) and tanh(c').
-    (One short loop per result: a loop that writes many arrays does not vectorize.)"""
+def lstm_step(h_part, x_part, bias, c_prev, h_prev, running, gates, c_out, h_out, tanh_c):
+    """The gates' input h_part + x_part + bias (B, 4H: h W_hh^T, x W_ih^T, b_ih + b_hh).
+    Writes the activated gates i, f, g, o (B, 4H), c' and h' (a row that is not running keeps
+    its state) and tanh(c'). (One short loop per result: a loop that writes many arrays does
+    not vectorize.)"""
     batch, hidden = c_prev.shape
     for b in range(batch):
         for j in range(2 * hidden):
-            gates[b, j] = sigmoid(pre[b, j])
+            gates[b, j] = sigmoid(h_part[b, j] + x_part[b, j] + bias[j])
         for j in range(2 * hidden, 3 * hidden):
-            gates[b, j] = tanh(pre[b, j])
+            gates[b, j] = tanh(h_part[b, j] + x_part[b, j] + bias[j])
         for j in range(3 * hidden, 4 * hidden):
-            gates[b, j] = sigmoid(pre[b, j])
+            gates[b, j] = sigmoid(h_part[b, j] + x_part[b, j] + bias[j])
         if running[b]:
             for j in range(hidden):
                 c_out[b, j] = gates[b, hidden + j] * c_prev[b, j] + \
@@ -476,18 +477,18 @@ def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, running, d_pre, dc_prev, d
 
 
 @_jit()
-def gru_step(x_part, h_part, h_prev, running, saved, h_out):
-    """x_part = x W_ih^T + b_ih, h_part = h W_hh^T + b_hh (B, 3H). Writes r, z, n and the
-    hidden part of n (B, 4H) and h'."""
+def gru_step(x_part, b_ih, h_part, b_hh, h_prev, running, saved, h_out):
+    """x_part = x W_ih^T and h_part = h W_hh^T (B, 3H), their biases b_ih and b_hh added here.
+    Writes r, z, n and the hidden part of n, h_n = h_part's third + its bias (B, 4H), and h'."""
     batch, hidden = h_prev.shape
     for b in range(batch):
         for j in range(2 * hidden):
-            saved[b, j] = sigmoid(x_part[b, j] + h_part[b, j])
+            saved[b, j] = sigmoid(x_part[b, j] + b_ih[j] + h_part[b, j] + b_hh[j])
         for j in range(hidden):
-            saved[b, 3 * hidden + j] = h_part[b, 2 * hidden + j]
+            saved[b, 3 * hidden + j] = h_part[b, 2 * hidden + j] + b_hh[2 * hidden + j]
         for j in range(hidden):
-            saved[b, 2 * hidden + j] = tanh(x_part[b, 2 * hidden + j] + saved[b, j] *
-                                            saved[b, 3 * hidden + j])
+            saved[b, 2 * hidden + j] = tanh(x_part[b, 2 * hidden + j] + b_ih[2 * hidden + j] +
+                                            saved[b, j] * saved[b, 3 * hidden + j])
         if running[b]:
             for j in range(hidden):
                 z = saved[b, hidden + j]
@@ -522,12 +523,12 @@ def gru_step_backward(dh, saved, h_prev, running, d_x, d_h, dh_direct):
 
 
 @_jit()
-def rnn_step(pre, h_prev, running, relu, h_out):
+def rnn_step(h_part, x_part, bias, h_prev, running, relu, h_out):
     batch, hidden = h_prev.shape
     for b in range(batch):
         for j in range(hidden):
             if running[b]:
-                v = pre[b, j]
+                v = h_part[b, j] + x_part[b, j] + bias[j]
                 h_out[b, j] = (0.0 if v <= 0 else v) if relu else tanh(v)
             else:
                 h_out[b, j] = h_prev[b, j]

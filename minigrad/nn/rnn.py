@@ -115,17 +115,18 @@ class _RNNBase(Module):
         return stack(outputs), h, c
 
     def _fused_direction(self, fused, running, x, h, c, suffix: str, reverse: bool, mask):
-        """What _direction computes, by a fast path that runs the whole loop as one Function
-        (ops/fast/cpu_rnn.py): the same input GEMM, then the sequence of states from it."""
+        """What _direction computes, by a fast path that runs the whole direction, its input's
+        GEMM included, as one Function (ops/fast/cpu_rnn.py), which gives the sequence of
+        states."""
         steps, batch = x.shape[:2]
         w_ih, w_hh = getattr(self, f"weight_ih{suffix}"), getattr(self, f"weight_hh{suffix}")
-        b_ih = getattr(self, f"bias_ih{suffix}") if self.bias else None
-        b_hh = getattr(self, f"bias_hh{suffix}") if self.bias else zeros(
-            w_hh.shape[0], dtype=x.dtype, device=x.device)
-        x_parts = F.linear(x.reshape(steps * batch, -1), w_ih, b_ih).reshape(steps, batch, -1)
+        if self.bias:
+            b_ih, b_hh = getattr(self, f"bias_ih{suffix}"), getattr(self, f"bias_hh{suffix}")
+        else:  # zeros that want no gradient
+            b_ih = b_hh = zeros(w_hh.shape[0], dtype=x.dtype, device=x.device)
         c0 = c if c is not None else zeros(batch, self.hidden_size, dtype=x.dtype,
                                            device=x.device)
-        states = fused.apply(x_parts, h, c0, w_hh, b_hh, mode=self.mode, reverse=reverse,
+        states = fused.apply(x, h, c0, w_ih, w_hh, b_ih, b_hh, mode=self.mode, reverse=reverse,
                              running=running)
         last = 0 if reverse else steps - 1  # the state after the direction's final step
         outputs = states[:, 0]  # (T, B, H)

@@ -2,9 +2,9 @@
 GRU (minigrad/nn/rnn.py, whose unrolled loop of ordinary ops is the reference).
 
 The reference records ~15 graph nodes per time step and its backward walks them all. Here the
-forward runs the loop itself: the input's part of every step (x W_ih^T + b_ih) comes in as one
-GEMM done before, and per step there is one GEMM for the hidden part (h W_hh^T) and one pass
-of gate arithmetic (a compiled kernel from minigrad/kernels/cpu.py for float32, else the NumPy
+forward runs the loop itself: the input's part of every step (x W_ih^T) is one GEMM over all
+steps, and per step there is one GEMM for the hidden part (h W_hh^T) and one pass of gate
+arithmetic, which also adds the input part and the biases (a compiled kernel from minigrad/kernels/cpu.py for float32, else the NumPy
 twin below, which does the same with NumPy ops). It saves only what the backward needs: the
 activated gates, tanh(c) and the states. Backpropagation through time is written out:
 
@@ -17,8 +17,9 @@ activated gates, tanh(c) and the states. Backpropagation through time is written
         d_x = (dr, dz, dn)   d_h = (dr, dz, dn r)   dh_next = dh z + d_h W_hh
     RNN:  d_pre = dh (1 - h'^2) (tanh) or dh [h' > 0] (relu);   dh_next = d_pre W_hh
 
-and after the loop the weight gradient is one GEMM over all steps, d_pre^T (T*B, G*H) @ the
-previous states (T*B, H), and the bias gradient a sum. A sequence that has ended (a packed
+and after the loop each weight gradient is one GEMM over all steps, d_pre^T (T*B, G*H) @ the
+previous states (T*B, H) for W_hh and @ x (T*B, F) for W_ih, the input's gradient d_pre @ W_ih,
+and each bias gradient a sum (one for both, where they are the same: LSTM and RNN). A sequence that has ended (a packed
 batch: `running[t, b]` false) keeps its state: its row has no gate gradient, and dh and dc go
 straight through to the step before.
 
@@ -42,8 +43,9 @@ def _sigmoid(x):
     return 0.5 * np.tanh(0.5 * x) + 0.5  # exactly sigmoid, and stable both ways
 
 
-def lstm_step(pre, c_prev, h_prev, running, gates, c_out, h_out, tanh_c):
+def lstm_step(h_part, x_part, bias, c_prev, h_prev, running, gates, c_out, h_out, tanh_c):
     hidden = c_prev.shape[1]
+    pre = h_part + x_part + bias
     gates[:, :2 * hidden] = _sigmoid(pre[:, :2 * hidden])
     gates[:, 2 * hidden:3 * hidden] = np.tanh(pre[:, 2 * hidden:3 * hidden])
     gates[:, 3 * hidden:] = _sigmoid(pre[:, 3 * hidden:])
@@ -68,8 +70,9 @@ def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, running, d_pre, dc_prev, d
     dh_direct[...] = np.where(run, 0, dh)
 
 
-def gru_step(x_part, h_part, h_prev, running, saved, h_out):
+def gru_step(x_part, b_ih, h_part, b_hh, h_prev, running, saved, h_out):
     hidden = h_prev.shape[1]
+    x_part, h_part = x_part + b_ih, h_part + b_hh
     r = _sigmoid(x_part[:, :hidden] + h_part[:, :hidden])
     z = _sigmoid(x_part[:, hidden:2 * hidden] + h_part[:, hidden:2 * hidden])
     hn = h_part[:, 2 * hidden:]
@@ -90,7 +93,8 @@ def gru_step_backward(dh, saved, h_prev, running, d_x, d_h, dh_direct):
     dh_direct[...] = np.where(run, dh * z, dh)
 
 
-def rnn_step(pre, h_prev, running, relu, h_out):
+def rnn_step(h_part, x_part, bias, h_prev, running, relu, h_out):
+    pre = h_part + x_part + bias
     new = np.where(pre <= 0, 0, pre) if relu else np.tanh(pre)
     h_out[...] = np.where(running.astype(bool)[:, None], new, h_prev)
 
@@ -118,8 +122,8 @@ def cells(dtype):
 
 
 class RecurrenceCPU(Function):
-    """One layer, one direction, over x_parts (T, B, G*H) = x W_ih^T + b_ih, from h0 (and c0,
-    for the LSTM; zeros otherwise) with w_hh (G*H, H) and b_hh (G*H,)."""
+    """One layer, one direction, over x (T, B, F), from h0 (and c0, for the LSTM; zeros
+    otherwise) with PyTorch's w_ih (G*H, F), w_hh (G*H, H), b_ih and b_hh (G*H,)."""
 
     @staticmethod
     def supports(mode=None, dtype=None, **_):
@@ -127,49 +131,50 @@ class RecurrenceCPU(Function):
                                                                               np.float64)
 
     @staticmethod
-    def forward(ctx, x_parts, h0, c0, w_hh, b_hh, *, mode, reverse, running):
-        steps, batch, _ = x_parts.shape
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, mode, reverse, running):
+        steps, batch, features = x.shape
         hidden = h0.shape[1]
         lstm = mode == "LSTM"
         run = (np.ones((steps, batch), dtype=np.uint8) if running is None
                else np.ascontiguousarray(running, dtype=np.uint8))
-        cell = cells(x_parts.dtype)
+        cell = cells(x.dtype)
+        x2 = x.reshape(steps * batch, features)  # (a copy if x is a strided view)
+        x_parts = (x2 @ w_ih.T).reshape(steps, batch, -1)  # every step's input part: one GEMM
         w_t = w_hh.T  # (H, G*H): BLAS reads the transpose in place
         # (T, 2, B, H) for the LSTM (h, then c), (T, 1, B, H) else: every state contiguous
-        states = np.empty((steps, 2 if lstm else 1, batch, hidden), dtype=x_parts.dtype)
+        states = np.empty((steps, 2 if lstm else 1, batch, hidden), dtype=x.dtype)
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         h, c = h0, c0
         if mode == "GRU":
-            saved = np.empty((steps, batch, 4 * hidden), dtype=x_parts.dtype)
+            saved = np.empty((steps, batch, 4 * hidden), dtype=x.dtype)
             for t in order:
-                h_part = h @ w_t
-                h_part += b_hh
-                cell.gru_step(x_parts[t], h_part, h, run[t], saved[t], states[t, 0])
+                cell.gru_step(x_parts[t], b_ih, h @ w_t, b_hh, h, run[t], saved[t],
+                              states[t, 0])
                 h = states[t, 0]
             extra = (saved,)
         else:
+            bias = b_ih + b_hh  # both add to every step's gates: once here
             if lstm:
-                gates = np.empty((steps, batch, 4 * hidden), dtype=x_parts.dtype)
-                tanh_c = np.empty((steps, batch, hidden), dtype=x_parts.dtype)
+                gates = np.empty((steps, batch, 4 * hidden), dtype=x.dtype)
+                tanh_c = np.empty((steps, batch, hidden), dtype=x.dtype)
             for t in order:
-                pre = h @ w_t
-                pre += x_parts[t]
-                pre += b_hh
                 if lstm:
                     h_out, c_out = states[t, 0], states[t, 1]
-                    cell.lstm_step(pre, c, h, run[t], gates[t], c_out, h_out, tanh_c[t])
+                    cell.lstm_step(h @ w_t, x_parts[t], bias, c, h, run[t], gates[t], c_out,
+                                   h_out, tanh_c[t])
                     h, c = h_out, c_out
                 else:
-                    cell.rnn_step(pre, h, run[t], mode == "RNN_RELU", states[t, 0])
+                    cell.rnn_step(h @ w_t, x_parts[t], bias, h, run[t], mode == "RNN_RELU",
+                                  states[t, 0])
                     h = states[t, 0]
             extra = (gates, tanh_c) if lstm else ()
-        ctx.save_for_backward(states, h0, c0, w_hh, run, *extra)
+        ctx.save_for_backward(x2, states, h0, c0, w_ih, w_hh, run, *extra)
         ctx.mode, ctx.reverse = mode, reverse
         return states
 
     @staticmethod
     def backward(ctx, grad):
-        states, h0, c0, w_hh, run, *extra = ctx.saved_tensors
+        x2, states, h0, c0, w_ih, w_hh, run, *extra = ctx.saved_tensors
         mode, reverse = ctx.mode, ctx.reverse
         steps, _, batch, hidden = states.shape
         lstm = mode == "LSTM"
@@ -178,7 +183,7 @@ class RecurrenceCPU(Function):
         first = steps - 1 if reverse else 0
         gates_width = w_hh.shape[0]
         d_h_part = np.empty((steps, batch, gates_width), dtype=states.dtype)  # of h W_hh^T
-        d_x = np.empty_like(d_h_part) if mode == "GRU" else d_h_part
+        d_x = np.empty_like(d_h_part) if mode == "GRU" else d_h_part  # of x W_ih^T
         dh_next = np.zeros((batch, hidden), dtype=states.dtype)
         dc_next = np.zeros_like(dh_next)
         dh_direct = np.empty_like(dh_next)
@@ -200,15 +205,25 @@ class RecurrenceCPU(Function):
             dh_next = d_h_part[t] @ w_hh
             dh_next += dh_direct
         needs = ctx.needs_input_grad
-        grad_w = None
-        if needs[3]:  # sum over steps of d_pre^T h_prev: one GEMM
+        d_x2 = d_x.reshape(-1, gates_width)
+        grad_x = grad_w_ih = grad_w_hh = None
+        if needs[0]:
+            grad_x = (d_x2 @ w_ih).reshape(steps, batch, -1)
+        if needs[3]:
+            grad_w_ih = d_x2.T @ x2
+        if needs[4]:  # sum over steps of d_pre^T h_prev: one GEMM
             h_prev_all = np.empty((steps, batch, hidden), dtype=states.dtype)
             h_prev_all[first] = h0
             if reverse:
                 h_prev_all[:-1] = states[1:, 0]
             else:
                 h_prev_all[1:] = states[:-1, 0]
-            grad_w = d_h_part.reshape(-1, gates_width).T @ h_prev_all.reshape(-1, hidden)
-        return (d_x if needs[0] else None, dh_next if needs[1] else None,
-                dc_next if needs[2] and lstm else (np.zeros_like(dc_next) if needs[2] else None),
-                grad_w, d_h_part.sum(axis=(0, 1)) if needs[4] else None)
+            grad_w_hh = d_h_part.reshape(-1, gates_width).T @ h_prev_all.reshape(-1, hidden)
+        grad_b_ih = d_x2.sum(axis=0) if needs[5] else None
+        grad_b_hh = None
+        if needs[6]:
+            grad_b_hh = grad_b_ih if d_x is d_h_part and grad_b_ih is not None else \
+                d_h_part.reshape(-1, gates_width).sum(axis=0)
+        grad_c0 = (dc_next if lstm else np.zeros_like(dc_next)) if needs[2] else None
+        return (grad_x, dh_next if needs[1] else None, grad_c0, grad_w_ih, grad_w_hh,
+                grad_b_ih, grad_b_hh)
