@@ -4,9 +4,10 @@ GRU (minigrad/nn/rnn.py, whose unrolled loop of ordinary ops is the reference).
 The reference records ~15 graph nodes per time step and its backward walks them all. Here the
 forward runs the loop itself: the input's part of every step (x W_ih^T) is one GEMM over all
 steps, and per step there is one GEMM for the hidden part (h W_hh^T) and one pass of gate
-arithmetic, which also adds the input part and the biases (a compiled kernel from minigrad/kernels/cpu.py for float32, else the NumPy
-twin below, which does the same with NumPy ops). It saves only what the backward needs: the
-activated gates, tanh(c) and the states. Backpropagation through time is written out:
+arithmetic, which also adds the input part and the biases (a compiled kernel from
+minigrad/kernels/cpu.py for float32, else the NumPy twin below, which does the same with NumPy
+ops). It saves only what the backward needs: the activated gates, tanh(c) and the states.
+Backpropagation through time is written out:
 
     LSTM, per step from the last:   dh = dh_out + dh_next    dc = dc_out + dc_next
         do = dh tanh(c)       dc += dh o (1 - tanh(c)^2)
@@ -18,10 +19,10 @@ activated gates, tanh(c) and the states. Backpropagation through time is written
     RNN:  d_pre = dh (1 - h'^2) (tanh) or dh [h' > 0] (relu);   dh_next = d_pre W_hh
 
 and after the loop each weight gradient is one GEMM over all steps, d_pre^T (T*B, G*H) @ the
-previous states (T*B, H) for W_hh and @ x (T*B, F) for W_ih, the input's gradient d_pre @ W_ih,
-and each bias gradient a sum (one for both, where they are the same: LSTM and RNN). A sequence that has ended (a packed
-batch: `running[t, b]` false) keeps its state: its row has no gate gradient, and dh and dc go
-straight through to the step before.
+previous states (T*B, H) for W_hh and @ x (T*B, F) for W_ih; the input's gradient is
+d_pre @ W_ih, and each bias gradient a sum (one for both where they are the same: LSTM, RNN).
+A sequence that has ended (a packed batch: `running[t, b]` false) keeps its state: its row has
+no gate gradient, and dh and dc go straight through to the step before.
 
 The output is the sequence of states, (T, 1, B, H) or, for the LSTM, (T, 2, B, H) holding h
 then c (each step's state contiguous), so that the layer takes outputs, h_n and c_n from it
