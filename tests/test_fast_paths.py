@@ -143,13 +143,33 @@ def test_conv2d_fast_path_matches_the_reference_in_float32(device, case):
                            **settings)
 
 
-@given(case=conv_geometry())
-def test_cpu_conv2d_that_rebuilds_its_columns_matches_the_reference(case):
-    """Above COLS_KEPT_BYTES the CPU forward frees cols and the backward builds it again."""
+@given(case=conv_geometry(), chunk=st.sampled_from([0, 300, 3000]))
+def test_cpu_conv2d_in_blocks_of_rows_matches_the_reference(case, chunk):
+    """Above CHUNK_BYTES the CPU conv goes through the output a block of rows at a time (down
+    to one row; the blocks' input rows overlap by the kernel's reach), and the backward builds
+    each block's columns again."""
     inputs, requires_grad, settings = case
-    with mock.patch.object(cpu_conv, "COLS_KEPT_BYTES", 0):
+    with mock.patch.object(cpu_conv, "CHUNK_BYTES", chunk):
         assert_functions_agree(cpu_conv.Conv2dCPU, conv.Conv2d, inputs,
                                requires_grad=requires_grad, **settings)
+
+
+def test_cpu_conv2d_blocks_keep_the_columns_within_the_budget():
+    x = np.zeros((2, 3, 9, 5))
+    built = []
+    original = cpu_conv._im2col
+
+    def spy(*args):
+        cols = original(*args)
+        built.append(cols.nbytes)
+        return cols
+
+    with mock.patch.object(cpu_conv, "CHUNK_BYTES", 3 * 3 * 3 * 5 * 2 * 8 * 2), \
+            mock.patch.object(cpu_conv, "_im2col", spy):
+        out = F.conv2d(mg.tensor(x, requires_grad=True), mg.ones(4, 3, 3, 3, dtype=mg.float64,
+                                                                 requires_grad=True), padding=1)
+        out.sum().backward()
+    assert len(built) == 5 * 2 and max(built) <= cpu_conv.CHUNK_BYTES  # 5 blocks, each way
 
 
 @CUDA

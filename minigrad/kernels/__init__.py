@@ -1,4 +1,5 @@
 """CUDA kernels of the GPU fast paths (minigrad/ops/fast/cuda_*.py), each with its NumPy twin.
+(kernels/cpu.py is the other kind: the CPU fast paths' loops compiled by Numba.)
 
 A kernel here is a CuPy `ElementwiseKernel`: its body runs once per output element `i`. Its
 *twin* is a NumPy function that takes the same arguments (inputs, then outputs) and does the

@@ -162,9 +162,9 @@ class _RNNBase(Module):
             for direction in range(directions):
                 k = layer * directions + direction
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                run = self._direction
-                fused = fast.select(_RNNBase._direction, x, {"dtype": x.dtype}, mode=self.mode)
-                if fused is not _RNNBase._direction:
+                run = self._direction  # the reference, unless a fast path takes the layer
+                fused = fast.select(fast.RECURRENCE, x, {"dtype": x.dtype}, mode=self.mode)
+                if fused is not fast.RECURRENCE:
                     run = functools.partial(self._fused_direction, fused, running)
                 out, h, c = run(x, h0[k], None if c0 is None else c0[k], suffix,
                                 reverse=direction == 1, mask=mask)

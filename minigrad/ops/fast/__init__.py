@@ -7,7 +7,15 @@ compute the same thing faster on one device:
     cpu_conv.py         conv2d with the batch innermost in memory, (C, H, W, N): every im2col,
                         col2im and padding copy moves runs of N floats (NumPy keeps a layout
                         through elementwise ops, so ReLU and pooling keep it too)
+    cpu_conv_direct.py  conv2d without im2col for layers with few weights per output and a
+                        batch of 32+ (LeNet5's): compiled loops in that layout
+    cpu_conv_transpose.py  conv_transpose2d in the same layout
     cpu_pool.py         max pooling whose windows tile the input: a maximum of strided sub-grids
+    cpu_norm.py         layer, group and batch norm, each way one compiled kernel (float32)
+    cpu_activation.py   GELU, SiLU, softmax, log-softmax, ReLU's backward: compiled (float32)
+    cpu_embedding.py    embedding's backward: rows added by a compiled loop, not np.add.at
+    cpu_rnn.py          a whole RNN/LSTM/GRU layer and direction as one Function, BPTT written
+                        out, its cell arithmetic compiled (float32) or NumPy (its twins)
     cuda_winograd.py    conv2d 3x3 at stride 1 (all of VGG16 but its first layer) by Winograd's
                         F(2x2, 3x3): input/filter/output transform kernels around batched
                         cuBLAS GEMMs, 2.25x fewer multiplications than im2col
@@ -24,6 +32,10 @@ op passes (a convolution's kernel size, dtype and input channels); the others ha
 device may list several fast Functions for one op: the first that supports the call runs.
 tests/test_fast_paths.py checks every one against its reference, values and gradients.
 
+The compiled CPU kernels (Numba, minigrad/kernels/cpu.py) are optional: without Numba, or with
+`minigrad.kernels.cpu.enable(False)` (MINIGRAD_NUMBA=0), the fast paths that need them say so
+in `supports` and the NumPy code runs.
+
 `enable(False)` (or MINIGRAD_FAST=0) runs the references everywhere; on CUDA the fast paths
 are also off while `minigrad.kernels` is.
 """
@@ -38,6 +50,10 @@ from minigrad import kernels
 
 _enabled = os.environ.get("MINIGRAD_FAST", "1") != "0"
 _paths: dict[str, dict] = {}
+
+# The reference of a recurrent layer is not a Function but the unrolled loop of ordinary ops in
+# nn/rnn.py (its _direction); this name stands for it here, where ops must not import nn.
+RECURRENCE = "recurrence"
 
 
 def enable(on: bool = True) -> None:
@@ -57,7 +73,6 @@ def paths(device_type: str) -> dict:
         from minigrad.ops import activation, conv, norm, pool, upsample
 
         if device_type == "cpu":
-            from minigrad.nn.rnn import _RNNBase
             from minigrad.ops.fast import (
                 cpu_activation,
                 cpu_conv,
@@ -80,7 +95,7 @@ def paths(device_type: str) -> dict:
                              activation.LogSoftmax: (cpu_activation.LogSoftmaxCPU,),
                              upsample.Embedding: (cpu_embedding.EmbeddingCPU,),
                              upsample.ConvTranspose2d: (cpu_conv_transpose.ConvTranspose2dCPU,),
-                             _RNNBase._direction: (cpu_rnn.RecurrenceCPU,)}
+                             RECURRENCE: (cpu_rnn.RecurrenceCPU,)}
         else:
             from minigrad.ops.fast import (
                 cuda_activation,
