@@ -7,7 +7,8 @@ At LeNet5's shapes (batch 128, 1x28x28) and at VGG16's shapes scaled down for a 
 linear, each forward and forward+backward (with a random upstream gradient, gradients for
 the input and the parameters). `--only new`: the layers of ResNet, U-Net and the recurrent
 networks (transposed convolution, bilinear interpolation, layer and group norm, GELU,
-embedding, an LSTM), recorded in a section of their own. Prints a table of medians (IQR) and
+embedding, an LSTM and a GRU; and GELU's tanh form, SiLU, softmax and log-softmax), recorded
+in a section of their own. Prints a table of medians (IQR) and
 the ratio minigrad / torch; with --write the table replaces its section of
 benchmarks/RESULTS.md.
 """
@@ -55,8 +56,13 @@ CASES = {
         ("group_norm 8 groups, 8x64x32x32", "group_norm", (8, 64, 32, 32), [(64,), (64,)],
          dict(num_groups=8)),
         ("gelu, 8x64x32x32", "gelu", (8, 64, 32, 32), [], {}),
+        ("gelu tanh, 8x64x32x32", "gelu", (8, 64, 32, 32), [], dict(approximate="tanh")),
+        ("silu, 8x64x32x32", "silu", (8, 64, 32, 32), [], {}),
+        ("softmax last dim, 64x128x256", "softmax", (64, 128, 256), [], dict(dim=-1)),
+        ("log_softmax last dim, 64x128x256", "log_softmax", (64, 128, 256), [], dict(dim=-1)),
         ("embedding 10000x128, 64x32 indices", "embedding", (64, 32), [(10000, 128)], {}),
         ("LSTM 28->128, 28 steps, batch 128", "lstm", (28, 128, 28), [], {}),
+        ("GRU 28->128, 28 steps, batch 128", "gru", (28, 128, 28), [], {}),
     ],
 }
 NEW_TITLE = "## Layers of ResNet, U-Net and recurrent networks (benchmarks/ops.py --only new)"
@@ -83,9 +89,9 @@ def make_call(lib, functional: str, x_shape, param_shapes, settings, backward: b
 
         def op():
             return F.embedding(indices, params[0])
-    elif functional == "lstm":
+    elif functional in ("lstm", "gru"):
         lib.manual_seed(0)
-        layer = lib.nn.LSTM(x_shape[2], 128)
+        layer = (lib.nn.LSTM if functional == "lstm" else lib.nn.GRU)(x_shape[2], 128)
         params = list(layer.parameters())
 
         def op():

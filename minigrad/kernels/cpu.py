@@ -17,8 +17,9 @@ and cached on disk (the first call of a session is slow once; later sessions loa
 Only float32 is compiled for (the speed that matters; float64 runs the NumPy reference). Inside,
 sums are taken in float64. tanh and erf are rational functions x P(x^2) / Q(x^2) fitted by
 benchmarks/rational_fits.py (largest error 2e-8, under float32's rounding), and exp of a
-non-positive number is exp(y / 128)^128 with a Taylor polynomial: math.tanh, math.exp and
-math.erf would be calls into the C library per element, which the compiler cannot vectorize.
+non-positive number is 2^k e^t, e^t a Taylor polynomial and 2^k built from its bits:
+math.tanh, math.exp and math.erf would be calls into the C library per element, which the
+compiler cannot vectorize.
 NaN goes through every kernel as it does through NumPy.
 
 The kernels run on the calling thread. Numba's parallel loops were measured to lose here: a
@@ -117,17 +118,38 @@ def erf(x):
     return r if x == x else x
 
 
+if numba is not None:
+    from llvmlite import ir
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _float_from_bits(typingctx, bits):
+        """The float64 whose IEEE-754 bits are the int64 `bits` (a register move)."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.DoubleType())
+
+        return numba.types.float64(numba.types.int64), codegen
+else:  # never called without Numba: the kernels do not run then
+    def _float_from_bits(bits):
+        return np.int64(bits).view(np.float64)
+
+
+LOG2_E = 1 / math.log(2)
+LN_2 = math.log(2)
+
+
 @_jit(inline=True)
 def exp_nonpositive(y):
-    """e^y for y <= 0; 0 below -87 (e^-87 ~ 1.6e-38, float32's smallest normal numbers)."""
-    r = max(y, -87.0) * 0.0078125  # y / 128, in [-0.68, 0]: 11 Taylor terms are exact enough
-    p = ((((((((((r * 2.505210838544172e-08 + 2.755731922398589e-07) * r
-                 + 2.7557319223985893e-06) * r + 2.48015873015873e-05) * r
-               + 0.0001984126984126984) * r + 0.001388888888888889) * r
-             + 0.008333333333333333) * r + 0.041666666666666664) * r
-           + 0.16666666666666666) * r + 0.5) * r + 1.0) * r + 1.0
-    for _ in range(7):  # (e^(y/128))^128
-        p = p * p
+    """e^y for y <= 0; 0 below -87 (e^-87 ~ 1.6e-38, float32's smallest normal numbers).
+    e^y = 2^k e^t with k = round(y / ln 2) and |t| <= ln(2)/2, e^t by 9 Taylor terms
+    (relative error 2e-10), and 2^k made from its bits: exponent k + 1023, shifted into place."""
+    v = max(y, -87.0)
+    k = np.floor(v * LOG2_E + 0.5)
+    t = v - k * LN_2
+    p = 1.0 + t * (1.0 + t * (0.5 + t * (0.16666666666666666 + t * (0.041666666666666664 + t * (
+        0.008333333333333333 + t * (0.001388888888888889 + t * (0.0001984126984126984 + t *
+                                                              2.48015873015873e-05)))))))
+    p = p * _float_from_bits((np.int64(k) + 1023) << 52)
     p = 0.0 if y < -87.0 else p
     return p if y == y else y
 
@@ -192,16 +214,20 @@ def softmax(x, out, log):
         if top == -np.inf:  # a row of -inf: shift by 0, as x - max would give NaN anyway
             top = 0.0
         total = 0.0
-        for j in range(d):
-            total += exp_nonpositive(x[r, j] - top)
         if log:
+            for j in range(d):
+                total += exp_nonpositive(x[r, j] - top)
             shift = top + math.log(total)
             for j in range(d):
                 out[r, j] = x[r, j] - shift
-        else:
+        else:  # the exponentials written once, then scaled while the row is in cache
+            for j in range(d):
+                e = exp_nonpositive(x[r, j] - top)
+                out[r, j] = e
+                total += e
             scale = 1.0 / total
             for j in range(d):
-                out[r, j] = exp_nonpositive(x[r, j] - top) * scale
+                out[r, j] *= scale
 
 
 @_jit()
