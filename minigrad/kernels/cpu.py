@@ -479,27 +479,35 @@ def lstm_step(h_part, x_part, bias, c_prev, h_prev, running, gates, c_out, h_out
 def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, running, d_pre, dc_prev, dh_direct):
     """dh, dc: the gradients reaching h' and c'. Writes d_pre (B, 4H), the gradient of the
     gates' pre-activations, dc_prev, and dh_direct (dh's direct path to the previous h: zero,
-    but for a row that was not running, which passes dh and dc on unchanged)."""
+    but for a row that was not running, which passes dh and dc on unchanged). One short loop
+    per result, as in the forward; dc_prev holds dc + dh o (1 - tanh(c)^2) until the end."""
     batch, hidden = dc.shape
     for b in range(batch):
-        for j in range(hidden):
-            if running[b]:
-                i, f = gates[b, j], gates[b, hidden + j]
-                g, o = gates[b, 2 * hidden + j], gates[b, 3 * hidden + j]
-                t = tanh_c[b, j]
-                d_o = dh[b, j] * t
-                d_c = dc[b, j] + dh[b, j] * o * (1.0 - t * t)
-                d_pre[b, j] = d_c * g * i * (1.0 - i)
-                d_pre[b, hidden + j] = d_c * c_prev[b, j] * f * (1.0 - f)
-                d_pre[b, 2 * hidden + j] = d_c * i * (1.0 - g * g)
-                d_pre[b, 3 * hidden + j] = d_o * o * (1.0 - o)
-                dc_prev[b, j] = d_c * f
-                dh_direct[b, j] = 0.0
-            else:
-                for k in range(4):
-                    d_pre[b, k * hidden + j] = 0.0
+        if not running[b]:
+            for j in range(4 * hidden):
+                d_pre[b, j] = 0.0
+            for j in range(hidden):
                 dc_prev[b, j] = dc[b, j]
                 dh_direct[b, j] = dh[b, j]
+            continue
+        for j in range(hidden):
+            t = tanh_c[b, j]
+            dc_prev[b, j] = dc[b, j] + dh[b, j] * gates[b, 3 * hidden + j] * (1.0 - t * t)
+        for j in range(hidden):
+            i = gates[b, j]
+            d_pre[b, j] = dc_prev[b, j] * gates[b, 2 * hidden + j] * i * (1.0 - i)
+        for j in range(hidden):
+            f = gates[b, hidden + j]
+            d_pre[b, hidden + j] = dc_prev[b, j] * c_prev[b, j] * f * (1.0 - f)
+        for j in range(hidden):
+            g = gates[b, 2 * hidden + j]
+            d_pre[b, 2 * hidden + j] = dc_prev[b, j] * gates[b, j] * (1.0 - g * g)
+        for j in range(hidden):
+            o = gates[b, 3 * hidden + j]
+            d_pre[b, 3 * hidden + j] = dh[b, j] * tanh_c[b, j] * o * (1.0 - o)
+        for j in range(hidden):
+            dc_prev[b, j] *= gates[b, hidden + j]
+            dh_direct[b, j] = 0.0
 
 
 @_jit()
@@ -530,22 +538,29 @@ def gru_step_backward(dh, saved, h_prev, running, d_x, d_h, dh_direct):
     the previous state, through z or through a finished row)."""
     batch, hidden = dh.shape
     for b in range(batch):
-        for j in range(hidden):
-            if running[b]:
-                r, z = saved[b, j], saved[b, hidden + j]
-                n, hn = saved[b, 2 * hidden + j], saved[b, 3 * hidden + j]
-                g = dh[b, j]
-                d_n = g * (1.0 - z) * (1.0 - n * n)
-                d_r = d_n * hn * r * (1.0 - r)
-                d_z = g * (h_prev[b, j] - n) * z * (1.0 - z)
-                d_x[b, j], d_x[b, hidden + j], d_x[b, 2 * hidden + j] = d_r, d_z, d_n
-                d_h[b, j], d_h[b, hidden + j], d_h[b, 2 * hidden + j] = d_r, d_z, d_n * r
-                dh_direct[b, j] = g * z
-            else:
-                for k in range(3):
-                    d_x[b, k * hidden + j] = 0.0
-                    d_h[b, k * hidden + j] = 0.0
+        if not running[b]:
+            for j in range(3 * hidden):
+                d_x[b, j] = 0.0
+                d_h[b, j] = 0.0
+            for j in range(hidden):
                 dh_direct[b, j] = dh[b, j]
+            continue
+        for j in range(hidden):  # d_n
+            z, n = saved[b, hidden + j], saved[b, 2 * hidden + j]
+            d_x[b, 2 * hidden + j] = dh[b, j] * (1.0 - z) * (1.0 - n * n)
+        for j in range(hidden):  # d_r
+            r = saved[b, j]
+            d_x[b, j] = d_x[b, 2 * hidden + j] * saved[b, 3 * hidden + j] * r * (1.0 - r)
+        for j in range(hidden):  # d_z
+            z = saved[b, hidden + j]
+            d_x[b, hidden + j] = dh[b, j] * (h_prev[b, j] - saved[b, 2 * hidden + j]) * z * \
+                (1.0 - z)
+        for j in range(2 * hidden):
+            d_h[b, j] = d_x[b, j]
+        for j in range(hidden):
+            d_h[b, 2 * hidden + j] = d_x[b, 2 * hidden + j] * saved[b, j]
+        for j in range(hidden):
+            dh_direct[b, j] = dh[b, j] * saved[b, hidden + j]
 
 
 @_jit()
