@@ -1,7 +1,7 @@
 """A whole training step (forward, loss, backward, SGD-momentum step) and inference, minigrad
 against PyTorch in the same run. One command:
 
-    python benchmarks/train_step.py [--repeats 7] [--only lenet|vgg|course] [--write]
+    python benchmarks/train_step.py [--repeats 7] [--only lenet vgg course] [--write]
 
 LeNet5 (1x28x28) at batch 64, 128 and 256, training and inference; VGG16 (configuration D,
 full width) at batch 4 on 3x64x64 and batch 2 on 3x224x224, training; `--only course`: an
@@ -167,12 +167,13 @@ def peak_rss(library: str, model_name: str, batch: int, shape, training: bool) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="blocks per library and case")
-    parser.add_argument("--only", choices=sorted(CASES))
+    parser.add_argument("--only", choices=sorted(CASES), nargs="+",
+                        help="run these groups of cases only")
     parser.add_argument("--no-memory", action="store_true", help="skip the RSS measurements")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
     rows, memory = [], []
-    for group in [args.only] if args.only else list(CASES):
+    for group in args.only or list(CASES):
         for name, model_name, batch, shape, training, calls in CASES[group]:
             ours = make_step("minigrad", model_name, batch, shape, training)
             theirs = make_step("torch", model_name, batch, shape, training)
@@ -185,7 +186,7 @@ def main() -> None:
                 memory.append(f"| {name} | {ours_mb:.0f} MiB | {theirs_mb:.0f} MiB | "
                               f"{ours_mb / theirs_mb:.2f} |")
                 print(memory[-1], flush=True)
-    only = f" --only {args.only}" if args.only else ""
+    only = f" --only {' '.join(args.only)}" if args.only else ""
     report = [TITLE, "", f"Machine: {machine()}.",
               f"Command: `python benchmarks/train_step.py --repeats {args.repeats}{only} "
               "--write`. float32, SGD with momentum, cross-entropy; time per step, median of "
