@@ -625,30 +625,41 @@ def _shifted(row, kw0, taps, batch, length):
 @_jit()
 def conv2d_direct(x, weight, kernel_w, bias, stride_h, dilation_h, out):
     """out[o, i, j, n] = bias[o] + sum over c, kh, kw of weight[o, c, kh, kw] *
-    x[c, i*sh + kh*dh, j + kw, n]; weight from taps_weight, kernel_w its real width."""
+    x[c, i*sh + kh*dh, j + kw, n]; weight from taps_weight, kernel_w its real width. Two output
+    channels per sweep, which share the five input runs they read (an odd last channel sweeps
+    with a scratch row as its partner)."""
     channels, height, width, batch = x.shape
     out_channels, _, kernel_h, _ = weight.shape
     _, out_h, out_w, _ = out.shape
     run = out_w * batch
     rows = x.reshape(channels, height, width * batch)
     out_rows = out.reshape(out_channels, out_h, run)
-    for o in range(out_channels):
+    scratch = np.empty(run, dtype=out.dtype)
+    for o in range(0, out_channels, 2):
+        pair = o + 1 < out_channels
+        p = o + 1 if pair else o
         for i in range(out_h):
-            dst = out_rows[o, i]
+            d0 = out_rows[o, i]
+            d1 = out_rows[p, i] if pair else scratch
             for k in range(run):
-                dst[k] = bias[o]
+                d0[k] = bias[o]
+                d1[k] = bias[p]
             for c in range(channels):
                 for kh in range(kernel_h):
                     src = rows[c, i * stride_h + kh * dilation_h]
                     for kw0 in range(0, kernel_w, TAPS):
-                        w0, w1, w2 = weight[o, c, kh, kw0], weight[o, c, kh, kw0 + 1], \
+                        a0, a1, a2 = weight[o, c, kh, kw0], weight[o, c, kh, kw0 + 1], \
                             weight[o, c, kh, kw0 + 2]
-                        w3, w4 = weight[o, c, kh, kw0 + 3], weight[o, c, kh, kw0 + 4]
+                        a3, a4 = weight[o, c, kh, kw0 + 3], weight[o, c, kh, kw0 + 4]
+                        b0, b1, b2 = weight[p, c, kh, kw0], weight[p, c, kh, kw0 + 1], \
+                            weight[p, c, kh, kw0 + 2]
+                        b3, b4 = weight[p, c, kh, kw0 + 3], weight[p, c, kh, kw0 + 4]
                         s0, s1, s2, s3, s4 = _shifted(src, kw0, min(TAPS, kernel_w - kw0),
                                                       batch, run)
                         for k in range(run):
-                            dst[k] += w0 * s0[k] + w1 * s1[k] + w2 * s2[k] + w3 * s3[k] + \
-                                w4 * s4[k]
+                            u0, u1, u2, u3, u4 = s0[k], s1[k], s2[k], s3[k], s4[k]
+                            d0[k] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3 + a4 * u4
+                            d1[k] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3 + b4 * u4
 
 
 @_jit()
