@@ -115,18 +115,21 @@ def test_conv_transpose2d_keeps_the_cpu_convs_layout():
 
 
 @needs_numba
-def test_direct_conv2d_is_chosen_for_lenets_layers_only():
+def test_direct_conv2d_is_chosen_for_small_layers_with_long_rows():
     def chosen(x_shape, w_shape, **settings):
         x = mg.zeros(*x_shape)
         facts = dict(kernel=w_shape[2:], dtype=np.float32, channels=x_shape[1],
-                     out_channels=w_shape[0], batch=x_shape[0])
+                     out_channels=w_shape[0], batch=x_shape[0],
+                     out_width=x_shape[3] - w_shape[3] + 1)
         return fast.select(conv.Conv2d, x, facts, stride=(1, 1), padding=(0, 0, 0, 0),
                            dilation=(1, 1), groups=1, **settings)
 
     assert chosen((128, 1, 28, 28), (6, 1, 5, 5)) is cpu_conv_direct.Conv2dDirectCPU
     assert chosen((64, 6, 14, 14), (16, 6, 5, 5)) is cpu_conv_direct.Conv2dDirectCPU
-    assert chosen((8, 3, 64, 64), (64, 3, 3, 3)) is cpu_conv.Conv2dCPU  # batch too short
-    assert chosen((64, 64, 32, 32), (64, 64, 3, 3)) is cpu_conv.Conv2dCPU  # too many weights
+    assert chosen((8, 16, 64, 64), (16, 16, 3, 3)) is cpu_conv_direct.Conv2dDirectCPU  # U-Net
+    assert chosen((2, 1, 28, 28), (6, 1, 5, 5)) is cpu_conv.Conv2dCPU  # rows too short
+    assert chosen((8, 3, 64, 64), (64, 3, 3, 3)) is cpu_conv.Conv2dCPU  # many out channels
+    assert chosen((64, 32, 32, 32), (32, 32, 3, 3)) is cpu_conv.Conv2dCPU  # too many weights
     mg.kernels.cpu.enable(False)
     try:
         assert chosen((128, 1, 28, 28), (6, 1, 5, 5)) is cpu_conv.Conv2dCPU

@@ -656,6 +656,12 @@ def conv2d_direct(x, weight, kernel_w, bias, stride_h, dilation_h, out):
                         b3, b4 = weight[p, c, kh, kw0 + 3], weight[p, c, kh, kw0 + 4]
                         s0, s1, s2, s3, s4 = _shifted(src, kw0, min(TAPS, kernel_w - kw0),
                                                       batch, run)
+                        if kernel_w - kw0 <= 3:  # a 3x3 kernel's row: three runs, not five
+                            for k in range(run):
+                                u0, u1, u2 = s0[k], s1[k], s2[k]
+                                d0[k] += a0 * u0 + a1 * u1 + a2 * u2
+                                d1[k] += b0 * u0 + b1 * u1 + b2 * u2
+                            continue
                         for k in range(run):
                             u0, u1, u2, u3, u4 = s0[k], s1[k], s2[k], s3[k], s4[k]
                             d0[k] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3 + a4 * u4
@@ -687,12 +693,18 @@ def conv2d_direct_backward_weight(x, g, stride_h, dilation_h, dw, db):
                         taps = min(TAPS, kernel_w - kw0)
                         s0, s1, s2, s3, s4 = _shifted(src, kw0, taps, batch, run)
                         a0 = a1 = a2 = a3 = a4 = np.float32(0.0)
-                        for k in range(run):
-                            a0 += gr[k] * s0[k]
-                            a1 += gr[k] * s1[k]
-                            a2 += gr[k] * s2[k]
-                            a3 += gr[k] * s3[k]
-                            a4 += gr[k] * s4[k]
+                        if taps <= 3:
+                            for k in range(run):
+                                a0 += gr[k] * s0[k]
+                                a1 += gr[k] * s1[k]
+                                a2 += gr[k] * s2[k]
+                        else:
+                            for k in range(run):
+                                a0 += gr[k] * s0[k]
+                                a1 += gr[k] * s1[k]
+                                a2 += gr[k] * s2[k]
+                                a3 += gr[k] * s3[k]
+                                a4 += gr[k] * s4[k]
                         dw[o, c, kh, kw0] += a0
                         if taps > 1:
                             dw[o, c, kh, kw0 + 1] += a1
@@ -718,23 +730,38 @@ def conv2d_direct_backward_input(g, weight, kernel_w, stride_h, dilation_h, dx):
     padded = np.zeros(out_w * batch + 2 * margin, dtype=g.dtype)
     g_rows = g.reshape(out_channels, out_h, out_w * batch)
     dx_rows = dx.reshape(channels, height, run)
+    scratch = np.empty(run, dtype=dx.dtype)
     for o in range(out_channels):
         for i in range(out_h):
             gr = g_rows[o, i]
             for k in range(out_w * batch):
                 padded[margin + k] = gr[k]
-            for c in range(channels):
+            for c in range(0, channels, 2):  # two input channels per sweep, as the forward
+                pair = c + 1 < channels
+                q = c + 1 if pair else c
                 for kh in range(kernel_h):
-                    dst = dx_rows[c, i * stride_h + kh * dilation_h]
+                    row = i * stride_h + kh * dilation_h
+                    d0 = dx_rows[c, row]
+                    d1 = dx_rows[q, row] if pair else scratch
                     for kw0 in range(0, kernel_w, TAPS):
-                        w0, w1, w2 = weight[o, c, kh, kw0], weight[o, c, kh, kw0 + 1], \
+                        a0, a1, a2 = weight[o, c, kh, kw0], weight[o, c, kh, kw0 + 1], \
                             weight[o, c, kh, kw0 + 2]
-                        w3, w4 = weight[o, c, kh, kw0 + 3], weight[o, c, kh, kw0 + 4]
+                        a3, a4 = weight[o, c, kh, kw0 + 3], weight[o, c, kh, kw0 + 4]
+                        b0, b1, b2 = weight[o, q, kh, kw0], weight[o, q, kh, kw0 + 1], \
+                            weight[o, q, kh, kw0 + 2]
+                        b3, b4 = weight[o, q, kh, kw0 + 3], weight[o, q, kh, kw0 + 4]
                         s0, s1, s2, s3, s4 = _shifted(padded, kw0, min(TAPS, kernel_w - kw0),
                                                       batch, run)
+                        if kernel_w - kw0 <= 3:
+                            for k in range(run):
+                                u0, u1, u2 = s0[k], s1[k], s2[k]
+                                d0[k] += a0 * u0 + a1 * u1 + a2 * u2
+                                d1[k] += b0 * u0 + b1 * u1 + b2 * u2
+                            continue
                         for k in range(run):
-                            dst[k] += w0 * s0[k] + w1 * s1[k] + w2 * s2[k] + w3 * s3[k] + \
-                                w4 * s4[k]
+                            u0, u1, u2, u3, u4 = s0[k], s1[k], s2[k], s3[k], s4[k]
+                            d0[k] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3 + a4 * u4
+                            d1[k] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3 + b4 * u4
 
 
 # ---------------------------------------------------------------------------------------------

@@ -178,6 +178,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
         )
     inputs = (x, weight) if bias is None else (x, weight, bias)
     settings = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    out_width = (padded[1] - reach[1]) // stride[1] + 1
     facts = dict(kernel=(kh, kw), dtype=x.dtype, channels=x.shape[1], out_channels=oc,
-                 batch=x.shape[0])
+                 batch=x.shape[0], out_width=out_width)
     return fast.select(Conv2d, x, facts, **settings).apply(*inputs, **settings)

@@ -18,8 +18,9 @@ The work is C*KH*KW*OC multiply-adds per output position, which im2col + GEMM do
 it is large, and the loops are vectorized along the batch, which must be long enough to fill
 the vector registers. Measured here (forward+backward, float32, against im2col): LeNet5's
 conv1 (150 weights per position, batch 128) 6.2 -> 1.9 ms, its conv2 (2400, batch 64) 4.3 ->
-2.0 ms; VGG's first layer at batch 8 (1728) 8.2 -> 17.5 ms and a U-Net's 16->16 3x3 at batch 8
-14.5 -> 16.4 ms, so those stay with im2col. Hence the limits below.
+2.0 ms; a U-Net's 3->16 3x3 at 8x64x64 3.6 -> 2.7 ms and its 16->16 17.7 -> 16.4 ms (the whole
+U-Net block step 8% faster); VGG's first layer (3->64) at batch 8 10.9 -> 11.9 ms and its
+64->64 25.6 -> 58.9 ms, so those stay with im2col. Hence the limits below.
 """
 
 from __future__ import annotations
@@ -32,18 +33,21 @@ from minigrad.ops.conv import output_size, unpad
 from minigrad.ops.fast.cpu_conv import _pad, batch_innermost, dense
 
 MAX_WEIGHTS_PER_POSITION = 4096  # C * KH * KW * OC
-MIN_BATCH = 32  # the vectorized loops run along the batch
+MAX_OUT_CHANNELS = 32  # with more, the GEMM's reuse of each column wins
+MIN_RUN = 256  # OW * N: the vectorized loops run along an output row and the batch
 
 
 class Conv2dDirectCPU(Function):
     @staticmethod
     def supports(*, stride=None, dilation=None, groups=None, dtype=None, kernel=None,
-                 channels=None, out_channels=None, batch=None, **_) -> bool:
+                 channels=None, out_channels=None, batch=None, out_width=None, **_) -> bool:
         """Float32, one group, stride 1 and no dilation along a row (any along a column), few
-        weights per output position and a batch of at least MIN_BATCH."""
+        weights per output position, few output channels, and output rows (times the batch)
+        long enough to vectorize."""
         return (kernels.available() and groups == 1 and dtype == np.float32
                 and stride is not None and stride[1] == 1 and dilation[1] == 1
-                and None not in (kernel, channels, out_channels, batch) and batch >= MIN_BATCH
+                and None not in (kernel, channels, out_channels, batch, out_width)
+                and out_width * batch >= MIN_RUN and out_channels <= MAX_OUT_CHANNELS
                 and channels * kernel[0] * kernel[1] * out_channels <= MAX_WEIGHTS_PER_POSITION)
 
     @staticmethod
