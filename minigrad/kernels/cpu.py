@@ -275,29 +275,26 @@ def layer_norm(x, weight, bias, out, mean, rstd, eps):
 
 
 @_jit()
-def layer_norm_backward(x, grad, weight, mean, rstd, dx, dw_parts, db_parts):
-    """dx (R, D); dw_parts, db_parts (chunks, D) float64 partial sums over the rows, one per
-    chunk of rows (the caller sums them)."""
+def layer_norm_backward(x, grad, weight, mean, rstd, dx, dw, db):
+    """dx (R, D); dw, db (D,) float64, zeroed by the caller: the sums over the rows."""
     rows, d = x.shape
-    chunks = dw_parts.shape[0]
-    for k in range(chunks):
-        for r in range(k * rows // chunks, (k + 1) * rows // chunks):
-            m, s = mean[r], rstd[r]
-            sum_g = 0.0
-            sum_g_xhat = 0.0
-            for j in range(d):
-                x_hat = (x[r, j] - m) * s
-                g = np.float64(grad[r, j])
-                gw = g * weight[j]
-                sum_g += gw
-                sum_g_xhat += gw * x_hat
-                dw_parts[k, j] += g * x_hat
-                db_parts[k, j] += g
-            sum_g /= d
-            sum_g_xhat /= d
-            for j in range(d):
-                x_hat = (x[r, j] - m) * s
-                dx[r, j] = s * (np.float64(grad[r, j]) * weight[j] - sum_g - x_hat * sum_g_xhat)
+    for r in range(rows):
+        m, s = mean[r], rstd[r]
+        sum_g = 0.0
+        sum_g_xhat = 0.0
+        for j in range(d):
+            x_hat = (x[r, j] - m) * s
+            g = np.float64(grad[r, j])
+            gw = g * weight[j]
+            sum_g += gw
+            sum_g_xhat += gw * x_hat
+            dw[j] += g * x_hat
+            db[j] += g
+        sum_g /= d
+        sum_g_xhat /= d
+        for j in range(d):
+            x_hat = (x[r, j] - m) * s
+            dx[r, j] = s * (np.float64(grad[r, j]) * weight[j] - sum_g - x_hat * sum_g_xhat)
 
 
 @_jit()
@@ -593,8 +590,8 @@ def rnn_step_backward(dh, h, running, relu, d_pre, dh_direct):
 # direct convolution, for layers with few weights per output (LeNet5's first: 1 channel, 5x5)
 # in the CPU conv's batch-innermost layout: x (C, HP, WP, N) padded, out and g (OC, OH, OW, N).
 # Along a row, stride 1 and no dilation: the input under tap kw of a whole output row (OW, N)
-# is one contiguous run of the input row, shifted by kw * N. Each sweep over an output row
-# takes five taps at once (fewer loads and stores of the row per multiply-add); the weights
+# is one contiguous run of the input row, shifted by kw * N. Each sweep (_sweep_pair) updates
+# two rows from up to five taps at once (fewer loads and stores per multiply-add); the weights
 # come padded with zero columns to a multiple of five (taps_weight).
 
 TAPS = 5
@@ -620,6 +617,26 @@ def _shifted(row, kw0, taps, batch, length):
     e = (kw0 + min(4, taps - 1)) * batch
     return (row[a:a + length], row[b:b + length], row[c:c + length], row[d:d + length],
             row[e:e + length])
+
+
+@_jit(inline=True)
+def _sweep_pair(d0, d1, wa, wb, src, kw0, taps, batch, run):
+    """One sweep over two rows that read the same input: d0 += sum over the taps from kw0 of
+    wa[kw] * (src shifted by kw * N), d1 likewise with wb; five taps, or three where that is
+    all the kernel row has left (a 3x3 kernel), so that no zero weight is multiplied."""
+    s0, s1, s2, s3, s4 = _shifted(src, kw0, taps, batch, run)
+    a0, a1, a2, a3, a4 = wa[kw0], wa[kw0 + 1], wa[kw0 + 2], wa[kw0 + 3], wa[kw0 + 4]
+    b0, b1, b2, b3, b4 = wb[kw0], wb[kw0 + 1], wb[kw0 + 2], wb[kw0 + 3], wb[kw0 + 4]
+    if taps <= 3:
+        for k in range(run):
+            u0, u1, u2 = s0[k], s1[k], s2[k]
+            d0[k] += a0 * u0 + a1 * u1 + a2 * u2
+            d1[k] += b0 * u0 + b1 * u1 + b2 * u2
+        return
+    for k in range(run):
+        u0, u1, u2, u3, u4 = s0[k], s1[k], s2[k], s3[k], s4[k]
+        d0[k] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3 + a4 * u4
+        d1[k] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3 + b4 * u4
 
 
 @_jit()
@@ -648,24 +665,8 @@ def conv2d_direct(x, weight, kernel_w, bias, stride_h, dilation_h, out):
                 for kh in range(kernel_h):
                     src = rows[c, i * stride_h + kh * dilation_h]
                     for kw0 in range(0, kernel_w, TAPS):
-                        a0, a1, a2 = weight[o, c, kh, kw0], weight[o, c, kh, kw0 + 1], \
-                            weight[o, c, kh, kw0 + 2]
-                        a3, a4 = weight[o, c, kh, kw0 + 3], weight[o, c, kh, kw0 + 4]
-                        b0, b1, b2 = weight[p, c, kh, kw0], weight[p, c, kh, kw0 + 1], \
-                            weight[p, c, kh, kw0 + 2]
-                        b3, b4 = weight[p, c, kh, kw0 + 3], weight[p, c, kh, kw0 + 4]
-                        s0, s1, s2, s3, s4 = _shifted(src, kw0, min(TAPS, kernel_w - kw0),
-                                                      batch, run)
-                        if kernel_w - kw0 <= 3:  # a 3x3 kernel's row: three runs, not five
-                            for k in range(run):
-                                u0, u1, u2 = s0[k], s1[k], s2[k]
-                                d0[k] += a0 * u0 + a1 * u1 + a2 * u2
-                                d1[k] += b0 * u0 + b1 * u1 + b2 * u2
-                            continue
-                        for k in range(run):
-                            u0, u1, u2, u3, u4 = s0[k], s1[k], s2[k], s3[k], s4[k]
-                            d0[k] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3 + a4 * u4
-                            d1[k] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3 + b4 * u4
+                        _sweep_pair(d0, d1, weight[o, c, kh], weight[p, c, kh], src, kw0,
+                                    min(TAPS, kernel_w - kw0), batch, run)
 
 
 @_jit()
@@ -744,24 +745,8 @@ def conv2d_direct_backward_input(g, weight, kernel_w, stride_h, dilation_h, dx):
                     d0 = dx_rows[c, row]
                     d1 = dx_rows[q, row] if pair else scratch
                     for kw0 in range(0, kernel_w, TAPS):
-                        a0, a1, a2 = weight[o, c, kh, kw0], weight[o, c, kh, kw0 + 1], \
-                            weight[o, c, kh, kw0 + 2]
-                        a3, a4 = weight[o, c, kh, kw0 + 3], weight[o, c, kh, kw0 + 4]
-                        b0, b1, b2 = weight[o, q, kh, kw0], weight[o, q, kh, kw0 + 1], \
-                            weight[o, q, kh, kw0 + 2]
-                        b3, b4 = weight[o, q, kh, kw0 + 3], weight[o, q, kh, kw0 + 4]
-                        s0, s1, s2, s3, s4 = _shifted(padded, kw0, min(TAPS, kernel_w - kw0),
-                                                      batch, run)
-                        if kernel_w - kw0 <= 3:
-                            for k in range(run):
-                                u0, u1, u2 = s0[k], s1[k], s2[k]
-                                d0[k] += a0 * u0 + a1 * u1 + a2 * u2
-                                d1[k] += b0 * u0 + b1 * u1 + b2 * u2
-                            continue
-                        for k in range(run):
-                            u0, u1, u2, u3, u4 = s0[k], s1[k], s2[k], s3[k], s4[k]
-                            d0[k] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3 + a4 * u4
-                            d1[k] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3 + b4 * u4
+                        _sweep_pair(d0, d1, weight[o, c, kh], weight[o, q, kh], padded, kw0,
+                                    min(TAPS, kernel_w - kw0), batch, run)
 
 
 # ---------------------------------------------------------------------------------------------

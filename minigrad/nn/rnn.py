@@ -23,7 +23,6 @@ state is the one after its own last step, as in PyTorch.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -156,18 +155,20 @@ class _RNNBase(Module):
         if lengths is not None:
             running = lengths.numpy()[None, :] > np.arange(steps)[:, None]  # (T, B)
             mask = tensor(running[:, :, None], device=x.device)
+        # the reference (the unrolled loop of _direction), unless a fast path takes the layer
+        fused = fast.select(fast.RECURRENCE, x, {"dtype": x.dtype}, mode=self.mode)
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(directions):
                 k = layer * directions + direction
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                run = self._direction  # the reference, unless a fast path takes the layer
-                fused = fast.select(fast.RECURRENCE, x, {"dtype": x.dtype}, mode=self.mode)
-                if fused is not fast.RECURRENCE:
-                    run = functools.partial(self._fused_direction, fused, running)
-                out, h, c = run(x, h0[k], None if c0 is None else c0[k], suffix,
-                                reverse=direction == 1, mask=mask)
+                state = (h0[k], None if c0 is None else c0[k])
+                if fused is fast.RECURRENCE:
+                    out, h, c = self._direction(x, *state, suffix, direction == 1, mask)
+                else:
+                    out, h, c = self._fused_direction(fused, running, x, *state, suffix,
+                                                      direction == 1, mask)
                 outputs.append(out)
                 h_n.append(h)
                 c_n.append(c)

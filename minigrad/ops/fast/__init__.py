@@ -56,6 +56,13 @@ _paths: dict[str, dict] = {}
 RECURRENCE = "recurrence"
 
 
+def blocks(total: int, bytes_each: int, budget: int) -> list[tuple[int, int]]:
+    """(start, stop) ranges over `total` items (images of a batch, rows of an output) whose
+    working memory, `bytes_each` per item, fits `budget` bytes; one item at least each."""
+    step = max(1, budget // max(1, bytes_each))
+    return [(start, min(total, start + step)) for start in range(0, total, step)]
+
+
 def enable(on: bool = True) -> None:
     """Use the fast paths (the default) or, with False, only the reference Functions."""
     global _enabled

@@ -25,6 +25,7 @@ import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.backend import matmul
+from minigrad.ops import fast
 from minigrad.ops.conv import col2im, im2col_view, output_size, unpad
 
 CHUNK_BYTES = 4 * 2**20  # a larger cols is built a block of output rows at a time
@@ -63,12 +64,6 @@ def _im2col(x_pad, kernel, stride, dilation, out_size, groups):
     return view.transpose(1, 2, 3, 4, 5, 0).reshape(groups, rows, -1)
 
 
-def _row_blocks(rows_per_column: int, out_h: int, row_columns: int, itemsize: int):
-    """(first, stop) output rows of each block whose cols fits CHUNK_BYTES (one row at least)."""
-    per_block = max(1, CHUNK_BYTES // max(1, rows_per_column * row_columns * itemsize))
-    return [(r, min(out_h, r + per_block)) for r in range(0, out_h, per_block)]
-
-
 def _input_rows(first: int, stop: int, stride: int, dilation: int, kernel: int) -> slice:
     """The padded input's rows that output rows [first, stop) read."""
     return slice(first * stride, (stop - 1) * stride + (kernel - 1) * dilation + 1)
@@ -83,7 +78,9 @@ class Conv2dCPU(Function):
         oh = output_size(x_pad.shape[2], kh, stride[0], 0, dilation[0])
         ow = output_size(x_pad.shape[3], kw, stride[1], 0, dilation[1])
         w = weight.reshape(groups, oc // groups, c_per_group * kh * kw)
-        blocks = _row_blocks(c_per_group * groups * kh * kw, oh, ow * n, x.itemsize)
+        # blocks of output rows whose cols, C*KH*KW by OW*N per row, fits CHUNK_BYTES
+        blocks = fast.blocks(oh, c_per_group * groups * kh * kw * ow * n * x.itemsize,
+                             CHUNK_BYTES)
         if len(blocks) == 1:  # cols fits: one GEMM, and cols kept for the weight gradient
             cols = _im2col(x_pad, (kh, kw), stride, dilation, (oh, ow), groups)
             out = matmul(w, cols).reshape(oc, oh, ow, n)  # (G, OC/G, OH*OW*N) -> (OC, OH, OW, N)

@@ -2,25 +2,20 @@
 adds each looked-up row's gradient into its row of the table, in index order, so repeated
 indices add up exactly as in the reference (ops/upsample.py). np.add.at is an unbuffered
 ufunc that handles one element at a time; this moves whole rows. Any float dtype; the
-forward is the reference's gather (weight[indices] is already fast)."""
+forward is the reference's own gather (weight[indices] is already fast)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from minigrad.autograd import Function
 from minigrad.kernels import cpu as kernels
+from minigrad.ops.upsample import Embedding
 
 
-class EmbeddingCPU(Function):
+class EmbeddingCPU(Embedding):
     @staticmethod
     def supports(dtype=None, **_):
         return kernels.available() and dtype in (np.float32, np.float64)
-
-    @staticmethod
-    def forward(ctx, weight, *, indices, padding_idx):
-        ctx.indices, ctx.padding_idx, ctx.shape = indices, padding_idx, weight.shape
-        return weight[indices]
 
     @staticmethod
     def backward(ctx, grad):

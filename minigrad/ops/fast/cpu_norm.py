@@ -23,12 +23,6 @@ from minigrad.ops.fast.cpu_pool import same_layout
 from minigrad.ops.norm import update_running_statistics
 
 
-def _chunks(rows: int) -> int:
-    """How many partial sums the parallel backward keeps: one per thread (at most `rows`)."""
-    threads = kernels.numba.get_num_threads() if kernels.numba is not None else 1
-    return max(1, min(rows, threads))
-
-
 class LayerNormCPU(Function):
     """layer_norm over the last `normalized_ndim` dims, scale and shift included."""
 
@@ -52,15 +46,12 @@ class LayerNormCPU(Function):
         rows, weight, mean, rstd = ctx.saved_tensors
         g = np.ascontiguousarray(grad).reshape(rows.shape)
         dx = np.empty_like(rows)
-        chunks = _chunks(rows.shape[0])
-        dw_parts = np.zeros((chunks, rows.shape[1]))
-        db_parts = np.zeros((chunks, rows.shape[1]))
-        kernels.layer_norm_backward(rows, g, weight.reshape(-1), mean, rstd, dx, dw_parts,
-                                    db_parts)
+        dw, db = np.zeros(rows.shape[1]), np.zeros(rows.shape[1])
+        kernels.layer_norm_backward(rows, g, weight.reshape(-1), mean, rstd, dx, dw, db)
         needs = ctx.needs_input_grad
         return (dx.reshape(grad.shape) if needs[0] else None,
-                dw_parts.sum(0).astype(weight.dtype).reshape(weight.shape) if needs[1] else None,
-                db_parts.sum(0).astype(weight.dtype).reshape(weight.shape) if needs[2] else None)
+                dw.astype(weight.dtype).reshape(weight.shape) if needs[1] else None,
+                db.astype(weight.dtype).reshape(weight.shape) if needs[2] else None)
 
 
 class GroupNormCPU(Function):

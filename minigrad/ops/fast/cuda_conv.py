@@ -29,6 +29,7 @@ from minigrad import backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.kernels import im2col as cuda_kernels
+from minigrad.ops import fast
 from minigrad.ops.conv import output_size
 
 # the columns of one chunk of the batch, at most. On the H100 (VGG16, batch 64, TF32): 256 MiB
@@ -39,8 +40,7 @@ COLS_BUDGET_BYTES = 1024 * 2**20
 
 def batch_chunks(batch: int, bytes_per_image: int) -> list[tuple[int, int]]:
     """(start, stop) ranges over the batch whose columns fit COLS_BUDGET_BYTES (>= 1 image)."""
-    step = max(1, COLS_BUDGET_BYTES // max(1, bytes_per_image))
-    return [(start, min(batch, start + step)) for start in range(0, batch, step)]
+    return fast.blocks(batch, bytes_per_image, COLS_BUDGET_BYTES)
 
 
 def _group_products(xp, a, b, groups: int, transpose_a=False, transpose_b=False):

@@ -44,6 +44,7 @@ from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.kernels import gemm
 from minigrad.kernels import winograd as kernels
+from minigrad.ops import fast
 
 # Which tile each precision uses: F(4x4) only where its rounding stays within 1e-5 of the
 # output's range against float64 on VGG16's layers (benchmarks/winograd_accuracy.py).
@@ -64,11 +65,6 @@ def precision(dtype) -> str:
     if np.dtype(dtype) == np.float16:
         return "fp16"
     return "tf32" if backend.conv_tf32() and backend.tf32_hardware() else "fp32"
-
-
-def _chunks(batch: int, bytes_per_image: int) -> list[tuple[int, int]]:
-    step = max(1, BUDGET_BYTES // max(1, bytes_per_image))
-    return [(start, min(batch, start + step)) for start in range(0, batch, step)]
 
 
 def _plan(x_shape, padding, m: int) -> kernels.Plan:
@@ -97,7 +93,7 @@ class Conv2dWinogradCUDA(Function):
         out = xp.empty((n, k, plan.oh, plan.ow), dtype=x.dtype)
         tiles_per_image = plan.th * plan.tw
         per_image = plan.points * tiles_per_image * (c * x.itemsize + k * 4)
-        for start, stop in _chunks(n, per_image):
+        for start, stop in fast.blocks(n, per_image, BUDGET_BYTES):
             v = kernels.input_transform(x[start:stop], plan, xp)  # (T, C, P)
             mm = xp.empty((plan.points, k, v.shape[2]), dtype=np.float32)
             gemm.batched_matmul(u, v, mm, tf32=ctx.precision == "tf32")
@@ -118,7 +114,7 @@ class Conv2dWinogradCUDA(Function):
         grad_x = xp.empty_like(x) if need_x else None
         du = xp.zeros(u.shape, dtype=np.float32) if need_w else None
         per_image = plan.points * plan.th * plan.tw * (k * x.itemsize + c * (x.itemsize + 4))
-        for start, stop in _chunks(n, per_image):
+        for start, stop in fast.blocks(n, per_image, BUDGET_BYTES):
             dm = kernels.output_adjoint(g[start:stop], plan, xp)  # (T, K, P)
             if need_w:
                 v = kernels.input_transform(x[start:stop], plan, xp)
