@@ -24,6 +24,7 @@ import gpu_check
 import minigrad as mg
 from minigrad.kernels import gemm, winograd
 from minigrad.kernels import im2col as kernels
+from minigrad.ops import fast
 from minigrad.ops.fast import cuda_conv, cuda_winograd
 
 PIECES = ("im2col", "gemm forward", "to nchw", "to gemm", "bias grad", "im2col again",
@@ -108,13 +109,13 @@ def winograd_pieces(cin: int, cout: int, size: int, batch: int, clock,
     u = timed("filter transform", winograd.filter_transform, weight, plan.m, xp)
     du = xp.zeros(u.shape, dtype=xp.float32)
     per_image = plan.points * plan.th * plan.tw * (cin * x.itemsize + cout * 4)
-    for start, stop in cuda_winograd._chunks(batch, per_image):
+    for start, stop in fast.blocks(batch, per_image, cuda_winograd.BUDGET_BYTES):
         v = timed("input transform", winograd.input_transform, x[start:stop], plan, xp)
         mm = xp.empty((plan.points, cout, v.shape[2]), dtype=xp.float32)
         timed("gemm forward", gemm.batched_matmul, u, v, mm, tf32=tf32)
         timed("output transform", winograd.output_transform, mm, bias, out[start:stop], plan)
         v = mm = None
-    for start, stop in cuda_winograd._chunks(batch, per_image):
+    for start, stop in fast.blocks(batch, per_image, cuda_winograd.BUDGET_BYTES):
         dm = timed("output adjoint", winograd.output_adjoint, g[start:stop], plan, xp)
         timed("bias grad", g[start:stop].sum, (0, 2, 3), xp.float32)
         v = timed("input transform again", winograd.input_transform, x[start:stop], plan, xp)
