@@ -107,11 +107,46 @@ def test_exp_of_nonpositive_numbers_is_relatively_exact():
     assert far[0] == 0 and far[1] == 0 and far[2] == 0 and np.isnan(far[3])
 
 
-def test_sigmoid_is_relatively_exact_on_both_sides():
-    x = np.linspace(-80, 80, 100_001)
-    got = _elementwise(kernels.sigmoid)(x)
+def test_float32_exp_of_nonpositive_numbers_is_within_two_units_in_the_last_place():
+    y = np.concatenate([np.linspace(-87, 0, 200_001), [-1e-30, -0.0, -1e-45, -86.99]])
+    y = y.astype(np.float32)
+    got = _elementwise(kernels.exp32_nonpositive)(y)
+    assert got.dtype == np.float32
+    exact = np.exp(y.astype(np.float64))
+    assert np.max(np.abs(got - exact) / exact) < 3e-7  # float32's unit in the last place: 6e-8..1.2e-7
+    far = _elementwise(kernels.exp32_nonpositive)(np.float32([-88.0, -1e4, -np.inf, np.nan]))
+    assert far[0] == 0 and far[1] == 0 and far[2] == 0 and np.isnan(far[3])
+
+
+def test_fmax_passes_over_nan_as_a_row_maximum_needs():
+    numba = kernels.numba
+
+    @numba.njit
+    def row_max(x):
+        top = np.float32(-np.inf)
+        for v in x:
+            top = kernels.fmax(top, v)
+        return top
+
+    assert row_max(np.float32([1, np.nan, 3, -2])) == 3
+    assert row_max(np.float32([np.nan, np.nan])) == -np.inf
+    assert row_max(np.float32([-np.inf, np.inf])) == np.inf
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(1001).astype(np.float32)
+    assert row_max(x) == x.max()
+
+
+@pytest.mark.parametrize("name, dtype, bound", [("sigmoid", np.float64, 1e-8),
+                                                ("sigmoid32", np.float32, 4e-7)])
+def test_sigmoid_is_relatively_exact_on_both_sides(name, dtype, bound):
+    x = np.linspace(-80, 80, 100_001).astype(dtype)
+    got = _elementwise(getattr(kernels, name))(x)
+    assert got.dtype == dtype
+    x = x.astype(np.float64)
     expected = 1 / (1 + np.exp(-x))
-    assert np.max(np.abs(got - expected) / expected) < 1e-8
+    assert np.max(np.abs(got - expected) / expected) < bound
+    special = _elementwise(getattr(kernels, name))(np.array([np.nan, np.inf, -np.inf], dtype))
+    assert np.isnan(special[0]) and special[1] == 1 and special[2] == 0
 
 
 # ---------------------------------------------------------------------------------------------

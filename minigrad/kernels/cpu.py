@@ -124,14 +124,35 @@ if numba is not None:
 
     @intrinsic
     def _float_from_bits(typingctx, bits):
-        """The float64 whose IEEE-754 bits are the int64 `bits` (a register move)."""
-        def codegen(context, builder, signature, args):
-            return builder.bitcast(args[0], ir.DoubleType())
+        """The float whose IEEE-754 bits are `bits` (a register move): float64 from an int64,
+        float32 from an int32."""
+        wide = bits.bitwidth == 64
+        result = numba.types.float64 if wide else numba.types.float32
 
-        return numba.types.float64(numba.types.int64), codegen
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.DoubleType() if wide else ir.FloatType())
+
+        return result(bits), codegen
+
+    @intrinsic
+    def fmax(typingctx, a, b):
+        """The larger of two floats of one type, and the other one where one is NaN (LLVM's
+        maxnum). A loop taking a row's maximum with it vectorizes, one with `max` does not (its
+        NaN test is a branch); the softmax kernels let NaN through in the exponentials."""
+        def codegen(context, builder, signature, args):
+            kind = args[0].type
+            maxnum = builder.module.declare_intrinsic("llvm.maxnum", [kind],
+                                                      ir.FunctionType(kind, [kind, kind]))
+            return builder.call(maxnum, args)
+
+        return a(a, a), codegen
 else:  # never called without Numba: the kernels do not run then
     def _float_from_bits(bits):
-        return np.int64(bits).view(np.float64)
+        return np.asarray(bits).view(np.float64 if np.asarray(bits).itemsize == 8 else
+                                     np.float32)[()]
+
+    def fmax(a, b):
+        return np.fmax(a, b)
 
 
 LOG2_E = 1 / math.log(2)
@@ -154,10 +175,62 @@ def exp_nonpositive(y):
     return p if y == y else y
 
 
+# float32 constants, so that exp32_nonpositive's arithmetic stays in float32 (16 lanes a vector
+# where float64 has 8)
+F32 = np.float32
+LOG2_E32, HALF32, LIMIT32 = F32(LOG2_E), F32(0.5), F32(-87.0)
+LN_2_HIGH32 = F32(0.693145751953125)  # ln 2 in two parts: k * high is exact for |k| < 2^8
+LN_2_LOW32 = F32(LN_2 - 0.693145751953125)
+C2, C3, C4, C5, C6, C7 = (F32(1 / math.factorial(n)) for n in range(2, 8))
+ONE32, ZERO32, MINUS_INF32 = F32(1.0), F32(0.0), F32(-np.inf)
+
+
+@_jit(inline=True)
+def exp32_nonpositive(y):
+    """exp_nonpositive in float32 arithmetic, for a float32 y: the same 2^k e^t with t reduced
+    in two parts (Cody and Waite) and e^t to the t^7 term; relative error under 3e-7, two of
+    float32's units in the last place."""
+    v = max(y, LIMIT32)
+    k = np.floor(v * LOG2_E32 + HALF32)
+    t = (v - k * LN_2_HIGH32) - k * LN_2_LOW32
+    p = ONE32 + t * (ONE32 + t * (C2 + t * (C3 + t * (C4 + t * (C5 + t * (C6 + t * C7))))))
+    p = p * _float_from_bits(np.int32((np.int64(k) + 127) << 23))  # Numba's int32 + int32 is int64
+    p = ZERO32 if y < LIMIT32 else p
+    return p if y == y else y
+
+
 @_jit(inline=True)
 def sigmoid(x):
     e = exp_nonpositive(-abs(x))
     return (1.0 if x >= 0 else e) / (1.0 + e)
+
+
+TP32 = tuple(F32(c) for c in TANH_P)
+TQ32 = tuple(F32(c) for c in TANH_Q)
+NINE32 = F32(9.0)
+
+
+@_jit(inline=True)
+def tanh32(x):
+    """tanh in float32 arithmetic, for a float32 x: the same rational function (relative error
+    under 5e-7, float32's rounding in the ten operations)."""
+    p0, p1, p2, p3, p4, p5, p6 = TP32
+    q1, q2, q3, q4, q5, q6 = TQ32[1:]
+    v = min(max(x, -NINE32), NINE32)
+    s = v * v
+    p = (((((p6 * s + p5) * s + p4) * s + p3) * s + p2) * s + p1) * s + p0
+    q = (((((q6 * s + q5) * s + q4) * s + q3) * s + q2) * s + q1) * s + ONE32
+    r = min(max(v * p / q, -ONE32), ONE32)
+    if v == NINE32 or v == -NINE32:
+        r = v / NINE32
+    return r if x == x else x
+
+
+@_jit(inline=True)
+def sigmoid32(x):
+    """sigmoid in float32 arithmetic, for a float32 x (relative error under 4e-7)."""
+    e = exp32_nonpositive(-abs(x))
+    return (ONE32 if x >= ZERO32 else e) / (ONE32 + e)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,16 +262,16 @@ def gelu_backward(x, grad, out, approximate_tanh):
 @_jit()
 def silu(x, out):
     for i in range(x.size):
-        v = np.float64(x[i])
-        out[i] = v * sigmoid(v)
+        v = x[i]
+        out[i] = v * sigmoid32(v)
 
 
 @_jit()
 def silu_backward(x, grad, out):
     for i in range(x.size):
-        v = np.float64(x[i])
-        s = sigmoid(v)
-        out[i] = grad[i] * s * (1.0 + v * (1.0 - s))
+        v = x[i]
+        s = sigmoid32(v)
+        out[i] = grad[i] * s * (ONE32 + v * (ONE32 - s))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,24 +281,26 @@ def silu_backward(x, grad, out):
 def softmax(x, out, log):
     rows, d = x.shape
     for r in range(rows):
-        top = -np.inf
+        top = MINUS_INF32  # float32 throughout: a float64 here would make the loops float64
         for j in range(d):
-            top = max(top, np.float64(x[r, j]))
-        if top == -np.inf:  # a row of -inf: shift by 0, as x - max would give NaN anyway
-            top = 0.0
+            top = fmax(top, x[r, j])  # NaN is passed over here, and goes through the exp
+        if top == MINUS_INF32:  # a row of -inf: shift by 0, as x - max would give NaN anyway
+            top = ZERO32
         total = 0.0
-        if log:
+        if log:  # x - top written first, then less log(total): exact near the top, as in
+            for j in range(d):  # the reference (x - (top + log total) would round the sum)
+                centered = x[r, j] - top
+                out[r, j] = centered
+                total += exp32_nonpositive(centered)
+            log_total = F32(math.log(total))
             for j in range(d):
-                total += exp_nonpositive(x[r, j] - top)
-            shift = top + math.log(total)
-            for j in range(d):
-                out[r, j] = x[r, j] - shift
+                out[r, j] -= log_total
         else:  # the exponentials written once, then scaled while the row is in cache
             for j in range(d):
-                e = exp_nonpositive(x[r, j] - top)
+                e = exp32_nonpositive(x[r, j] - top)
                 out[r, j] = e
                 total += e
-            scale = 1.0 / total
+            scale = F32(1.0 / total)
             for j in range(d):
                 out[r, j] *= scale
 
@@ -239,7 +314,7 @@ def softmax_backward(out, grad, dx, log):
             for j in range(d):
                 total += grad[r, j]
             for j in range(d):
-                dx[r, j] = grad[r, j] - exp_nonpositive(out[r, j]) * total
+                dx[r, j] = grad[r, j] - exp32_nonpositive(out[r, j]) * total
         else:  # dx = y * (g - sum(g y))
             for j in range(d):
                 total += np.float64(grad[r, j]) * out[r, j]
@@ -449,27 +524,29 @@ def embedding_backward(indices, grad, out):
 def lstm_step(h_part, x_part, bias, c_prev, h_prev, running, gates, c_out, h_out, tanh_c):
     """The gates' input h_part + x_part + bias (B, 4H: h W_hh^T, x W_ih^T, b_ih + b_hh).
     Writes the activated gates i, f, g, o (B, 4H), c' and h' (a row that is not running keeps
-    its state) and tanh(c'). (One short loop per result: a loop that writes many arrays does
+    its state) and tanh32(c'). (One short loop per result: a loop that writes many arrays does
     not vectorize.)"""
     batch, hidden = c_prev.shape
     for b in range(batch):
         for j in range(2 * hidden):
-            gates[b, j] = sigmoid(h_part[b, j] + x_part[b, j] + bias[j])
-        for j in range(2 * hidden, 3 * hidden):
-            gates[b, j] = tanh(h_part[b, j] + x_part[b, j] + bias[j])
-        for j in range(3 * hidden, 4 * hidden):
-            gates[b, j] = sigmoid(h_part[b, j] + x_part[b, j] + bias[j])
+            gates[b, j] = sigmoid32(h_part[b, j] + x_part[b, j] + bias[j])
+        for j in range(hidden):  # (range(2 * hidden, 3 * hidden) would not vectorize)
+            k = 2 * hidden + j
+            gates[b, k] = tanh32(h_part[b, k] + x_part[b, k] + bias[k])
+        for j in range(hidden):
+            k = 3 * hidden + j
+            gates[b, k] = sigmoid32(h_part[b, k] + x_part[b, k] + bias[k])
         if running[b]:
             for j in range(hidden):
                 c_out[b, j] = gates[b, hidden + j] * c_prev[b, j] + \
                     gates[b, j] * gates[b, 2 * hidden + j]
             for j in range(hidden):
-                tanh_c[b, j] = tanh(c_out[b, j])
+                tanh_c[b, j] = tanh32(c_out[b, j])
             for j in range(hidden):
                 h_out[b, j] = gates[b, 3 * hidden + j] * tanh_c[b, j]
         else:
             for j in range(hidden):
-                c_out[b, j], h_out[b, j], tanh_c[b, j] = c_prev[b, j], h_prev[b, j], 0.0
+                c_out[b, j], h_out[b, j], tanh_c[b, j] = c_prev[b, j], h_prev[b, j], ZERO32
 
 
 @_jit()
@@ -477,34 +554,34 @@ def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, running, d_pre, dc_prev, d
     """dh, dc: the gradients reaching h' and c'. Writes d_pre (B, 4H), the gradient of the
     gates' pre-activations, dc_prev, and dh_direct (dh's direct path to the previous h: zero,
     but for a row that was not running, which passes dh and dc on unchanged). One short loop
-    per result, as in the forward; dc_prev holds dc + dh o (1 - tanh(c)^2) until the end."""
+    per result, as in the forward; dc_prev holds dc + dh o (1 - tanh32(c)^2) until the end."""
     batch, hidden = dc.shape
     for b in range(batch):
         if not running[b]:
             for j in range(4 * hidden):
-                d_pre[b, j] = 0.0
+                d_pre[b, j] = ZERO32
             for j in range(hidden):
                 dc_prev[b, j] = dc[b, j]
                 dh_direct[b, j] = dh[b, j]
             continue
         for j in range(hidden):
             t = tanh_c[b, j]
-            dc_prev[b, j] = dc[b, j] + dh[b, j] * gates[b, 3 * hidden + j] * (1.0 - t * t)
+            dc_prev[b, j] = dc[b, j] + dh[b, j] * gates[b, 3 * hidden + j] * (ONE32 - t * t)
         for j in range(hidden):
             i = gates[b, j]
-            d_pre[b, j] = dc_prev[b, j] * gates[b, 2 * hidden + j] * i * (1.0 - i)
+            d_pre[b, j] = dc_prev[b, j] * gates[b, 2 * hidden + j] * i * (ONE32 - i)
         for j in range(hidden):
             f = gates[b, hidden + j]
-            d_pre[b, hidden + j] = dc_prev[b, j] * c_prev[b, j] * f * (1.0 - f)
+            d_pre[b, hidden + j] = dc_prev[b, j] * c_prev[b, j] * f * (ONE32 - f)
         for j in range(hidden):
             g = gates[b, 2 * hidden + j]
-            d_pre[b, 2 * hidden + j] = dc_prev[b, j] * gates[b, j] * (1.0 - g * g)
+            d_pre[b, 2 * hidden + j] = dc_prev[b, j] * gates[b, j] * (ONE32 - g * g)
         for j in range(hidden):
             o = gates[b, 3 * hidden + j]
-            d_pre[b, 3 * hidden + j] = dh[b, j] * tanh_c[b, j] * o * (1.0 - o)
+            d_pre[b, 3 * hidden + j] = dh[b, j] * tanh_c[b, j] * o * (ONE32 - o)
         for j in range(hidden):
             dc_prev[b, j] *= gates[b, hidden + j]
-            dh_direct[b, j] = 0.0
+            dh_direct[b, j] = ZERO32
 
 
 @_jit()
@@ -514,16 +591,18 @@ def gru_step(x_part, b_ih, h_part, b_hh, h_prev, running, saved, h_out):
     batch, hidden = h_prev.shape
     for b in range(batch):
         for j in range(2 * hidden):
-            saved[b, j] = sigmoid(x_part[b, j] + b_ih[j] + h_part[b, j] + b_hh[j])
+            saved[b, j] = sigmoid32(x_part[b, j] + b_ih[j] + h_part[b, j] + b_hh[j])
         for j in range(hidden):
             saved[b, 3 * hidden + j] = h_part[b, 2 * hidden + j] + b_hh[2 * hidden + j]
+        for j in range(hidden):  # n's pre-activation, in h_out for now: a loop that reads
+            h_out[b, j] = x_part[b, 2 * hidden + j] + b_ih[2 * hidden + j] + \
+                saved[b, j] * saved[b, 3 * hidden + j]  # saved and writes it does not vectorize
         for j in range(hidden):
-            saved[b, 2 * hidden + j] = tanh(x_part[b, 2 * hidden + j] + b_ih[2 * hidden + j] +
-                                            saved[b, j] * saved[b, 3 * hidden + j])
+            saved[b, 2 * hidden + j] = tanh32(h_out[b, j])
         if running[b]:
             for j in range(hidden):
                 z = saved[b, hidden + j]
-                h_out[b, j] = (1.0 - z) * saved[b, 2 * hidden + j] + z * h_prev[b, j]
+                h_out[b, j] = (ONE32 - z) * saved[b, 2 * hidden + j] + z * h_prev[b, j]
         else:
             for j in range(hidden):
                 h_out[b, j] = h_prev[b, j]
@@ -537,21 +616,22 @@ def gru_step_backward(dh, saved, h_prev, running, d_x, d_h, dh_direct):
     for b in range(batch):
         if not running[b]:
             for j in range(3 * hidden):
-                d_x[b, j] = 0.0
-                d_h[b, j] = 0.0
+                d_x[b, j] = ZERO32
+                d_h[b, j] = ZERO32
             for j in range(hidden):
                 dh_direct[b, j] = dh[b, j]
             continue
         for j in range(hidden):  # d_n
             z, n = saved[b, hidden + j], saved[b, 2 * hidden + j]
-            d_x[b, 2 * hidden + j] = dh[b, j] * (1.0 - z) * (1.0 - n * n)
-        for j in range(hidden):  # d_r
-            r = saved[b, j]
-            d_x[b, j] = d_x[b, 2 * hidden + j] * saved[b, 3 * hidden + j] * r * (1.0 - r)
+            d_x[b, 2 * hidden + j] = dh[b, j] * (ONE32 - z) * (ONE32 - n * n)
+        for j in range(hidden):  # d_r (d_n again: reading d_x here would not vectorize)
+            r, z, n = saved[b, j], saved[b, hidden + j], saved[b, 2 * hidden + j]
+            d_n = dh[b, j] * (ONE32 - z) * (ONE32 - n * n)
+            d_x[b, j] = d_n * saved[b, 3 * hidden + j] * r * (ONE32 - r)
         for j in range(hidden):  # d_z
             z = saved[b, hidden + j]
             d_x[b, hidden + j] = dh[b, j] * (h_prev[b, j] - saved[b, 2 * hidden + j]) * z * \
-                (1.0 - z)
+                (ONE32 - z)
         for j in range(2 * hidden):
             d_h[b, j] = d_x[b, j]
         for j in range(hidden):
@@ -567,7 +647,7 @@ def rnn_step(h_part, x_part, bias, h_prev, running, relu, h_out):
         for j in range(hidden):
             if running[b]:
                 v = h_part[b, j] + x_part[b, j] + bias[j]
-                h_out[b, j] = (0.0 if v <= 0 else v) if relu else tanh(v)
+                h_out[b, j] = (ZERO32 if v <= ZERO32 else v) if relu else tanh32(v)
             else:
                 h_out[b, j] = h_prev[b, j]
 
@@ -579,10 +659,10 @@ def rnn_step_backward(dh, h, running, relu, d_pre, dh_direct):
         for j in range(hidden):
             if running[b]:
                 v = h[b, j]
-                d_pre[b, j] = dh[b, j] * ((0.0 if v <= 0 else 1.0) if relu else 1.0 - v * v)
-                dh_direct[b, j] = 0.0
+                d_pre[b, j] = dh[b, j] * ((ZERO32 if v <= ZERO32 else ONE32) if relu else ONE32 - v * v)
+                dh_direct[b, j] = ZERO32
             else:
-                d_pre[b, j] = 0.0
+                d_pre[b, j] = ZERO32
                 dh_direct[b, j] = dh[b, j]
 
 
