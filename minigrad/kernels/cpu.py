@@ -659,7 +659,8 @@ def rnn_step_backward(dh, h, running, relu, d_pre, dh_direct):
         for j in range(hidden):
             if running[b]:
                 v = h[b, j]
-                d_pre[b, j] = dh[b, j] * ((ZERO32 if v <= ZERO32 else ONE32) if relu else ONE32 - v * v)
+                slope = (ZERO32 if v <= ZERO32 else ONE32) if relu else ONE32 - v * v
+                d_pre[b, j] = dh[b, j] * slope
                 dh_direct[b, j] = ZERO32
             else:
                 d_pre[b, j] = ZERO32
