@@ -86,16 +86,23 @@ def _elementwise(helper):
     return run
 
 
-@pytest.mark.parametrize("name, exact", [("tanh", math.tanh), ("erf", math.erf)])
-def test_rational_tanh_and_erf_are_within_float32_rounding(name, exact):
-    bound = 2.0**-24  # float32's spacing just below 1
+@pytest.mark.parametrize("name, exact, dtype, bound", [
+    ("tanh", math.tanh, np.float64, 2.0**-24),  # float32's spacing just below 1
+    ("erf", math.erf, np.float64, 2.0**-24),
+    ("tanh32", math.tanh, np.float32, 5e-7),  # in float32 arithmetic: a few of its roundings
+    ("erf32", math.erf, np.float32, 5e-7),
+])
+def test_rational_tanh_and_erf_are_within_float32_rounding(name, exact, dtype, bound):
     x = np.concatenate([np.linspace(-12, 12, 200_001), [0.0, -0.0, 1e-300, -1e-300, 4.0, 9.0,
-                                                        1e30, -1e30]])
+                                                        1e30, -1e30]]).astype(dtype)
     got = _elementwise(getattr(kernels, name))(x)
-    expected = np.array([exact(v) for v in x])
+    assert got.dtype == dtype
+    expected = np.array([exact(v) for v in x.astype(np.float64)])
     assert np.abs(got - expected).max() < bound
+    small = (np.abs(x) < 0.5) & (x != 0)  # and relatively exact near 0
+    assert (np.abs(got - expected)[small] / np.abs(expected[small])).max() < 4 * bound
     assert np.abs(got).max() <= 1.0  # never outside [-1, 1]
-    special = _elementwise(getattr(kernels, name))(np.array([np.nan, np.inf, -np.inf]))
+    special = _elementwise(getattr(kernels, name))(np.array([np.nan, np.inf, -np.inf], dtype))
     assert np.isnan(special[0]) and special[1] == 1.0 and special[2] == -1.0
 
 

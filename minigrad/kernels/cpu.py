@@ -226,6 +226,27 @@ def tanh32(x):
     return r if x == x else x
 
 
+EP32 = tuple(F32(c) for c in ERF_P)
+EQ32 = tuple(F32(c) for c in ERF_Q)
+FOUR32 = F32(4.0)
+
+
+@_jit(inline=True)
+def erf32(x):
+    """erf in float32 arithmetic, for a float32 x: the same rational function (absolute error
+    under 5e-7)."""
+    p0, p1, p2, p3, p4, p5, p6 = EP32
+    q1, q2, q3, q4, q5 = EQ32[1:]
+    v = min(max(x, -FOUR32), FOUR32)
+    s = v * v
+    p = (((((p6 * s + p5) * s + p4) * s + p3) * s + p2) * s + p1) * s + p0
+    q = ((((q5 * s + q4) * s + q3) * s + q2) * s + q1) * s + ONE32
+    r = min(max(v * p / q, -ONE32), ONE32)
+    if v == FOUR32 or v == -FOUR32:
+        r = v / FOUR32
+    return r if x == x else x
+
+
 @_jit(inline=True)
 def sigmoid32(x):
     """sigmoid in float32 arithmetic, for a float32 x (relative error under 4e-7)."""
@@ -236,27 +257,32 @@ def sigmoid32(x):
 # ---------------------------------------------------------------------------------------------
 # activations (flat contiguous float32 arrays)
 
+GELU_A32, GELU_3A32 = F32(0.044715), F32(3 * 0.044715)
+SQRT_HALF32, INV_SQRT_2PI32, SQRT_2_OVER_PI32 = F32(SQRT_HALF), F32(INV_SQRT_2PI), \
+    F32(SQRT_2_OVER_PI)
+
+
 @_jit()
 def gelu(x, out, approximate_tanh):
     for i in range(x.size):
-        v = np.float64(x[i])
+        v = x[i]
         if approximate_tanh:
-            out[i] = 0.5 * v * (1.0 + tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)))
+            out[i] = HALF32 * v * (ONE32 + tanh32(SQRT_2_OVER_PI32 * (v + GELU_A32 * v * v * v)))
         else:
-            out[i] = 0.5 * v * (1.0 + erf(v * SQRT_HALF))
+            out[i] = HALF32 * v * (ONE32 + erf32(v * SQRT_HALF32))
 
 
 @_jit()
 def gelu_backward(x, grad, out, approximate_tanh):
     for i in range(x.size):
-        v = np.float64(x[i])
+        v = x[i]
         if approximate_tanh:
-            t = tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v))
-            d_inner = SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * v * v)
-            out[i] = grad[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * d_inner)
+            t = tanh32(SQRT_2_OVER_PI32 * (v + GELU_A32 * v * v * v))
+            d_inner = SQRT_2_OVER_PI32 * (ONE32 + GELU_3A32 * v * v)
+            out[i] = grad[i] * (HALF32 * (ONE32 + t) + HALF32 * v * (ONE32 - t * t) * d_inner)
         else:
-            cdf = 0.5 * (1.0 + erf(v * SQRT_HALF))
-            out[i] = grad[i] * (cdf + v * INV_SQRT_2PI * exp_nonpositive(-0.5 * v * v))
+            cdf = HALF32 * (ONE32 + erf32(v * SQRT_HALF32))
+            out[i] = grad[i] * (cdf + v * INV_SQRT_2PI32 * exp32_nonpositive(-HALF32 * v * v))
 
 
 @_jit()
