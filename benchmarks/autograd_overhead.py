@@ -10,12 +10,14 @@ With --write the table replaces its section of benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
+import minigrad as mg  # first, before NumPy loads OpenBLAS: README, "Speed on the CPU"
+
+# isort: split
+
 import argparse
 
 import numpy as np
 from common import compare, machine, table, write_section
-
-import minigrad as mg
 
 TITLE = "## Autograd overhead (benchmarks/autograd_overhead.py)"
 

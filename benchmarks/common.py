@@ -1,8 +1,11 @@
 """What the benchmarks share: timing minigrad and torch side by side, the machine, the table.
 
 Timings alternate between the two libraries in blocks with a pause between blocks (their
-BLAS/OpenMP worker threads spin after work and would slow each other down otherwise), and
-report medians with the interquartile range, and the ratio of medians minigrad / torch.
+BLAS/OpenMP worker threads spin after work and would slow each other down otherwise), each
+block after one untimed call (as a training loop runs, step after step: the first call after
+an idle pause wakes sleeping threads, 2x slower for a minigrad U-Net step on two cores, not
+for torch's), and report medians with the interquartile range, and the ratio of medians
+minigrad / torch.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def compare(ours: Callable, theirs: Callable, repeats: int, calls: int, pause: f
     for _ in range(repeats):
         for fn, times in ((ours, samples[0]), (theirs, samples[1])):
             time.sleep(pause)
+            fn()  # untimed: after the pause the worker threads sleep and the caches are cold
             times.append(time_block(fn, calls))
     return samples
 

@@ -17,6 +17,10 @@ each epoch; timed the same way. Needs Fashion-MNIST (apt-get install dataset-fas
 
 from __future__ import annotations
 
+import minigrad  # noqa: F401  first, before NumPy loads OpenBLAS: README, "Speed on the CPU"
+
+# isort: split
+
 import argparse
 import re
 import subprocess

@@ -12,6 +12,10 @@ graph, the gradients and the allocator's slack, in both libraries alike.
 
 from __future__ import annotations
 
+import minigrad  # noqa: F401  first, before NumPy loads OpenBLAS: README, "Speed on the CPU"
+
+# isort: split
+
 import argparse
 import json
 import subprocess

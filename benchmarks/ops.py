@@ -15,12 +15,14 @@ benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
+import minigrad as mg  # first, before NumPy loads OpenBLAS: README, "Speed on the CPU"
+
+# isort: split
+
 import argparse
 
 import numpy as np
 from common import compare, machine, table, write_section
-
-import minigrad as mg
 
 TITLE = "## Layer ops (benchmarks/ops.py)"
 

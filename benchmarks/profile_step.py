@@ -11,6 +11,10 @@ op. With --write the tables go into their section of benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
+import minigrad as mg  # first, before NumPy loads OpenBLAS: README, "Speed on the CPU"
+
+# isort: split
+
 import argparse
 import collections
 import time
@@ -19,7 +23,6 @@ import numpy as np
 from common import machine, write_section
 from train_step import make_step
 
-import minigrad as mg
 from minigrad.autograd import Function
 
 TITLE = "## Per-op profile of a training step (benchmarks/profile_step.py)"

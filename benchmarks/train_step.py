@@ -12,6 +12,10 @@ memory (RSS) is measured for each library and case in a fresh process of its own
 
 from __future__ import annotations
 
+import minigrad  # noqa: F401  first, before NumPy loads OpenBLAS: README, "Speed on the CPU"
+
+# isort: split
+
 import argparse
 import json
 import subprocess

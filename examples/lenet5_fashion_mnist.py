@@ -14,11 +14,14 @@ Ctrl-C saves last.npz at the step it stopped at; --resume continues from there.
 
 from __future__ import annotations
 
+import minigrad as mg  # first, before NumPy loads OpenBLAS: README, "Speed on the CPU"
+
+# isort: split
+
 import time
 
 import numpy as np
 
-import minigrad as mg
 import minigrad.nn as nn
 from minigrad import cli
 from minigrad.data import DataLoader

@@ -12,11 +12,14 @@ last.npz and best.npz to --out; Ctrl-C saves last.npz at the step it stopped at,
 
 from __future__ import annotations
 
+import minigrad as mg  # first, before NumPy loads OpenBLAS: README, "Speed on the CPU"
+
+# isort: split
+
 import time
 
 import numpy as np
 
-import minigrad as mg
 import minigrad.nn as nn
 from minigrad import cli
 from minigrad.data import DataLoader

@@ -6,9 +6,12 @@ cannot learn, and a two-layer network trained with autograd, which can.
 
 from __future__ import annotations
 
+import minigrad as mg  # first, before NumPy loads OpenBLAS: README, "Speed on the CPU"
+
+# isort: split
+
 import numpy as np
 
-import minigrad as mg
 import minigrad.nn as nn
 from minigrad import cli
 from minigrad.models import Perceptron

@@ -26,11 +26,14 @@ resized and centre-cropped; after each epoch the per-class average precision and
 
 from __future__ import annotations
 
+import minigrad as mg  # first, before NumPy loads OpenBLAS: README, "Speed on the CPU"
+
+# isort: split
+
 from pathlib import Path
 
 import numpy as np
 
-import minigrad as mg
 import minigrad.nn as nn
 from minigrad import cli
 from minigrad.data import (

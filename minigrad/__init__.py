@@ -6,6 +6,16 @@
     x.grad  # tensor([2., 4., 6.])
 """
 
+import os as _os
+import sys as _sys
+
+# Before NumPy loads OpenBLAS: OpenBLAS's worker threads spin for about 0.1 s after each GEMM
+# (2^28 cycles), on the cores that the CPU kernels' own threads and the next ops need; on two
+# cores that made a U-Net step 1.6x slower. With 2^14 cycles (a few microseconds) they sleep
+# at once. Only when minigrad is imported before NumPy and the user has not set it.
+if "numpy" not in _sys.modules:
+    _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "14")
+
 from minigrad import (
     amp,
     backends,

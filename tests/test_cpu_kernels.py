@@ -158,6 +158,82 @@ def test_sigmoid_is_relatively_exact_on_both_sides(name, dtype, bound):
 
 
 # ---------------------------------------------------------------------------------------------
+# the kernels' threads
+
+
+@given(total=st.integers(0, 50), multiple=st.integers(1, 4), threads=st.integers(1, 5))
+def test_parts_cut_a_range_into_a_part_per_thread(total, multiple, threads):
+    before = kernels.get_num_threads()
+    kernels.set_num_threads(threads)
+    try:
+        ranges = kernels.parts(total, multiple)
+    finally:
+        kernels.set_num_threads(before)
+    assert len(ranges) <= threads
+    starts = [0] + [z for _, z in ranges[:-1]]
+    assert [a for a, _ in ranges] == starts[:len(ranges)]  # contiguous, in order
+    assert (ranges[-1][1] if ranges else 0) == total
+    assert all(a < z for a, z in ranges)
+    assert all((z - a) % multiple == 0 for a, z in ranges[:-1])
+    if total >= threads * multiple:  # as many parts as threads, none much larger than another
+        assert len(ranges) == threads
+        sizes = [z - a for a, z in ranges]
+        assert max(sizes) - min(sizes) <= 2 * multiple
+
+
+def test_run_split_runs_every_job_and_raises_an_error_of_one():
+    seen = []
+    lock = threading.Lock()
+
+    def job(k):
+        with lock:
+            seen.append((k, threading.current_thread().name))
+
+    before = kernels.get_num_threads()
+    kernels.set_num_threads(3)
+    try:
+        kernels.run_split(job, [])
+        assert seen == []
+        kernels.run_split(job, [(0,), (1,), (2,)])
+        assert sorted(k for k, _ in seen) == [0, 1, 2]
+        assert dict(seen)[0] == threading.current_thread().name  # the first on this thread
+
+        def failing(k):
+            if k == 2:
+                raise ValueError("job 2 failed")
+
+        with pytest.raises(ValueError, match="job 2 failed"):
+            kernels.run_split(failing, [(0,), (1,), (2,)])
+    finally:
+        kernels.set_num_threads(before)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_takes_a_positive_int(bad):
+    with pytest.raises(ValueError, match="set_num_threads"):
+        kernels.set_num_threads(bad)
+
+
+@pytest.mark.parametrize("first, env, expected", [
+    ("import minigrad", None, "14"),  # minigrad first: OpenBLAS's idle threads sleep at once
+    ("import minigrad", "20", "20"),  # the user's setting is kept
+    ("import numpy; import minigrad", None, None),  # too late: OpenBLAS has read it
+])
+def test_minigrad_imported_first_keeps_openblas_threads_from_spinning(first, env, expected):
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if env is not None:
+        environ["OPENBLAS_THREAD_TIMEOUT"] = env
+    code = f"{first}; import os; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+    result = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == str(expected)
+
+
+# ---------------------------------------------------------------------------------------------
 # activations
 
 

@@ -61,10 +61,22 @@ def test_conv2d_fast_path_matches_the_reference(device, case):
 
 
 @needs_numba
-@given(case=conv_geometry(), batch=st.sampled_from([1, 3, 33]))
-def test_direct_conv2d_matches_the_reference_in_float32(case, batch):
+@given(case=conv_geometry(), batch=st.sampled_from([1, 3, 33]), threads=st.sampled_from([1, 2, 3]))
+def test_direct_conv2d_matches_the_reference_in_float32(case, batch, threads):
     """The compiled direct convolution (ops/fast/cpu_conv_direct.py) on every geometry it
-    takes: stride and dilation down the columns, stride 1 and no dilation along the rows."""
+    takes: stride and dilation down the columns, stride 1 and no dilation along the rows; its
+    channels shared out over 1, 2 or 3 threads."""
+    from minigrad.kernels import cpu as kernels
+
+    before = kernels.get_num_threads()
+    kernels.set_num_threads(threads)
+    try:
+        _direct_conv2d_matches_the_reference(case, batch)
+    finally:
+        kernels.set_num_threads(before)
+
+
+def _direct_conv2d_matches_the_reference(case, batch):
     inputs, requires_grad, settings = case
     if settings["groups"] != 1:  # the direct path takes one group: a weight over all channels
         inputs[1] = np.random.default_rng(0).standard_normal(

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -61,6 +63,66 @@ def enable(on: bool = True) -> None:
     _enabled = bool(on)
 
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_threads = int(os.environ.get("MINIGRAD_NUM_THREADS", "0")) or _cpus()
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def get_num_threads() -> int:
+    """How many threads the kernels that split their work use (by default the CPUs this
+    process may run on; MINIGRAD_NUM_THREADS sets it at start)."""
+    return _threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use n threads (n >= 1) for the kernels that split their work."""
+    global _threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"kernels.set_num_threads: n must be a positive int, got {n!r}")
+    with _pool_lock:
+        _threads = n
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+            _pool = None
+
+
+def parts(total: int, multiple: int = 1) -> list[tuple[int, int]]:
+    """[0, total) cut into at most get_num_threads() ranges of about equal size, each but the
+    last a multiple of `multiple` long (an output channel pair, say)."""
+    units = -(-total // multiple)
+    count = max(1, min(_threads, units))
+    bounds = [min(total, (units * k // count) * multiple) for k in range(count + 1)]
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def run_split(kernel, jobs) -> None:
+    """kernel(*args) for each args in jobs, at once: the first on this thread, the others on
+    the pool's (the kernels release the GIL while they run, and each job writes its own part of
+    the result). Returns when all have finished; an error in one is raised here."""
+    global _pool
+    if len(jobs) <= 1:
+        for args in jobs:
+            kernel(*args)
+        return
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max(1, _threads - 1), thread_name_prefix="minigrad")
+        pool = _pool
+    futures = [pool.submit(kernel, *args) for args in jobs[1:]]
+    try:
+        kernel(*jobs[0])
+    finally:
+        for future in futures:
+            future.result()
+
+
 def _jit(inline: bool = False):
     def decorate(fn):
         if numba is None:
@@ -69,7 +131,7 @@ def _jit(inline: bool = False):
         # raising; without it the check on every division keeps loops from vectorizing
         if inline:
             return numba.njit(inline="always", fastmath=FLAGS, error_model="numpy")(fn)
-        return numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")(fn)
+        return numba.njit(cache=True, fastmath=FLAGS, error_model="numpy", nogil=True)(fn)
 
     return decorate
 

@@ -61,8 +61,10 @@ class Conv2dDirectCPU(Function):
         x_inner = np.ascontiguousarray(x_pad.transpose(1, 2, 3, 0))
         out = np.empty((oc, oh, ow, n), dtype=x.dtype)
         b = bias if bias is not None else np.zeros(oc, dtype=x.dtype)
-        kernels.conv2d_direct(x_inner, kernels.taps_weight(weight), kw, b, stride[0],
-                              dilation[0], out)
+        taps = kernels.taps_weight(weight)
+        kernels.run_split(kernels.conv2d_direct, [  # output channel pairs shared out
+            (x_inner, taps[a:z], kw, b[a:z], stride[0], dilation[0], out[a:z])
+            for a, z in kernels.parts(oc, 2)])
         ctx.save_for_backward(x_inner, weight)
         ctx.stride, ctx.padding, ctx.dilation = stride, padding, dilation
         return out.transpose(3, 0, 1, 2)  # the NCHW view
@@ -77,15 +79,17 @@ class Conv2dDirectCPU(Function):
         needs = ctx.needs_input_grad
         if needs[0]:
             dx = np.zeros(x_inner.shape, dtype=grad.dtype)
-            kernels.conv2d_direct_backward_input(g, kernels.taps_weight(weight, flip=True),
-                                                 weight.shape[3], ctx.stride[0],
-                                                 ctx.dilation[0], dx)
+            flipped = kernels.taps_weight(weight, flip=True)
+            kernels.run_split(kernels.conv2d_direct_backward_input, [  # input channel pairs
+                (g, np.ascontiguousarray(flipped[:, a:z]), weight.shape[3], ctx.stride[0],
+                 ctx.dilation[0], dx[a:z]) for a, z in kernels.parts(x_inner.shape[0], 2)])
             grad_x = dense(unpad(dx.transpose(3, 0, 1, 2), ctx.padding))  # NCHW view
         if needs[1] or (len(needs) == 3 and needs[2]):
             dw = np.zeros(weight.shape)
             db = np.zeros(weight.shape[0])
-            kernels.conv2d_direct_backward_weight(x_inner, g, ctx.stride[0], ctx.dilation[0], dw,
-                                                  db)
+            kernels.run_split(kernels.conv2d_direct_backward_weight, [  # output channels
+                (x_inner, g[a:z], ctx.stride[0], ctx.dilation[0], dw[a:z], db[a:z])
+                for a, z in kernels.parts(weight.shape[0])])
             grad_weight = dw.astype(weight.dtype) if needs[1] else None
             grad_bias = db.astype(weight.dtype) if len(needs) == 3 and needs[2] else None
         return (grad_x, grad_weight, grad_bias) if len(needs) == 3 else (grad_x, grad_weight)
