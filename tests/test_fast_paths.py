@@ -90,6 +90,27 @@ def _direct_conv2d_matches_the_reference(case, batch):
                            **settings)
 
 
+@needs_numba
+@pytest.mark.parametrize("stride_h, dilation_h", [(1, 1), (1, 2), (2, 1)])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_direct_conv2d_3x3_sweeps_match_the_reference(stride_h, dilation_h, threads):
+    """The 3x3 kernel's own sweeps (forward, the weight's gradient, and the input's as a full
+    convolution where the stride is 1), odd channel counts, channels shared out over threads."""
+    from minigrad.kernels import cpu as kernels
+
+    rng = np.random.default_rng(stride_h * 10 + dilation_h)
+    inputs = [sample(rng, (5, 3, 9, 7)), sample(rng, (5, 3, 3, 3)), sample(rng, (5,))]
+    before = kernels.get_num_threads()
+    kernels.set_num_threads(threads)
+    try:
+        assert_functions_agree(cpu_conv_direct.Conv2dDirectCPU, conv.Conv2d, inputs,
+                               dtype=np.float32, requires_grad=[True, True, True], atol=1e-5,
+                               rtol=1e-4, stride=(stride_h, 1), padding=(1, 2, 1, 0),
+                               dilation=(dilation_h, 1), groups=1)
+    finally:
+        kernels.set_num_threads(before)
+
+
 @st.composite
 def conv_transpose_geometry(draw):
     rng = draw(rngs())
@@ -141,7 +162,10 @@ def test_direct_conv2d_is_chosen_for_small_layers_with_long_rows():
     assert chosen((8, 16, 64, 64), (16, 16, 3, 3)) is cpu_conv_direct.Conv2dDirectCPU  # U-Net
     assert chosen((2, 1, 28, 28), (6, 1, 5, 5)) is cpu_conv.Conv2dCPU  # rows too short
     assert chosen((8, 3, 64, 64), (64, 3, 3, 3)) is cpu_conv.Conv2dCPU  # many out channels
-    assert chosen((64, 32, 32, 32), (32, 32, 3, 3)) is cpu_conv.Conv2dCPU  # too many weights
+    assert chosen((8, 16, 34, 34), (32, 16, 3, 3)) is cpu_conv_direct.Conv2dDirectCPU
+    assert chosen((8, 64, 34, 34), (32, 64, 3, 3)) is cpu_conv_direct.Conv2dDirectCPU
+    assert chosen((16, 128, 18, 18), (32, 128, 3, 3)) is cpu_conv.Conv2dCPU  # too many weights
+    assert chosen((8, 64, 64, 64), (64, 64, 3, 3)) is cpu_conv.Conv2dCPU  # VGG's: the GEMM
     mg.kernels.cpu.enable(False)
     try:
         assert chosen((128, 1, 28, 28), (6, 1, 5, 5)) is cpu_conv.Conv2dCPU

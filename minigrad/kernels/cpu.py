@@ -808,6 +808,29 @@ def _sweep_pair(d0, d1, wa, wb, src, kw0, taps, batch, run):
         d1[k] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3 + b4 * u4
 
 
+@_jit(inline=True)
+def _sweep_pair_3x3(d0, d1, wa, wb, r0, r1, r2, batch, run):
+    """_sweep_pair for a whole 3x3 kernel at once: d0 += sum over kh, kw of wa[kh, kw] * (row
+    kh shifted by kw * N), d1 likewise with wb. Nine inputs read for eighteen products, and
+    each destination loaded and stored once, rather than once per kernel row."""
+    n1, n2 = batch, 2 * batch
+    s00, s01, s02 = r0[:run], r0[n1:n1 + run], r0[n2:n2 + run]
+    s10, s11, s12 = r1[:run], r1[n1:n1 + run], r1[n2:n2 + run]
+    s20, s21, s22 = r2[:run], r2[n1:n1 + run], r2[n2:n2 + run]
+    a00, a01, a02, a10, a11, a12, a20, a21, a22 = (
+        wa[0, 0], wa[0, 1], wa[0, 2], wa[1, 0], wa[1, 1], wa[1, 2], wa[2, 0], wa[2, 1], wa[2, 2])
+    b00, b01, b02, b10, b11, b12, b20, b21, b22 = (
+        wb[0, 0], wb[0, 1], wb[0, 2], wb[1, 0], wb[1, 1], wb[1, 2], wb[2, 0], wb[2, 1], wb[2, 2])
+    for k in range(run):
+        u00, u01, u02 = s00[k], s01[k], s02[k]
+        u10, u11, u12 = s10[k], s11[k], s12[k]
+        u20, u21, u22 = s20[k], s21[k], s22[k]
+        d0[k] += (a00 * u00 + a01 * u01 + a02 * u02 + a10 * u10 + a11 * u11 + a12 * u12 +
+                  a20 * u20 + a21 * u21 + a22 * u22)
+        d1[k] += (b00 * u00 + b01 * u01 + b02 * u02 + b10 * u10 + b11 * u11 + b12 * u12 +
+                  b20 * u20 + b21 * u21 + b22 * u22)
+
+
 @_jit()
 def conv2d_direct(x, weight, kernel_w, bias, stride_h, dilation_h, out):
     """out[o, i, j, n] = bias[o] + sum over c, kh, kw of weight[o, c, kh, kw] *
@@ -830,12 +853,49 @@ def conv2d_direct(x, weight, kernel_w, bias, stride_h, dilation_h, out):
             for k in range(run):
                 d0[k] = bias[o]
                 d1[k] = bias[p]
+            base = i * stride_h
             for c in range(channels):
+                if kernel_h == 3 and kernel_w == 3:
+                    _sweep_pair_3x3(d0, d1, weight[o, c], weight[p, c], rows[c, base],
+                                    rows[c, base + dilation_h], rows[c, base + 2 * dilation_h],
+                                    batch, run)
+                    continue
                 for kh in range(kernel_h):
-                    src = rows[c, i * stride_h + kh * dilation_h]
+                    src = rows[c, base + kh * dilation_h]
                     for kw0 in range(0, kernel_w, TAPS):
                         _sweep_pair(d0, d1, weight[o, c, kh], weight[p, c, kh], src, kw0,
                                     min(TAPS, kernel_w - kw0), batch, run)
+
+
+@_jit(inline=True)
+def _dot_3x3(gr, r0, r1, r2, batch, run, dw_oc):
+    """dw_oc[kh, kw] += the dot product of gr with row kh shifted by kw * N: the weight
+    gradient of a 3x3 kernel in one pass over the rows (nine sums)."""
+    n1, n2 = batch, 2 * batch
+    s00, s01, s02 = r0[:run], r0[n1:n1 + run], r0[n2:n2 + run]
+    s10, s11, s12 = r1[:run], r1[n1:n1 + run], r1[n2:n2 + run]
+    s20, s21, s22 = r2[:run], r2[n1:n1 + run], r2[n2:n2 + run]
+    a00 = a01 = a02 = a10 = a11 = a12 = a20 = a21 = a22 = np.float32(0.0)
+    for k in range(run):
+        v = gr[k]
+        a00 += v * s00[k]
+        a01 += v * s01[k]
+        a02 += v * s02[k]
+        a10 += v * s10[k]
+        a11 += v * s11[k]
+        a12 += v * s12[k]
+        a20 += v * s20[k]
+        a21 += v * s21[k]
+        a22 += v * s22[k]
+    dw_oc[0, 0] += a00
+    dw_oc[0, 1] += a01
+    dw_oc[0, 2] += a02
+    dw_oc[1, 0] += a10
+    dw_oc[1, 1] += a11
+    dw_oc[1, 2] += a12
+    dw_oc[2, 0] += a20
+    dw_oc[2, 1] += a21
+    dw_oc[2, 2] += a22
 
 
 @_jit()
@@ -856,9 +916,14 @@ def conv2d_direct_backward_weight(x, g, stride_h, dilation_h, dw, db):
             for k in range(run):
                 total += gr[k]
             db[o] += total
+            base = i * stride_h
             for c in range(channels):
+                if kernel_h == 3 and kernel_w == 3:
+                    _dot_3x3(gr, rows[c, base], rows[c, base + dilation_h],
+                             rows[c, base + 2 * dilation_h], batch, run, dw[o, c])
+                    continue
                 for kh in range(kernel_h):
-                    src = rows[c, i * stride_h + kh * dilation_h]
+                    src = rows[c, base + kh * dilation_h]
                     for kw0 in range(0, kernel_w, TAPS):
                         taps = min(TAPS, kernel_w - kw0)
                         s0, s1, s2, s3, s4 = _shifted(src, kw0, taps, batch, run)

@@ -1,6 +1,6 @@
-"""conv2d on the CPU computed directly, without im2col, for layers with few weights per output
-(LeNet5's first: 1 input channel, 5x5, 6 filters): three compiled loops (minigrad/kernels/
-cpu.py) in the batch-innermost layout of the CPU conv (ops/fast/cpu_conv.py).
+"""conv2d on the CPU computed directly, without im2col, for layers with few output channels
+(LeNet5's, a small U-Net's): three compiled loops (minigrad/kernels/cpu.py) in the
+batch-innermost layout of the CPU conv (ops/fast/cpu_conv.py).
 
 im2col copies the input KH*KW times (25x for a 5x5 kernel) into a matrix that the GEMM then
 reads once more; with one input channel and six filters the GEMM does 6 multiply-adds per
@@ -16,11 +16,16 @@ input under one kernel tap for a whole output row is one contiguous run).
 
 The work is C*KH*KW*OC multiply-adds per output position, which im2col + GEMM does faster once
 it is large, and the loops are vectorized along the batch, which must be long enough to fill
-the vector registers. Measured here (forward+backward, float32, against im2col): LeNet5's
-conv1 (150 weights per position, batch 128) 6.2 -> 1.9 ms, its conv2 (2400, batch 64) 4.3 ->
-2.0 ms; a U-Net's 3->16 3x3 at 8x64x64 3.6 -> 2.7 ms and its 16->16 17.7 -> 16.4 ms (the whole
-U-Net block step 8% faster); VGG's first layer (3->64) at batch 8 10.9 -> 11.9 ms and its
-64->64 25.6 -> 58.9 ms, so those stay with im2col. Hence the limits below.
+the vector registers. A 3x3 kernel has sweeps of its own that take all nine taps at once (each
+output row loaded and stored once per input channel, not once per kernel row), the input's
+gradient is then the forward's sum over the gradient padded by the kernel's reach (stride 1
+down the columns), and each of the three loops shares its channels out over the kernels'
+threads (kernels.run_split). Measured here (forward+backward, float32, two threads, against
+im2col + OpenBLAS): 5x5, 12 -> 16 channels at 64x12x14x14, 2.8 against 4.5 ms; 3x3, 16 -> 32 at
+8x16x64x64 12.8 against 19.6 ms, 32 -> 32 at 8x32x32x32 6.9 against 7.9, 64 -> 32 at 8x64x32x32
+13.3 against 20.1; but 64 -> 64 at 8x64x64x64 102 against 110 ms with its forward slower (30
+against 25), and 128 -> 128 at 8x128x32x32 88 against 84: with many output channels the GEMM's
+reuse of each column wins. Hence the limits below.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from minigrad.kernels import cpu as kernels
 from minigrad.ops.conv import output_size, unpad
 from minigrad.ops.fast.cpu_conv import _pad, batch_innermost, dense
 
-MAX_WEIGHTS_PER_POSITION = 4096  # C * KH * KW * OC
+MAX_WEIGHTS_PER_POSITION = 32768  # C * KH * KW * OC
 MAX_OUT_CHANNELS = 32  # with more, the GEMM's reuse of each column wins
 MIN_RUN = 256  # OW * N: the vectorized loops run along an output row and the batch
 
@@ -78,11 +83,7 @@ class Conv2dDirectCPU(Function):
         grad_x = grad_weight = grad_bias = None
         needs = ctx.needs_input_grad
         if needs[0]:
-            dx = np.zeros(x_inner.shape, dtype=grad.dtype)
-            flipped = kernels.taps_weight(weight, flip=True)
-            kernels.run_split(kernels.conv2d_direct_backward_input, [  # input channel pairs
-                (g, np.ascontiguousarray(flipped[:, a:z]), weight.shape[3], ctx.stride[0],
-                 ctx.dilation[0], dx[a:z]) for a, z in kernels.parts(x_inner.shape[0], 2)])
+            dx = _input_gradient(g, weight, ctx.stride[0], ctx.dilation[0], x_inner.shape)
             grad_x = dense(unpad(dx.transpose(3, 0, 1, 2), ctx.padding))  # NCHW view
         if needs[1] or (len(needs) == 3 and needs[2]):
             dw = np.zeros(weight.shape)
@@ -93,3 +94,31 @@ class Conv2dDirectCPU(Function):
             grad_weight = dw.astype(weight.dtype) if needs[1] else None
             grad_bias = db.astype(weight.dtype) if len(needs) == 3 and needs[2] else None
         return (grad_x, grad_weight, grad_bias) if len(needs) == 3 else (grad_x, grad_weight)
+
+
+def _input_gradient(g, weight, stride_h, dilation_h, shape):
+    """dx (C, HP, WP, N), the gradient of the padded input. With stride 1 down the columns it
+    is the forward's sum again, a "full" convolution: g padded by the kernel's reach on every
+    side, convolved with the kernel turned half round (flipped both ways) and its channel axes
+    swapped, so the forward's sweeps (all 3x3 at once) serve; with a stride it is scattered
+    from each row of g (conv2d_direct_backward_input)."""
+    out_channels, channels, kernel_h, kernel_w = weight.shape
+    if stride_h == 1:
+        top, left = (kernel_h - 1) * dilation_h, kernel_w - 1
+        oc, oh, ow, n = g.shape
+        g_pad = np.zeros((oc, oh + 2 * top, ow + 2 * left, n), dtype=g.dtype)
+        g_pad[:, top:top + oh, left:left + ow] = g
+        turned = kernels.taps_weight(
+            np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]))
+        dx = np.empty(shape, dtype=g.dtype)
+        zero = np.zeros(channels, dtype=g.dtype)
+        kernels.run_split(kernels.conv2d_direct, [  # input channel pairs shared out
+            (g_pad, turned[a:z], kernel_w, zero[a:z], 1, dilation_h, dx[a:z])
+            for a, z in kernels.parts(channels, 2)])
+        return dx
+    dx = np.zeros(shape, dtype=g.dtype)
+    flipped = kernels.taps_weight(weight, flip=True)
+    kernels.run_split(kernels.conv2d_direct_backward_input, [  # input channel pairs
+        (g, np.ascontiguousarray(flipped[:, a:z]), kernel_w, stride_h, dilation_h, dx[a:z])
+        for a, z in kernels.parts(channels, 2)])
+    return dx
