@@ -15,16 +15,23 @@ and cached on disk (the first call of a session is slow once; later sessions loa
     lstm_step / gru_step / rnn_step (+ backward)      the gate arithmetic of one time step
 
 Only float32 is compiled for (the speed that matters; float64 runs the NumPy reference). Inside,
-sums are taken in float64. tanh and erf are rational functions x P(x^2) / Q(x^2) fitted by
-benchmarks/rational_fits.py (largest error 2e-8, under float32's rounding), and exp of a
-non-positive number is 2^k e^t, e^t a Taylor polynomial and 2^k built from its bits:
-math.tanh, math.exp and math.erf would be calls into the C library per element, which the
-compiler cannot vectorize.
+sums are taken in float64 and the elementwise arithmetic in float32 (a 512-bit vector holds 16
+float32 lanes, 8 float64): tanh and erf are rational functions x P(x^2) / Q(x^2) fitted by
+benchmarks/rational_fits.py (largest error 2e-8 in float64; tanh32/erf32, the same in float32
+arithmetic, under 5e-7), and exp of a non-positive number is 2^k e^t, e^t a Taylor polynomial
+and 2^k built from its bits (exp32_nonpositive: within 3e-7). math.tanh, math.exp and math.erf
+would be calls into the C library per element, which the compiler cannot vectorize; neither
+does a loop taking a maximum with `max` (its NaN test is a branch: fmax is LLVM's maxnum), a
+loop over range(a, b) with a nonzero start, or one that reads and writes one array at two
+offsets, so the kernels avoid those.
 NaN goes through every kernel as it does through NumPy.
 
-The kernels run on the calling thread. Numba's parallel loops were measured to lose here: a
-kernel runs between two BLAS calls, whose worker threads are still spinning, and on two cores
-four busy threads made a U-Net step four times slower.
+Most kernels run on the calling thread. The direct convolution's share their channels out over
+threads (run_split: the kernels release the GIL; get_num_threads / set_num_threads,
+MINIGRAD_NUM_THREADS). That pays only while OpenBLAS's worker threads do not spin after each
+GEMM on the same cores, which minigrad/__init__.py arranges (OPENBLAS_THREAD_TIMEOUT) when it
+is imported before NumPy. Numba's own parallel loops were measured to lose here, against the
+spinning workers (a U-Net step four times slower).
 
 `available()` says whether the kernels can run: Numba is installed (`pip install
 minigrad[cpu]`) and they are enabled (`enable(False)` or MINIGRAD_NUMBA=0 turns them off, and
