@@ -87,8 +87,6 @@ def _elementwise(helper):
 
 
 @pytest.mark.parametrize("name, exact, dtype, bound", [
-    ("tanh", math.tanh, np.float64, 2.0**-24),  # float32's spacing just below 1
-    ("erf", math.erf, np.float64, 2.0**-24),
     ("tanh32", math.tanh, np.float32, 5e-7),  # in float32 arithmetic: a few of its roundings
     ("erf32", math.erf, np.float32, 5e-7),
 ])
@@ -104,14 +102,6 @@ def test_rational_tanh_and_erf_are_within_float32_rounding(name, exact, dtype, b
     assert np.abs(got).max() <= 1.0  # never outside [-1, 1]
     special = _elementwise(getattr(kernels, name))(np.array([np.nan, np.inf, -np.inf], dtype))
     assert np.isnan(special[0]) and special[1] == 1.0 and special[2] == -1.0
-
-
-def test_exp_of_nonpositive_numbers_is_relatively_exact():
-    y = np.concatenate([np.linspace(-87, 0, 100_001), [-1e-300, -0.0]])
-    got = _elementwise(kernels.exp_nonpositive)(y)
-    assert np.max(np.abs(got - np.exp(y)) / np.exp(y)) < 1e-8
-    far = _elementwise(kernels.exp_nonpositive)(np.array([-88.0, -1e4, -np.inf, np.nan]))
-    assert far[0] == 0 and far[1] == 0 and far[2] == 0 and np.isnan(far[3])
 
 
 def test_float32_exp_of_nonpositive_numbers_is_within_two_units_in_the_last_place():
@@ -144,8 +134,7 @@ def test_fmax_passes_over_nan_as_a_row_maximum_needs():
     assert row_max(x) == x.max()
 
 
-@pytest.mark.parametrize("name, dtype, bound", [("sigmoid", np.float64, 1e-8),
-                                                ("sigmoid32", np.float32, 4e-7)])
+@pytest.mark.parametrize("name, dtype, bound", [("sigmoid32", np.float32, 4e-7)])
 def test_sigmoid_is_relatively_exact_on_both_sides(name, dtype, bound):
     x = np.linspace(-80, 80, 100_001).astype(dtype)
     got = _elementwise(getattr(kernels, name))(x)

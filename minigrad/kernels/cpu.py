@@ -16,10 +16,10 @@ and cached on disk (the first call of a session is slow once; later sessions loa
 
 Only float32 is compiled for (the speed that matters; float64 runs the NumPy reference). Inside,
 sums are taken in float64 and the elementwise arithmetic in float32 (a 512-bit vector holds 16
-float32 lanes, 8 float64): tanh and erf are rational functions x P(x^2) / Q(x^2) fitted by
-benchmarks/rational_fits.py (largest error 2e-8 in float64; tanh32/erf32, the same in float32
-arithmetic, under 5e-7), and exp of a non-positive number is 2^k e^t, e^t a Taylor polynomial
-and 2^k built from its bits (exp32_nonpositive: within 3e-7). math.tanh, math.exp and math.erf
+float32 lanes, 8 float64): tanh32 and erf32 are rational functions x P(x^2) / Q(x^2) fitted by
+benchmarks/rational_fits.py (largest error 2e-8 in float64, under 5e-7 in float32 arithmetic),
+and exp32_nonpositive, e^y for y <= 0, is 2^k e^t, e^t a Taylor polynomial and 2^k built from
+its bits (within 3e-7). math.tanh, math.exp and math.erf
 would be calls into the C library per element, which the compiler cannot vectorize; neither
 does a loop taking a maximum with `max` (its NaN test is a branch: fmax is LLVM's maxnum), a
 loop over range(a, b) with a nonzero start, or one that reads and writes one array at two
@@ -144,7 +144,7 @@ def _jit(inline: bool = False):
 
 
 # ---------------------------------------------------------------------------------------------
-# scalar helpers, in float64 (inlined into the kernels)
+# scalar helpers, in float32 arithmetic (inlined into the kernels)
 
 TANH_P = (0.9999999326935153, -0.15887455752323032, 0.03142622924932854, 0.007945154090862603,
           0.0002250968041642206, 1.328243897234143e-06, 8.351285384731076e-10)
@@ -154,37 +154,9 @@ ERF_P = (1.1283791821102251, 0.18471123511678023, 0.05433263208918057, 0.0038395
          0.00038268940435233484, 4.780445757333939e-06, -1.3666376111153684e-08)
 ERF_Q = (1.0, 0.4970296153720298, 0.1138266022423296, 0.015453556814690838,
          0.0013095803006707182, 6.400837342447202e-05)
-TP0, TP1, TP2, TP3, TP4, TP5, TP6 = TANH_P
-TQ1, TQ2, TQ3, TQ4, TQ5, TQ6 = TANH_Q[1:]
-EP0, EP1, EP2, EP3, EP4, EP5, EP6 = ERF_P
-EQ1, EQ2, EQ3, EQ4, EQ5 = ERF_Q[1:]
 SQRT_HALF = math.sqrt(0.5)
 INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
-
-
-@_jit(inline=True)
-def tanh(x):
-    v = min(max(x, -9.0), 9.0)
-    s = v * v
-    p = (((((TP6 * s + TP5) * s + TP4) * s + TP3) * s + TP2) * s + TP1) * s + TP0
-    q = (((((TQ6 * s + TQ5) * s + TQ4) * s + TQ3) * s + TQ2) * s + TQ1) * s + 1.0
-    r = min(max(v * p / q, -1.0), 1.0)
-    if v == 9.0 or v == -9.0:  # saturated: exactly +-1 (so that -inf * (1 + tanh) is NaN)
-        r = v / 9.0
-    return r if x == x else x
-
-
-@_jit(inline=True)
-def erf(x):
-    v = min(max(x, -4.0), 4.0)
-    s = v * v
-    p = (((((EP6 * s + EP5) * s + EP4) * s + EP3) * s + EP2) * s + EP1) * s + EP0
-    q = ((((EQ5 * s + EQ4) * s + EQ3) * s + EQ2) * s + EQ1) * s + 1.0
-    r = min(max(v * p / q, -1.0), 1.0)
-    if v == 4.0 or v == -4.0:
-        r = v / 4.0
-    return r if x == x else x
 
 
 if numba is not None:
@@ -193,15 +165,11 @@ if numba is not None:
 
     @intrinsic
     def _float_from_bits(typingctx, bits):
-        """The float whose IEEE-754 bits are `bits` (a register move): float64 from an int64,
-        float32 from an int32."""
-        wide = bits.bitwidth == 64
-        result = numba.types.float64 if wide else numba.types.float32
-
+        """The float32 whose IEEE-754 bits are the int32 `bits` (a register move)."""
         def codegen(context, builder, signature, args):
-            return builder.bitcast(args[0], ir.DoubleType() if wide else ir.FloatType())
+            return builder.bitcast(args[0], ir.FloatType())
 
-        return result(bits), codegen
+        return numba.types.float32(numba.types.int32), codegen
 
     @intrinsic
     def fmax(typingctx, a, b):
@@ -217,8 +185,7 @@ if numba is not None:
         return a(a, a), codegen
 else:  # never called without Numba: the kernels do not run then
     def _float_from_bits(bits):
-        return np.asarray(bits).view(np.float64 if np.asarray(bits).itemsize == 8 else
-                                     np.float32)[()]
+        return np.int32(bits).view(np.float32)
 
     def fmax(a, b):
         return np.fmax(a, b)
@@ -226,22 +193,6 @@ else:  # never called without Numba: the kernels do not run then
 
 LOG2_E = 1 / math.log(2)
 LN_2 = math.log(2)
-
-
-@_jit(inline=True)
-def exp_nonpositive(y):
-    """e^y for y <= 0; 0 below -87 (e^-87 ~ 1.6e-38, float32's smallest normal numbers).
-    e^y = 2^k e^t with k = round(y / ln 2) and |t| <= ln(2)/2, e^t by 9 Taylor terms
-    (relative error 2e-10), and 2^k made from its bits: exponent k + 1023, shifted into place."""
-    v = max(y, -87.0)
-    k = np.floor(v * LOG2_E + 0.5)
-    t = v - k * LN_2
-    p = 1.0 + t * (1.0 + t * (0.5 + t * (0.16666666666666666 + t * (0.041666666666666664 + t * (
-        0.008333333333333333 + t * (0.001388888888888889 + t * (0.0001984126984126984 + t *
-                                                              2.48015873015873e-05)))))))
-    p = p * _float_from_bits((np.int64(k) + 1023) << 52)
-    p = 0.0 if y < -87.0 else p
-    return p if y == y else y
 
 
 # float32 constants, so that exp32_nonpositive's arithmetic stays in float32 (16 lanes a vector
@@ -256,9 +207,11 @@ ONE32, ZERO32, MINUS_INF32 = F32(1.0), F32(0.0), F32(-np.inf)
 
 @_jit(inline=True)
 def exp32_nonpositive(y):
-    """exp_nonpositive in float32 arithmetic, for a float32 y: the same 2^k e^t with t reduced
-    in two parts (Cody and Waite) and e^t to the t^7 term; relative error under 3e-7, two of
-    float32's units in the last place."""
+    """e^y for a float32 y <= 0, in float32 arithmetic; 0 below -87 (e^-87 ~ 1.6e-38, float32's
+    smallest normal numbers). e^y = 2^k e^t with k = round(y / ln 2) and |t| <= ln(2)/2 (t
+    reduced in two parts, Cody and Waite), e^t by its Taylor terms to t^7, and 2^k made from its
+    bits: exponent k + 127, shifted into place. Relative error under 3e-7, two of float32's
+    units in the last place."""
     v = max(y, LIMIT32)
     k = np.floor(v * LOG2_E32 + HALF32)
     t = (v - k * LN_2_HIGH32) - k * LN_2_LOW32
@@ -266,12 +219,6 @@ def exp32_nonpositive(y):
     p = p * _float_from_bits(np.int32((np.int64(k) + 127) << 23))  # Numba's int32 + int32 is int64
     p = ZERO32 if y < LIMIT32 else p
     return p if y == y else y
-
-
-@_jit(inline=True)
-def sigmoid(x):
-    e = exp_nonpositive(-abs(x))
-    return (1.0 if x >= 0 else e) / (1.0 + e)
 
 
 TP32 = tuple(F32(c) for c in TANH_P)
