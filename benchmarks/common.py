@@ -2,10 +2,10 @@
 
 Timings alternate between the two libraries in blocks with a pause between blocks (their
 BLAS/OpenMP worker threads spin after work and would slow each other down otherwise), each
-block after one untimed call (as a training loop runs, step after step: the first call after
-an idle pause wakes sleeping threads, 2x slower for a minigrad U-Net step on two cores, not
-for torch's), and report medians with the interquartile range, and the ratio of medians
-minigrad / torch.
+block after untimed calls for 30 ms (as a training loop runs, step after step: the first calls
+after an idle pause wake sleeping threads, 2x slower for a minigrad U-Net step on two cores,
+not for torch's, and a small GEMM's first few calls 4-12 ms instead of 0.1), and report medians with
+the interquartile range, and the ratio of medians minigrad / torch.
 """
 
 from __future__ import annotations
@@ -30,6 +30,18 @@ def time_block(fn: Callable, calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
+def warm_up(fn: Callable, seconds: float = 0.03) -> None:
+    """Untimed calls, at least one and for at least `seconds`: after an idle pause the worker
+    threads sleep, and on this virtual machine a halted core wakes for a thread only at a
+    scheduler tick (4 ms) for the first few handoffs (measured: a 0.1 ms GEMM taking 4-12 ms
+    for its first 2-8 calls after 0.3 s idle, with OpenBLAS's workers sleeping after 2^14
+    cycles); a training loop runs step after step, so the blocks time the steps after it."""
+    start = time.perf_counter()
+    fn()
+    while time.perf_counter() - start < seconds:
+        fn()
+
+
 def compare(ours: Callable, theirs: Callable, repeats: int, calls: int, pause: float = 0.3):
     """Per-call times of `ours` and `theirs`, `repeats` alternating blocks of `calls` each."""
     time_block(ours, 2)
@@ -38,7 +50,7 @@ def compare(ours: Callable, theirs: Callable, repeats: int, calls: int, pause: f
     for _ in range(repeats):
         for fn, times in ((ours, samples[0]), (theirs, samples[1])):
             time.sleep(pause)
-            fn()  # untimed: after the pause the worker threads sleep and the caches are cold
+            warm_up(fn)
             times.append(time_block(fn, calls))
     return samples
 

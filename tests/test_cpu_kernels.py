@@ -170,6 +170,18 @@ def test_parts_cut_a_range_into_a_part_per_thread(total, multiple, threads):
         assert max(sizes) - min(sizes) <= 2 * multiple
 
 
+@given(work=st.integers(0, 10**9), threads=st.integers(1, 5))
+def test_parts_give_each_thread_enough_work(work, threads):
+    before = kernels.get_num_threads()
+    kernels.set_num_threads(threads)
+    try:
+        ranges = kernels.parts(64, 2, work=work)
+    finally:
+        kernels.set_num_threads(before)
+    assert ranges[-1][1] == 64
+    assert len(ranges) == max(1, min(threads, work // kernels.MIN_WORK_PER_THREAD))
+
+
 def test_run_split_runs_every_job_and_raises_an_error_of_one():
     seen = []
     lock = threading.Lock()

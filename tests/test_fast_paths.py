@@ -8,6 +8,7 @@ kernel arguments; on a GPU they check the kernels themselves.
 
 from __future__ import annotations
 
+import contextlib
 from unittest import mock
 
 import numpy as np
@@ -66,14 +67,23 @@ def test_direct_conv2d_matches_the_reference_in_float32(case, batch, threads):
     """The compiled direct convolution (ops/fast/cpu_conv_direct.py) on every geometry it
     takes: stride and dilation down the columns, stride 1 and no dilation along the rows; its
     channels shared out over 1, 2 or 3 threads."""
+    with kernel_threads(threads):
+        _direct_conv2d_matches_the_reference(case, batch)
+
+
+@contextlib.contextmanager
+def kernel_threads(threads):
+    """The kernels on `threads` threads, splitting even the tests' small jobs."""
     from minigrad.kernels import cpu as kernels
 
-    before = kernels.get_num_threads()
+    before, least = kernels.get_num_threads(), kernels.MIN_WORK_PER_THREAD
     kernels.set_num_threads(threads)
+    kernels.MIN_WORK_PER_THREAD = 0
     try:
-        _direct_conv2d_matches_the_reference(case, batch)
+        yield
     finally:
         kernels.set_num_threads(before)
+        kernels.MIN_WORK_PER_THREAD = least
 
 
 def _direct_conv2d_matches_the_reference(case, batch):
@@ -96,19 +106,13 @@ def _direct_conv2d_matches_the_reference(case, batch):
 def test_direct_conv2d_3x3_sweeps_match_the_reference(stride_h, dilation_h, threads):
     """The 3x3 kernel's own sweeps (forward, the weight's gradient, and the input's as a full
     convolution where the stride is 1), odd channel counts, channels shared out over threads."""
-    from minigrad.kernels import cpu as kernels
-
     rng = np.random.default_rng(stride_h * 10 + dilation_h)
     inputs = [sample(rng, (5, 3, 9, 7)), sample(rng, (5, 3, 3, 3)), sample(rng, (5,))]
-    before = kernels.get_num_threads()
-    kernels.set_num_threads(threads)
-    try:
+    with kernel_threads(threads):
         assert_functions_agree(cpu_conv_direct.Conv2dDirectCPU, conv.Conv2d, inputs,
                                dtype=np.float32, requires_grad=[True, True, True], atol=1e-5,
                                rtol=1e-4, stride=(stride_h, 1), padding=(1, 2, 1, 0),
                                dilation=(dilation_h, 1), groups=1)
-    finally:
-        kernels.set_num_threads(before)
 
 
 @st.composite

@@ -69,7 +69,7 @@ class Conv2dDirectCPU(Function):
         taps = kernels.taps_weight(weight)
         kernels.run_split(kernels.conv2d_direct, [  # output channel pairs shared out
             (x_inner, taps[a:z], kw, b[a:z], stride[0], dilation[0], out[a:z])
-            for a, z in kernels.parts(oc, 2)])
+            for a, z in kernels.parts(oc, 2, work=weight.size * out[0].size)])
         ctx.save_for_backward(x_inner, weight)
         ctx.stride, ctx.padding, ctx.dilation = stride, padding, dilation
         return out.transpose(3, 0, 1, 2)  # the NCHW view
@@ -90,7 +90,7 @@ class Conv2dDirectCPU(Function):
             db = np.zeros(weight.shape[0])
             kernels.run_split(kernels.conv2d_direct_backward_weight, [  # output channels
                 (x_inner, g[a:z], ctx.stride[0], ctx.dilation[0], dw[a:z], db[a:z])
-                for a, z in kernels.parts(weight.shape[0])])
+                for a, z in kernels.parts(weight.shape[0], work=weight.size * g[0].size)])
             grad_weight = dw.astype(weight.dtype) if needs[1] else None
             grad_bias = db.astype(weight.dtype) if len(needs) == 3 and needs[2] else None
         return (grad_x, grad_weight, grad_bias) if len(needs) == 3 else (grad_x, grad_weight)
@@ -114,11 +114,11 @@ def _input_gradient(g, weight, stride_h, dilation_h, shape):
         zero = np.zeros(channels, dtype=g.dtype)
         kernels.run_split(kernels.conv2d_direct, [  # input channel pairs shared out
             (g_pad, turned[a:z], kernel_w, zero[a:z], 1, dilation_h, dx[a:z])
-            for a, z in kernels.parts(channels, 2)])
+            for a, z in kernels.parts(channels, 2, work=weight.size * g[0].size)])
         return dx
     dx = np.zeros(shape, dtype=g.dtype)
     flipped = kernels.taps_weight(weight, flip=True)
     kernels.run_split(kernels.conv2d_direct_backward_input, [  # input channel pairs
         (g, np.ascontiguousarray(flipped[:, a:z]), kernel_w, stride_h, dilation_h, dx[a:z])
-        for a, z in kernels.parts(channels, 2)])
+        for a, z in kernels.parts(channels, 2, work=weight.size * g[0].size)])
     return dx
