@@ -26,6 +26,7 @@ from minigrad.ops.fast import (
     cpu_conv_direct,
     cpu_conv_transpose,
     cpu_pool,
+    cpu_winograd,
     cuda_activation,
     cuda_conv,
     cuda_norm,
@@ -115,6 +116,31 @@ def test_direct_conv2d_3x3_sweeps_match_the_reference(stride_h, dilation_h, thre
                                dilation=(dilation_h, 1), groups=1)
 
 
+@needs_numba
+@given(rng=rngs(), batch=st.sampled_from([8, 9]), channels=st.integers(16, 18),
+       out_channels=st.integers(1, 4), size=st.tuples(st.integers(1, 7), st.integers(1, 7)),
+       padding=st.tuples(*[st.integers(0, 2)] * 4), bias=st.booleans(),
+       needs=st.sampled_from([(True, True), (True, False), (False, True)]),
+       threads=st.sampled_from([1, 2]), block=st.sampled_from([0, 4000, 10**9]))
+def test_winograd_conv2d_matches_the_reference(rng, batch, channels, out_channels, size,
+                                               padding, bias, needs, threads, block):
+    """The CPU's Winograd F(2x2, 3x3) against the reference: odd and even output sizes (the
+    tiles' last row or column cut off), asymmetric padding, each gradient alone, the
+    transforms over 1 or 2 threads, and V and M in blocks of tile rows down to one."""
+    top, bottom, left, right = padding
+    size = (max(size[0], 3 - top - bottom), max(size[1], 3 - left - right))
+    inputs = [sample(rng, (batch, channels, *size)), sample(rng, (out_channels, channels, 3, 3))]
+    requires_grad = list(needs)
+    if bias:
+        inputs.append(sample(rng, (out_channels,)))
+        requires_grad.append(True)
+    with kernel_threads(threads), mock.patch.object(cpu_winograd, "BLOCK_BYTES", block):
+        assert_functions_agree(cpu_winograd.Conv2dWinogradCPU, conv.Conv2d, inputs,
+                               dtype=np.float32, requires_grad=requires_grad, atol=1e-5,
+                               rtol=1e-4, stride=(1, 1), padding=padding, dilation=(1, 1),
+                               groups=1)
+
+
 @st.composite
 def conv_transpose_geometry(draw):
     rng = draw(rngs())
@@ -152,14 +178,16 @@ def test_conv_transpose2d_keeps_the_cpu_convs_layout():
 
 
 @needs_numba
-def test_direct_conv2d_is_chosen_for_small_layers_with_long_rows():
+def test_direct_and_winograd_conv2d_are_chosen_where_they_pay():
     def chosen(x_shape, w_shape, **settings):
         x = mg.zeros(*x_shape)
         facts = dict(kernel=w_shape[2:], dtype=np.float32, channels=x_shape[1],
                      out_channels=w_shape[0], batch=x_shape[0],
                      out_width=x_shape[3] - w_shape[3] + 1)
-        return fast.select(conv.Conv2d, x, facts, stride=(1, 1), padding=(0, 0, 0, 0),
-                           dilation=(1, 1), groups=1, **settings)
+        stride, dilation = settings.pop("stride_", 1), settings.pop("dilation_", 1)
+        return fast.select(conv.Conv2d, x, facts, stride=(stride, stride),
+                           padding=(0, 0, 0, 0), dilation=(dilation, dilation), groups=1,
+                           **settings)
 
     assert chosen((128, 1, 28, 28), (6, 1, 5, 5)) is cpu_conv_direct.Conv2dDirectCPU
     assert chosen((64, 6, 14, 14), (16, 6, 5, 5)) is cpu_conv_direct.Conv2dDirectCPU
@@ -168,8 +196,14 @@ def test_direct_conv2d_is_chosen_for_small_layers_with_long_rows():
     assert chosen((8, 3, 64, 64), (64, 3, 3, 3)) is cpu_conv.Conv2dCPU  # many out channels
     assert chosen((8, 16, 34, 34), (32, 16, 3, 3)) is cpu_conv_direct.Conv2dDirectCPU
     assert chosen((8, 64, 34, 34), (32, 64, 3, 3)) is cpu_conv_direct.Conv2dDirectCPU
-    assert chosen((16, 128, 18, 18), (32, 128, 3, 3)) is cpu_conv.Conv2dCPU  # too many weights
-    assert chosen((8, 64, 64, 64), (64, 64, 3, 3)) is cpu_conv.Conv2dCPU  # VGG's: the GEMM
+    assert chosen((16, 128, 18, 18), (32, 128, 3, 3)) is cpu_winograd.Conv2dWinogradCPU  # weights
+    assert chosen((8, 64, 64, 64), (64, 64, 3, 3)) is cpu_winograd.Conv2dWinogradCPU  # VGG's
+    assert chosen((8, 256, 18, 18), (256, 256, 3, 3)) is cpu_winograd.Conv2dWinogradCPU
+    assert chosen((4, 64, 64, 64), (64, 64, 3, 3)) is cpu_conv.Conv2dCPU  # batch too small
+    assert chosen((8, 512, 6, 6), (512, 512, 3, 3)) is cpu_conv.Conv2dCPU  # rows too short
+    assert chosen((8, 64, 64, 64), (64, 64, 3, 3), dilation_=2) is cpu_conv.Conv2dCPU
+    assert chosen((8, 64, 64, 64), (64, 64, 3, 3), stride_=2) is cpu_conv.Conv2dCPU
+    assert chosen((8, 64, 64, 64), (64, 64, 5, 5)) is cpu_conv.Conv2dCPU
     mg.kernels.cpu.enable(False)
     try:
         assert chosen((128, 1, 28, 28), (6, 1, 5, 5)) is cpu_conv.Conv2dCPU

@@ -984,3 +984,140 @@ def relu_backward(out, grad, dx):
     """dx = grad where out is not <= 0 (so NaN passes its gradient on), else 0; flat arrays."""
     for i in range(out.size):
         dx[i] = 0.0 if out[i] <= 0 else grad[i]
+
+
+# ---------------------------------------------------------------------------------------------
+# Winograd F(2x2, 3x3) (ops/fast/cpu_winograd.py), batch innermost: x (C, 2 TH + 2, 2 TW + 2, N)
+# zero-padded to whole tiles, the output and its gradient (K, 2 TH, 2 TW, N), tile p =
+# (ty TW + tx) N + n, its 16 points xi = 4 i + j the rows of v (16, C, P) and mm (16, K, P).
+# A 2-D transform is the 1-D one down the tile's columns, then along its rows; each step is a
+# loop with one store stream over runs of N (vectorized along the batch). The matrices of
+# kernels/winograd.py's F2, as the pairs of entries of each row (index, index, sign of the
+# second; the first is +1):
+#   BT = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+#   AT = [[1, 1, 1, 0], [0, 1, -1, -1]] (three entries a row), A = AT^T, B = BT^T
+
+BT_ROWS = ((0, 2, -1), (1, 2, 1), (2, 1, -1), (1, 3, -1))
+
+
+@_jit()
+def winograd_input(x, v, first, stop, row0):
+    """v[:, c, p] = BT d BT^T, d the 4x4 patch of channel c under tile p, for c in [first,
+    stop) and the tile rows from row0 (whole arrays and ranges: views of some channels or rows
+    would not be contiguous, and Numba's loops over them not vectorized)."""
+    channels, _, width, batch = x.shape
+    tiles_w = (width - 2) // 2
+    tiles_h = v.shape[2] // (tiles_w * batch)
+    t = np.empty((4, width, batch), dtype=np.float32)  # BT down the columns of one tile row
+    for c in range(first, stop):
+        for ty in range(tiles_h):
+            for i in range(4):
+                r1, r2, sign = BT_ROWS[i]
+                a, b, f = x[c, 2 * (row0 + ty) + r1], x[c, 2 * (row0 + ty) + r2], F32(sign)
+                for w in range(width):
+                    for n in range(batch):
+                        t[i, w, n] = a[w, n] + f * b[w, n]
+            for i in range(4):
+                for j in range(4):
+                    s1, s2, sign = BT_ROWS[j]
+                    f, row, ti = F32(sign), v[4 * i + j, c], t[i]
+                    for tx in range(tiles_w):
+                        base = (ty * tiles_w + tx) * batch
+                        for n in range(batch):
+                            row[base + n] = ti[2 * tx + s1, n] + f * ti[2 * tx + s2, n]
+
+
+@_jit()
+def winograd_input_adjoint(dv, dx, first, stop, row0):
+    """dx (zeroed, x's shape) += B dV B^T for every tile, the overlapping patches summed, for
+    the channels in [first, stop) and the tile rows from row0."""
+    channels, _, width, batch = dx.shape
+    tiles_w = (width - 2) // 2
+    tiles_h = dv.shape[2] // (tiles_w * batch)
+    r = np.empty((4, width, batch), dtype=np.float32)  # dV B^T of one tile row, overlaps summed
+    for c in range(first, stop):
+        for ty in range(tiles_h):
+            r[:] = 0
+            for i in range(4):
+                e0, e1, e2, e3 = dv[4 * i, c], dv[4 * i + 1, c], dv[4 * i + 2, c], dv[4 * i + 3, c]
+                ri = r[i]
+                for tx in range(tiles_w):  # column 2 tx + s gets B's row s . (e0, e1, e2, e3)
+                    base = (ty * tiles_w + tx) * batch
+                    for n in range(batch):
+                        ri[2 * tx, n] += e0[base + n]
+                        ri[2 * tx + 1, n] += e1[base + n] - e2[base + n] + e3[base + n]
+                        ri[2 * tx + 2, n] += e1[base + n] + e2[base + n] - e0[base + n]
+                        ri[2 * tx + 3, n] -= e3[base + n]
+            y = 2 * (row0 + ty)
+            d0, d1, d2, d3 = dx[c, y], dx[c, y + 1], dx[c, y + 2], dx[c, y + 3]
+            for w in range(width):  # row 2 ty + s likewise, down the columns
+                for n in range(batch):
+                    d0[w, n] += r[0, w, n]
+                    d1[w, n] += r[1, w, n] - r[2, w, n] + r[3, w, n]
+                    d2[w, n] += r[1, w, n] + r[2, w, n] - r[0, w, n]
+                    d3[w, n] -= r[3, w, n]
+
+
+@_jit()
+def winograd_output(mm, bias, out, first, stop, row0):
+    """out[k, 2 ty + i, 2 tx + j, n] = (AT M AT^T)[i, j] + bias[k], M the 4x4 of mm[:, k, p],
+    for k in [first, stop) and the tile rows from row0."""
+    channels, height, width, batch = out.shape
+    tiles_w = width // 2
+    run = tiles_w * batch  # the points of one tile row
+    s = np.empty((4, 2, run), dtype=np.float32)  # AT along the rows of the tiles
+    for k in range(first, stop):
+        b = bias[k]
+        for ty in range(mm.shape[2] // run):
+            base = ty * run
+            for i in range(4):
+                m0, m1 = mm[4 * i, k, base:base + run], mm[4 * i + 1, k, base:base + run]
+                m2, m3 = mm[4 * i + 2, k, base:base + run], mm[4 * i + 3, k, base:base + run]
+                s0, s1 = s[i, 0], s[i, 1]
+                for q in range(run):
+                    s0[q] = m0[q] + m1[q] + m2[q]
+                for q in range(run):
+                    s1[q] = m1[q] - m2[q] - m3[q]
+            for j in range(2):  # then down the columns, into output rows 2 ty and 2 ty + 1
+                top, bottom = out[k, 2 * (row0 + ty)], out[k, 2 * (row0 + ty) + 1]
+                a0, a1, a2, a3 = s[0, j], s[1, j], s[2, j], s[3, j]
+                for tx in range(tiles_w):
+                    for n in range(batch):
+                        q = tx * batch + n
+                        top[2 * tx + j, n] = a0[q] + a1[q] + a2[q] + b
+                for tx in range(tiles_w):
+                    for n in range(batch):
+                        q = tx * batch + n
+                        bottom[2 * tx + j, n] = a1[q] - a2[q] - a3[q] + b
+
+
+@_jit()
+def winograd_output_adjoint(grad, dm, first, stop, row0):
+    """dm[:, k, p] = A dY A^T, dY the 2x2 tile p of grad[k], for k in [first, stop)
+    and the tile rows from row0."""
+    channels, height, width, batch = grad.shape
+    tiles_w = width // 2
+    run = tiles_w * batch
+    q = np.empty((2, 4, run), dtype=np.float32)  # A along the rows of the tiles
+    for k in range(first, stop):
+        for ty in range(dm.shape[2] // run):
+            for r in range(2):
+                g = grad[k, 2 * (row0 + ty) + r]
+                q0, q1, q2, q3 = q[r, 0], q[r, 1], q[r, 2], q[r, 3]
+                for tx in range(tiles_w):
+                    for n in range(batch):
+                        y0, y1, at = g[2 * tx, n], g[2 * tx + 1, n], tx * batch + n
+                        q0[at], q1[at], q2[at], q3[at] = y0, y0 + y1, y0 - y1, -y1
+            base = ty * run
+            for j in range(4):  # then down the columns
+                top, bottom = q[0, j], q[1, j]
+                d0, d1 = dm[j, k, base:base + run], dm[4 + j, k, base:base + run]
+                d2, d3 = dm[8 + j, k, base:base + run], dm[12 + j, k, base:base + run]
+                for at in range(run):
+                    d0[at] = top[at]
+                for at in range(run):
+                    d1[at] = top[at] + bottom[at]
+                for at in range(run):
+                    d2[at] = top[at] - bottom[at]
+                for at in range(run):
+                    d3[at] = -bottom[at]
