@@ -2,10 +2,13 @@
 
 Timings alternate between the two libraries in blocks with a pause between blocks (their
 BLAS/OpenMP worker threads spin after work and would slow each other down otherwise), each
-block after untimed calls for 30 ms (as a training loop runs, step after step: the first calls
+block after untimed calls for 0.1 s (as a training loop runs, step after step: the first calls
 after an idle pause wake sleeping threads, 2x slower for a minigrad U-Net step on two cores,
-not for torch's, and a small GEMM's first few calls 4-12 ms instead of 0.1), and report medians with
-the interquartile range, and the ratio of medians minigrad / torch.
+not for torch's, and a small GEMM's first few calls 4-12 ms instead of 0.1; and this virtual
+machine's second core runs a thread at full speed only after ~0.1 s of work: LeNet5's 6->16
+layer forward on two threads took 1.16 ms after 30 ms of calls, 0.77 after 0.1 s and 0.74
+after 0.4 s, one thread 1.0 throughout), and report medians with the interquartile range, and
+the ratio of medians minigrad / torch.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ def time_block(fn: Callable, calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def warm_up(fn: Callable, seconds: float = 0.03) -> None:
+def warm_up(fn: Callable, seconds: float = 0.1) -> None:
     """Untimed calls, at least one and for at least `seconds`: after an idle pause the worker
     threads sleep, and on this virtual machine a halted core wakes for a thread only at a
     scheduler tick (4 ms) for the first few handoffs (measured: a 0.1 ms GEMM taking 4-12 ms

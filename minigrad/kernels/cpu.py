@@ -103,8 +103,9 @@ def set_num_threads(n: int) -> None:
 # Multiply-adds a thread must get for a split to pay: handing a job to a sleeping pool thread
 # costs tens of microseconds, and on a virtual machine whose idle core has halted up to a
 # scheduler tick (4 ms, measured here), so LeNet5's convolutions at batch 64 (7-15 M each) ran
-# its step 20% slower on two threads than on one; a U-Net's 16->16 layer (75 M) 1.6x faster.
-MIN_WORK_PER_THREAD = 20_000_000
+# its step 20% slower on two threads than on one; a U-Net's 16->16 layer (75 M) 1.6x faster,
+# and LeNet5's 6->16 layer at batch 128 (31 M) forward 0.46 ms on two against 0.80 on one.
+MIN_WORK_PER_THREAD = 15_000_000
 
 
 def parts(total: int, multiple: int = 1, work: float | None = None) -> list[tuple[int, int]]:

@@ -16,7 +16,7 @@ tiles, tile p = (ty, tx, n), its 16 points xi the rows:
 
 The transforms are additions only (F(2x2)'s matrices hold 0, +-1 and, in G, 1/2), compiled
 loops vectorized along the batch. Measured here against im2col + OpenBLAS (forward, then
-forward+backward, float32, 8x64x64x64, 64 -> 64): in RESULTS.md ("CPU Winograd"). The
+forward+backward, per layer): benchmarks/cpu_conv_paths.py, in RESULTS.md ("CPU Winograd"). The
 rounding is that of the GPU's fp32 F(2x2) path (benchmarks/winograd_accuracy.py): within
 1e-5 of the output's range against float64 on VGG16's layers.
 """
