@@ -43,21 +43,17 @@ CASES = [
 ]
 
 
-def settings_of(x_shape, w_shape, pad):
-    return dict(stride=(1, 1), padding=(pad,) * 4, dilation=(1, 1), groups=1)
-
-
 def facts_of(x_shape, w_shape, pad):
     return dict(kernel=w_shape[2:], dtype=np.float32, channels=x_shape[1],
                 out_channels=w_shape[0], batch=x_shape[0],
                 out_width=x_shape[3] + 2 * pad - w_shape[3] + 1)
 
 
-def runners(function, arrays, settings, torch_arrays, pad):
+def runners(function, arrays, settings, pad):
     import torch
 
     x, w, b = (mg.tensor(a, requires_grad=True) for a in arrays)
-    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in torch_arrays)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in arrays)
     grad = np.random.default_rng(1).standard_normal(
         function.apply(x, w, b, **settings).shape).astype(np.float32)
     g, tg = mg.tensor(grad), torch.tensor(grad)
@@ -92,7 +88,8 @@ def main() -> None:
     for x_shape, w_shape, pad in CASES:
         arrays = [rng.standard_normal(s).astype(np.float32) for s in
                   (x_shape, w_shape, w_shape[:1])]
-        settings, facts = settings_of(x_shape, w_shape, pad), facts_of(x_shape, w_shape, pad)
+        settings = dict(stride=(1, 1), padding=(pad,) * 4, dilation=(1, 1), groups=1)
+        facts = facts_of(x_shape, w_shape, pad)
         chosen = fast.select(conv.Conv2d, mg.tensor(arrays[0][:1]), facts, **settings)
         name = f"{x_shape[1]}->{w_shape[0]} 3x3, {'x'.join(map(str, x_shape))}"
         for label, function in PATHS:
@@ -100,7 +97,7 @@ def main() -> None:
             if supports is not None and not supports(**settings, **facts):
                 continue
             mark = "*" if function is chosen else ""
-            forward, both = runners(function, arrays, settings, arrays, pad)
+            forward, both = runners(function, arrays, settings, pad)
             for part, (ours, theirs) in (("fwd", forward), ("fwd+bwd", both)):
                 row = (f"{name}, {label}{mark} {part}", *compare(ours, theirs, args.repeats,
                                                                 args.calls))

@@ -179,15 +179,13 @@ def test_conv_transpose2d_keeps_the_cpu_convs_layout():
 
 @needs_numba
 def test_direct_and_winograd_conv2d_are_chosen_where_they_pay():
-    def chosen(x_shape, w_shape, **settings):
+    def chosen(x_shape, w_shape, stride=1, dilation=1):
         x = mg.zeros(*x_shape)
         facts = dict(kernel=w_shape[2:], dtype=np.float32, channels=x_shape[1],
                      out_channels=w_shape[0], batch=x_shape[0],
                      out_width=x_shape[3] - w_shape[3] + 1)
-        stride, dilation = settings.pop("stride_", 1), settings.pop("dilation_", 1)
         return fast.select(conv.Conv2d, x, facts, stride=(stride, stride),
-                           padding=(0, 0, 0, 0), dilation=(dilation, dilation), groups=1,
-                           **settings)
+                           padding=(0, 0, 0, 0), dilation=(dilation, dilation), groups=1)
 
     assert chosen((128, 1, 28, 28), (6, 1, 5, 5)) is cpu_conv_direct.Conv2dDirectCPU
     assert chosen((64, 6, 14, 14), (16, 6, 5, 5)) is cpu_conv_direct.Conv2dDirectCPU
@@ -201,8 +199,8 @@ def test_direct_and_winograd_conv2d_are_chosen_where_they_pay():
     assert chosen((8, 256, 18, 18), (256, 256, 3, 3)) is cpu_winograd.Conv2dWinogradCPU
     assert chosen((4, 64, 64, 64), (64, 64, 3, 3)) is cpu_conv.Conv2dCPU  # batch too small
     assert chosen((8, 512, 6, 6), (512, 512, 3, 3)) is cpu_conv.Conv2dCPU  # rows too short
-    assert chosen((8, 64, 64, 64), (64, 64, 3, 3), dilation_=2) is cpu_conv.Conv2dCPU
-    assert chosen((8, 64, 64, 64), (64, 64, 3, 3), stride_=2) is cpu_conv.Conv2dCPU
+    assert chosen((8, 64, 64, 64), (64, 64, 3, 3), dilation=2) is cpu_conv.Conv2dCPU
+    assert chosen((8, 64, 64, 64), (64, 64, 3, 3), stride=2) is cpu_conv.Conv2dCPU
     assert chosen((8, 64, 64, 64), (64, 64, 5, 5)) is cpu_conv.Conv2dCPU
     mg.kernels.cpu.enable(False)
     try:

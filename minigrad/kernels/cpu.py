@@ -1006,7 +1006,7 @@ def winograd_input(x, v, first, stop, row0):
     """v[:, c, p] = BT d BT^T, d the 4x4 patch of channel c under tile p, for c in [first,
     stop) and the tile rows from row0 (whole arrays and ranges: views of some channels or rows
     would not be contiguous, and Numba's loops over them not vectorized)."""
-    channels, _, width, batch = x.shape
+    _, _, width, batch = x.shape
     tiles_w = (width - 2) // 2
     tiles_h = v.shape[2] // (tiles_w * batch)
     t = np.empty((4, width, batch), dtype=np.float32)  # BT down the columns of one tile row
@@ -1032,7 +1032,7 @@ def winograd_input(x, v, first, stop, row0):
 def winograd_input_adjoint(dv, dx, first, stop, row0):
     """dx (zeroed, x's shape) += B dV B^T for every tile, the overlapping patches summed, for
     the channels in [first, stop) and the tile rows from row0."""
-    channels, _, width, batch = dx.shape
+    _, _, width, batch = dx.shape
     tiles_w = (width - 2) // 2
     tiles_h = dv.shape[2] // (tiles_w * batch)
     r = np.empty((4, width, batch), dtype=np.float32)  # dV B^T of one tile row, overlaps summed
@@ -1063,7 +1063,7 @@ def winograd_input_adjoint(dv, dx, first, stop, row0):
 def winograd_output(mm, bias, out, first, stop, row0):
     """out[k, 2 ty + i, 2 tx + j, n] = (AT M AT^T)[i, j] + bias[k], M the 4x4 of mm[:, k, p],
     for k in [first, stop) and the tile rows from row0."""
-    channels, height, width, batch = out.shape
+    _, _, width, batch = out.shape
     tiles_w = width // 2
     run = tiles_w * batch  # the points of one tile row
     s = np.empty((4, 2, run), dtype=np.float32)  # AT along the rows of the tiles
@@ -1096,7 +1096,7 @@ def winograd_output(mm, bias, out, first, stop, row0):
 def winograd_output_adjoint(grad, dm, first, stop, row0):
     """dm[:, k, p] = A dY A^T, dY the 2x2 tile p of grad[k], for k in [first, stop)
     and the tile rows from row0."""
-    channels, height, width, batch = grad.shape
+    _, _, width, batch = grad.shape
     tiles_w = width // 2
     run = tiles_w * batch
     q = np.empty((2, 4, run), dtype=np.float32)  # A along the rows of the tiles

@@ -46,11 +46,11 @@ def filter_transform(weight):
     return np.ascontiguousarray(u.transpose(0, 3, 1, 2)).reshape(16, k, c)
 
 
-def filter_adjoint(du, shape, dtype):
-    """dg[k, c] = G^T dU[:, k, c] G: (16, K, C) -> (K, C, 3, 3)."""
+def filter_adjoint(du, shape):
+    """dg[k, c] = G^T dU[:, k, c] G: (16, K, C) -> (K, C, 3, 3), float32."""
     dg = np.tensordot(G, du.reshape(4, 4, *shape[:2]), axes=([0], [0]))  # (3 i, 4, K, C)
     dg = np.tensordot(dg, G, axes=([1], [0]))  # (3 i, K, C, 3 j)
-    return np.ascontiguousarray(dg.transpose(1, 2, 0, 3)).astype(dtype)
+    return np.ascontiguousarray(dg.transpose(1, 2, 0, 3), dtype=np.float32)
 
 
 def _geometry(x_shape, padding):
@@ -88,16 +88,15 @@ class Conv2dWinogradCPU(Function):
         if out.shape[1:3] != (oh, ow):  # an odd size: the tiles' last row or column cut off
             out = np.ascontiguousarray(out[:, :oh, :ow])
         ctx.save_for_backward(tiles, u)
-        ctx.shapes, ctx.padding = (x.shape, weight.shape, weight.dtype), padding
+        ctx.x_shape, ctx.weight_shape, ctx.padding = x.shape, weight.shape, padding
         return out.transpose(3, 0, 1, 2)  # the NCHW view
 
     @staticmethod
     def backward(ctx, grad):
         tiles, u = ctx.saved_tensors
-        (n, c, h, w), weight_shape, weight_dtype = ctx.shapes
+        (n, c, h, w), k = ctx.x_shape, ctx.weight_shape[0]
         top, _, left, _ = ctx.padding
-        k = weight_shape[0]
-        oh, ow, th, tw = _geometry((n, c, h, w), ctx.padding)
+        oh, ow, th, tw = _geometry(ctx.x_shape, ctx.padding)
         g = np.ascontiguousarray(grad.transpose(1, 2, 3, 0))  # (K, OH, OW, N); no copy as a rule
         if (oh, ow) != (2 * th, 2 * tw):  # an odd size: zeros fill the tiles
             g_tiles = np.zeros((k, 2 * th, 2 * tw, n), dtype=np.float32)
@@ -119,7 +118,7 @@ class Conv2dWinogradCPU(Function):
                        dx)
         grad_x = (dense(dx[:, top:top + h, left:left + w].transpose(3, 0, 1, 2))
                   if needs[0] else None)
-        grad_weight = filter_adjoint(du, weight_shape, weight_dtype) if needs[1] else None
+        grad_weight = filter_adjoint(du, ctx.weight_shape) if needs[1] else None
         if len(needs) == 2:
             return grad_x, grad_weight
         grad_bias = g.sum(axis=(1, 2, 3)) if needs[2] else None
