@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 from collections.abc import Callable
@@ -88,3 +89,18 @@ def window_geometry(draw, max_extra=4):
     h = draw(st.integers(max(1, reach[0] - padding[0] - padding[1]), reach[0] + max_extra))
     w = draw(st.integers(max(1, reach[1] - padding[2] - padding[3]), reach[1] + max_extra))
     return dict(kernel=kernel, stride=stride, dilation=dilation, padding=padding, size=(h, w))
+
+
+@contextlib.contextmanager
+def kernel_threads(threads):
+    """The kernels on `threads` threads, splitting even the tests' small jobs."""
+    from minigrad.kernels import cpu as kernels
+
+    before, least = kernels.get_num_threads(), kernels.MIN_WORK_PER_THREAD
+    kernels.set_num_threads(threads)
+    kernels.MIN_WORK_PER_THREAD = 0
+    try:
+        yield
+    finally:
+        kernels.set_num_threads(before)
+        kernels.MIN_WORK_PER_THREAD = least

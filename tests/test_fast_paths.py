@@ -8,12 +8,11 @@ kernel arguments; on a GPU they check the kernels themselves.
 
 from __future__ import annotations
 
-import contextlib
 from unittest import mock
 
 import numpy as np
 import pytest
-from helpers import DEVICES, rngs, sample, window_geometry
+from helpers import DEVICES, kernel_threads, rngs, sample, window_geometry
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -70,21 +69,6 @@ def test_direct_conv2d_matches_the_reference_in_float32(case, batch, threads):
     channels shared out over 1, 2 or 3 threads."""
     with kernel_threads(threads):
         _direct_conv2d_matches_the_reference(case, batch)
-
-
-@contextlib.contextmanager
-def kernel_threads(threads):
-    """The kernels on `threads` threads, splitting even the tests' small jobs."""
-    from minigrad.kernels import cpu as kernels
-
-    before, least = kernels.get_num_threads(), kernels.MIN_WORK_PER_THREAD
-    kernels.set_num_threads(threads)
-    kernels.MIN_WORK_PER_THREAD = 0
-    try:
-        yield
-    finally:
-        kernels.set_num_threads(before)
-        kernels.MIN_WORK_PER_THREAD = least
 
 
 def _direct_conv2d_matches_the_reference(case, batch):

@@ -107,6 +107,11 @@ def set_num_threads(n: int) -> None:
 # and LeNet5's 6->16 layer at batch 128 (31 M) forward 0.46 ms on two against 0.80 on one.
 MIN_WORK_PER_THREAD = 15_000_000
 
+# One element of a norm's or softmax's loops in the multiply-adds that parts(work=) counts:
+# layer norm's forward runs 0.5 ns an element here, the direct convolution 39 multiply-adds a
+# ns, so a norm over 2 M elements (1 ms) splits in two and GroupNorm's 0.5 M (0.17 ms) does not
+ELEMENT_WORK = 20
+
 
 def parts(total: int, multiple: int = 1, work: float | None = None) -> list[tuple[int, int]]:
     """[0, total) cut into at most get_num_threads() ranges of about equal size, each but the
@@ -366,30 +371,45 @@ def softmax_backward(out, grad, dx, log):
         if log:  # dx = g - softmax * sum(g)
             for j in range(d):
                 total += grad[r, j]
+            total32 = F32(total)  # float32 arithmetic below (16 lanes)
             for j in range(d):
-                dx[r, j] = grad[r, j] - exp32_nonpositive(out[r, j]) * total
+                dx[r, j] = grad[r, j] - exp32_nonpositive(out[r, j]) * total32
         else:  # dx = y * (g - sum(g y))
             for j in range(d):
                 total += np.float64(grad[r, j]) * out[r, j]
+            total32 = F32(total)
             for j in range(d):
-                dx[r, j] = out[r, j] * (grad[r, j] - total)
+                dx[r, j] = out[r, j] * (grad[r, j] - total32)
 
 
 # ---------------------------------------------------------------------------------------------
 # normalization
 
 @_jit(inline=True)
+def _float32_pair(m):
+    """m (float64) as hi + lo in float32, so that (x - hi) - lo in float32 arithmetic (16
+    lanes, where float64 has 8) keeps x - m as exact as float64 does where x is near m: x - hi
+    is exact there, and m rounded to float32 alone would lose the small differences of a row
+    or group of close values."""
+    hi = F32(m)
+    return hi, F32(m - hi)
+
+
+@_jit(inline=True)
 def _row_statistics(x, r, eps):
+    """Row r's mean and 1/std, in one pass: sums of x - K and (x - K)^2, K the row's first
+    value (which keeps the subtraction exact enough, as in batch norm's statistics)."""
     d = x.shape[1]
+    shift = np.float64(x[r, 0])
     total = 0.0
-    for j in range(d):
-        total += x[r, j]
-    mean = total / d
     squares = 0.0
     for j in range(d):
-        centered = x[r, j] - mean
+        centered = x[r, j] - shift
+        total += centered
         squares += centered * centered
-    return mean, 1.0 / math.sqrt(squares / d + eps)
+    centered_mean = total / d
+    variance = max(squares / d - centered_mean * centered_mean, 0.0)
+    return shift + centered_mean, 1.0 / math.sqrt(variance + eps)
 
 
 @_jit()
@@ -398,86 +418,96 @@ def layer_norm(x, weight, bias, out, mean, rstd, eps):
     for r in range(x.shape[0]):
         m, s = _row_statistics(x, r, eps)
         mean[r], rstd[r] = m, s
+        m_hi, m_lo = _float32_pair(m)
+        s32 = F32(s)
         for j in range(x.shape[1]):
-            out[r, j] = (x[r, j] - m) * s * weight[j] + bias[j]
+            out[r, j] = ((x[r, j] - m_hi) - m_lo) * s32 * weight[j] + bias[j]
 
 
 @_jit()
 def layer_norm_backward(x, grad, weight, mean, rstd, dx, dw, db):
-    """dx (R, D); dw, db (D,) float64, zeroed by the caller: the sums over the rows."""
+    """dx (R, D); dw, db (D,) float64, zeroed by the caller: the sums over the rows. Sums in
+    float64, elementwise arithmetic in float32; g w is written to dx in the first loop and
+    read back (a product recomputed there could be fused into the subtraction unrounded, and a
+    row of one value would not come out exactly 0)."""
     rows, d = x.shape
     for r in range(rows):
-        m, s = mean[r], rstd[r]
+        m_hi, m_lo = _float32_pair(mean[r])
+        s = F32(rstd[r])
         sum_g = 0.0
         sum_g_xhat = 0.0
         for j in range(d):
-            x_hat = (x[r, j] - m) * s
-            g = np.float64(grad[r, j])
+            x_hat = ((x[r, j] - m_hi) - m_lo) * s
+            g = grad[r, j]
             gw = g * weight[j]
+            dx[r, j] = gw
             sum_g += gw
             sum_g_xhat += gw * x_hat
             dw[j] += g * x_hat
             db[j] += g
-        sum_g /= d
-        sum_g_xhat /= d
+        mean_g, mean_g_xhat = F32(sum_g / d), F32(sum_g_xhat / d)
         for j in range(d):
-            x_hat = (x[r, j] - m) * s
-            dx[r, j] = s * (np.float64(grad[r, j]) * weight[j] - sum_g - x_hat * sum_g_xhat)
+            x_hat = ((x[r, j] - m_hi) - m_lo) * s
+            dx[r, j] = s * (dx[r, j] - mean_g - x_hat * mean_g_xhat)
 
 
 @_jit()
 def group_norm(x, weight, bias, out, mean, rstd, eps):
-    """x, out (N, G, Cg, L); weight, bias (G, Cg); mean, rstd (N, G)."""
-    n, groups, cg, length = x.shape
-    for k in range(n * groups):
-        i, g = k // groups, k % groups
-        total = 0.0
-        for c in range(cg):
-            for j in range(length):
-                total += x[i, g, c, j]
-        m = total / (cg * length)
-        squares = 0.0
-        for c in range(cg):
-            for j in range(length):
-                centered = x[i, g, c, j] - m
-                squares += centered * centered
-        s = 1.0 / math.sqrt(squares / (cg * length) + eps)
-        mean[i, g], rstd[i, g] = m, s
-        for c in range(cg):
-            scale, shift = s * weight[g, c], bias[g, c] - m * s * weight[g, c]
-            for j in range(length):
-                out[i, g, c, j] = x[i, g, c, j] * scale + shift
-
-
-@_jit()
-def group_norm_backward(x, grad, weight, mean, rstd, dx, dw, db):
-    """dx (N, G, Cg, L); dw, db (N, G, Cg) float64 per-sample sums (the caller sums over N)."""
+    """x, out (N, G, Cg, L); weight, bias (G, Cg); mean, rstd (N, G). The statistics in one
+    pass, sums of x - K and (x - K)^2 with K the group's first value (as batch norm's)."""
     n, groups, cg, length = x.shape
     count = cg * length
     for k in range(n * groups):
         i, g = k // groups, k % groups
-        m, s = mean[i, g], rstd[i, g]
+        shift = np.float64(x[i, g, 0, 0])
+        total = 0.0
+        squares = 0.0
+        for c in range(cg):
+            for j in range(length):
+                d = x[i, g, c, j] - shift
+                total += d
+                squares += d * d
+        centered_mean = total / count
+        m = shift + centered_mean
+        s = 1.0 / math.sqrt(max(squares / count - centered_mean * centered_mean, 0.0) + eps)
+        mean[i, g], rstd[i, g] = m, s
+        m_hi, m_lo = _float32_pair(m)
+        for c in range(cg):
+            scale, b = F32(s * weight[g, c]), bias[g, c]
+            for j in range(length):
+                out[i, g, c, j] = ((x[i, g, c, j] - m_hi) - m_lo) * scale + b
+
+
+@_jit()
+def group_norm_backward(x, grad, weight, mean, rstd, dx, dw, db):
+    """dx (N, G, Cg, L); dw, db (N, G, Cg) float64 per-sample sums (the caller sums over N).
+    Sums in float64, elementwise arithmetic in float32, g w through dx as in layer norm's."""
+    n, groups, cg, length = x.shape
+    count = cg * length
+    for k in range(n * groups):
+        i, g = k // groups, k % groups
+        m_hi, m_lo = _float32_pair(mean[i, g])
+        s = F32(rstd[i, g])
         sum_g = 0.0
         sum_g_xhat = 0.0
         for c in range(cg):
-            w = np.float64(weight[g, c])
+            w = weight[g, c]
             channel_g = 0.0
             channel_gx = 0.0
             for j in range(length):
-                gv = np.float64(grad[i, g, c, j])
-                x_hat = (x[i, g, c, j] - m) * s
+                gv = grad[i, g, c, j]
+                x_hat = ((x[i, g, c, j] - m_hi) - m_lo) * s
+                dx[i, g, c, j] = gv * w
                 channel_g += gv
                 channel_gx += gv * x_hat
             dw[i, g, c], db[i, g, c] = channel_gx, channel_g
             sum_g += w * channel_g
             sum_g_xhat += w * channel_gx
-        sum_g /= count
-        sum_g_xhat /= count
+        mean_g, mean_g_xhat = F32(sum_g / count), F32(sum_g_xhat / count)
         for c in range(cg):
-            w = np.float64(weight[g, c])
             for j in range(length):
-                x_hat = (x[i, g, c, j] - m) * s
-                dx[i, g, c, j] = s * (grad[i, g, c, j] * w - sum_g - x_hat * sum_g_xhat)
+                x_hat = ((x[i, g, c, j] - m_hi) - m_lo) * s
+                dx[i, g, c, j] = s * (dx[i, g, c, j] - mean_g - x_hat * mean_g_xhat)
 
 
 # batch norm works on (A, C, B) C-contiguous views with the channel in the middle: (N, C, H*W)
@@ -512,20 +542,23 @@ def batch_norm_statistics(x, mean, var):
 
 
 @_jit()
-def batch_norm_normalize(x, scale, shift, out):
-    """out = x * scale[c] + shift[c]."""
+def batch_norm_normalize(x, mean, rstd, weight, bias, out):
+    """out = (x - mean[c]) * rstd[c] * weight[c] + bias[c], in float32 arithmetic (mean as a
+    float32 pair: x - mean as exact as in float64 near the mean)."""
     outer, channels, inner = x.shape
     for a in range(outer):
         for c in range(channels):
-            s, t = scale[c], shift[c]
-            for b in range(inner):
-                out[a, c, b] = x[a, c, b] * s + t
+            m_hi, m_lo = _float32_pair(mean[c])
+            scale, b = F32(rstd[c] * weight[c]), bias[c]
+            for k in range(inner):
+                out[a, c, k] = ((x[a, c, k] - m_hi) - m_lo) * scale + b
 
 
 @_jit()
 def batch_norm_backward(x, grad, mean, rstd, weight, dx, dw, db, training, want_dx):
     """dw[c] = sum(g x_hat), db[c] = sum(g) (float64, written here); dx the closed form
-    (training) or g * weight * rstd (eval)."""
+    (training) or g * weight * rstd (eval). Sums in float64, elementwise arithmetic in
+    float32."""
     outer, channels, inner = x.shape
     count = outer * inner
     for c in range(channels):
@@ -533,13 +566,13 @@ def batch_norm_backward(x, grad, mean, rstd, weight, dx, dw, db, training, want_
         db[c] = 0.0
     for a in range(outer):
         for c in range(channels):
-            m = mean[c]
+            m_hi, m_lo = _float32_pair(mean[c])
             t = 0.0
             q = 0.0
-            for b in range(inner):
-                g = np.float64(grad[a, c, b])
+            for k in range(inner):
+                g = grad[a, c, k]
                 t += g
-                q += g * (x[a, c, b] - m)
+                q += g * ((x[a, c, k] - m_hi) - m_lo)
             db[c] += t
             dw[c] += q
     for c in range(channels):
@@ -547,15 +580,17 @@ def batch_norm_backward(x, grad, mean, rstd, weight, dx, dw, db, training, want_
     if want_dx:
         for a in range(outer):
             for c in range(channels):
-                m, s = mean[c], rstd[c]
-                scale = weight[c] * s
-                mean_g, mean_gx = db[c] / count, dw[c] / count
-                for b in range(inner):
-                    if training:
-                        x_hat = (x[a, c, b] - m) * s
-                        dx[a, c, b] = scale * (grad[a, c, b] - mean_g - x_hat * mean_gx)
-                    else:
-                        dx[a, c, b] = scale * grad[a, c, b]
+                m_hi, m_lo = _float32_pair(mean[c])
+                s = F32(rstd[c])
+                scale = F32(weight[c] * rstd[c])
+                mean_g, mean_gx = F32(db[c] / count), F32(dw[c] / count)
+                if training:
+                    for k in range(inner):
+                        x_hat = ((x[a, c, k] - m_hi) - m_lo) * s
+                        dx[a, c, k] = scale * (grad[a, c, k] - mean_g - x_hat * mean_gx)
+                else:
+                    for k in range(inner):
+                        dx[a, c, k] = scale * grad[a, c, k]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,6 +77,12 @@ class SiLUCPU(Function):
         return out
 
 
+def row_parts(a):
+    """a's first axis (rows, samples) in ranges for the threads, as many as its size pays for
+    (kernels.parts, ELEMENT_WORK per element); none for an empty array."""
+    return kernels.parts(a.shape[0], work=a.size * kernels.ELEMENT_WORK) if a.size else []
+
+
 def _rows(x, dim):
     """x with `dim` moved last, C-contiguous, and its (rows, length) view."""
     moved = np.ascontiguousarray(np.moveaxis(x, dim, -1))
@@ -86,8 +92,9 @@ def _rows(x, dim):
 def _softmax_forward(ctx, x, dim, log):
     moved, rows = _rows(x, dim)
     out = np.empty_like(moved)
-    if moved.size:
-            kernels.softmax(rows, out.reshape(rows.shape), log)
+    result = out.reshape(rows.shape)
+    kernels.run_split(kernels.softmax, [(rows[a:z], result[a:z], log)  # rows over threads
+                                        for a, z in row_parts(rows)])
     ctx.save_for_backward(out)
     ctx.dim, ctx.log = dim, log
     return np.moveaxis(out, -1, dim)
@@ -97,9 +104,9 @@ def _softmax_backward(ctx, grad):
     (out,) = ctx.saved_tensors  # dim last
     moved, rows = _rows(grad, ctx.dim)
     dx = np.empty_like(moved)
-    if moved.size:
-            kernels.softmax_backward(out.reshape(rows.shape), rows, dx.reshape(rows.shape),
-                                     ctx.log)
+    saved, result = out.reshape(rows.shape), dx.reshape(rows.shape)
+    kernels.run_split(kernels.softmax_backward, [(saved[a:z], rows[a:z], result[a:z], ctx.log)
+                                                 for a, z in row_parts(rows)])
     return np.moveaxis(dx, -1, ctx.dim)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.kernels import cpu as kernels
-from minigrad.ops.fast.cpu_activation import compiled_float32
+from minigrad.ops.fast.cpu_activation import compiled_float32, row_parts
 from minigrad.ops.fast.cpu_pool import same_layout
 from minigrad.ops.norm import update_running_statistics
 
@@ -37,7 +37,10 @@ class LayerNormCPU(Function):
         out = np.empty(rows.shape, dtype=x.dtype)
         mean = np.empty(rows.shape[0], dtype=np.float64)
         rstd = np.empty(rows.shape[0], dtype=np.float64)
-        kernels.layer_norm(rows, weight.reshape(-1), bias.reshape(-1), out, mean, rstd, eps)
+        weight_row, bias_row = weight.reshape(-1), bias.reshape(-1)
+        kernels.run_split(kernels.layer_norm, [  # rows shared out over threads
+            (rows[a:z], weight_row, bias_row, out[a:z], mean[a:z], rstd[a:z], eps)
+            for a, z in row_parts(rows)])
         ctx.save_for_backward(rows, weight, mean, rstd)
         return out.reshape(x.shape)
 
@@ -46,12 +49,16 @@ class LayerNormCPU(Function):
         rows, weight, mean, rstd = ctx.saved_tensors
         g = np.ascontiguousarray(grad).reshape(rows.shape)
         dx = np.empty_like(rows)
-        dw, db = np.zeros(rows.shape[1]), np.zeros(rows.shape[1])
-        kernels.layer_norm_backward(rows, g, weight.reshape(-1), mean, rstd, dx, dw, db)
+        jobs = row_parts(rows)
+        dw, db = np.zeros((2, len(jobs), rows.shape[1]))  # each thread's sums over its rows
+        weight_row = weight.reshape(-1)
+        kernels.run_split(kernels.layer_norm_backward, [
+            (rows[a:z], g[a:z], weight_row, mean[a:z], rstd[a:z], dx[a:z], dw[k], db[k])
+            for k, (a, z) in enumerate(jobs)])
         needs = ctx.needs_input_grad
         return (dx.reshape(grad.shape) if needs[0] else None,
-                dw.astype(weight.dtype).reshape(weight.shape) if needs[1] else None,
-                db.astype(weight.dtype).reshape(weight.shape) if needs[2] else None)
+                dw.sum(0).astype(weight.dtype).reshape(weight.shape) if needs[1] else None,
+                db.sum(0).astype(weight.dtype).reshape(weight.shape) if needs[2] else None)
 
 
 class GroupNormCPU(Function):
@@ -69,8 +76,10 @@ class GroupNormCPU(Function):
         mean = np.empty((n, num_groups))
         rstd = np.empty((n, num_groups))
         per_group = (num_groups, c // num_groups)
-        kernels.group_norm(grouped, weight.reshape(per_group), bias.reshape(per_group), out,
-                           mean, rstd, eps)
+        weights, biases = weight.reshape(per_group), bias.reshape(per_group)
+        kernels.run_split(kernels.group_norm, [  # samples shared out over threads
+            (grouped[a:z], weights, biases, out[a:z], mean[a:z], rstd[a:z], eps)
+            for a, z in row_parts(grouped)])
         ctx.save_for_backward(grouped, weight, mean, rstd)
         return out.reshape(x.shape)
 
@@ -81,8 +90,10 @@ class GroupNormCPU(Function):
         g = np.ascontiguousarray(grad).reshape(grouped.shape)
         dx = np.empty_like(grouped)
         dw, db = np.empty((n, groups, cg)), np.empty((n, groups, cg))
-        kernels.group_norm_backward(grouped, g, weight.reshape(groups, cg), mean, rstd, dx,
-                                    dw, db)
+        weights = weight.reshape(groups, cg)
+        kernels.run_split(kernels.group_norm_backward, [
+            (grouped[a:z], g[a:z], weights, mean[a:z], rstd[a:z], dx[a:z], dw[a:z], db[a:z])
+            for a, z in row_parts(grouped)])
         needs = ctx.needs_input_grad
         return (dx.reshape(grad.shape) if needs[0] else None,
                 dw.sum(0).reshape(-1).astype(weight.dtype) if needs[1] else None,
@@ -123,9 +134,8 @@ class BatchNormCPU(Function):
         else:
             mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
         rstd = 1 / np.sqrt(var + eps)
-        scale = weight * rstd
         out = np.empty_like(x)
-        kernels.batch_norm_normalize(view, scale, bias - mean * scale, _channels_first(out))
+        kernels.batch_norm_normalize(view, mean, rstd, weight, bias, _channels_first(out))
         ctx.save_for_backward(x, mean, rstd, weight)
         ctx.training = training
         return out
