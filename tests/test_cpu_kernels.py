@@ -401,16 +401,28 @@ def test_batch_norm_keeps_the_layout_it_is_given():
 # embedding
 
 
-@given(rng=rngs(), rows=st.integers(1, 8), index_shape=st.lists(st.integers(1, 5), max_size=3),
-       padding=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]))
-def test_embedding_backward_adds_repeated_rows_as_the_reference(rng, rows, index_shape,
-                                                                 padding, dtype):
-    indices = rng.integers(0, rows, index_shape)
+@given(rng=rngs(), rows=st.integers(1, 8), index_shape=st.lists(st.integers(0, 5), max_size=3),
+       padding=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       index_dtype=st.sampled_from([np.int64, np.int32, np.uint8]))
+def test_embedding_gathers_and_adds_repeated_rows_as_the_reference(rng, rows, index_shape,
+                                                                   padding, dtype, index_dtype):
+    """Any index shape (0-d, empty) and integer dtype; the backward adds a repeated row."""
+    indices = rng.integers(0, rows, index_shape).astype(index_dtype)
     padding_idx = int(rng.integers(0, rows)) if padding else None
     weight = rng.standard_normal((rows, 3)).astype(dtype)
     assert_fast_path_agrees(
         lambda w: F.embedding(mg.tensor(indices), w, padding_idx=padding_idx), [weight],
         cpu_embedding.EmbeddingCPU, atol=1e-12 if dtype == np.float64 else 1e-5)
+
+
+def test_embedding_of_a_transposed_table_gathers_its_rows():
+    table = np.arange(15, dtype=np.float32).reshape(3, 5)
+    weight = mg.tensor(table, requires_grad=True)
+    out = F.embedding(mg.tensor(np.array([[4, 0], [4, 2]])), weight.T)  # (5, 3), F-ordered
+    assert out.grad_fn.function is cpu_embedding.EmbeddingCPU
+    np.testing.assert_array_equal(out.numpy(), table.T[[[4, 0], [4, 2]]])
+    out.backward(mg.tensor(np.ones((2, 2, 3), dtype=np.float32)))
+    np.testing.assert_array_equal(weight.grad.numpy(), [[1, 0, 1, 0, 2]] * 3)
 
 
 # ---------------------------------------------------------------------------------------------

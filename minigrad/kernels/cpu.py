@@ -11,7 +11,7 @@ and cached on disk (the first call of a session is slow once; later sessions loa
     layer_norm / layer_norm_backward   rows of a 2-D view, with the scale and shift fused
     group_norm / group_norm_backward   (N, G, C/G, HW) views, the per-channel scale and shift
     batch_norm_* (statistics, normalize, backward)   per channel of a (C, A, B) view
-    embedding_backward                 rows added in index order (no np.add.at)
+    embedding / embedding_backward     rows gathered; rows added in index order (no np.add.at)
     lstm_step / gru_step / rnn_step (+ backward)      the gate arithmetic of one time step
 
 Only float32 is compiled for (the speed that matters; float64 runs the NumPy reference). Inside,
@@ -595,6 +595,16 @@ def batch_norm_backward(x, grad, mean, rstd, weight, dx, dw, db, training, want_
 
 # ---------------------------------------------------------------------------------------------
 # embedding
+
+@_jit()
+def embedding(weight, indices, out):
+    """out[k] = weight[indices[k]]; indices (M,) within range (the caller checked), out (M, D).
+    A row copied at a time, where NumPy's fancy indexing iterates element by element."""
+    for k in range(indices.shape[0]):
+        row = indices[k]
+        for j in range(weight.shape[1]):
+            out[k, j] = weight[row, j]
+
 
 @_jit()
 def embedding_backward(indices, grad, out):
