@@ -125,6 +125,9 @@ def test_winograd_conv2d_matches_the_reference(rng, batch, channels, out_channel
                                groups=1)
 
 
+window_sizes = st.tuples(st.integers(1, 4), st.integers(1, 4))
+
+
 @st.composite
 def conv_transpose_geometry(draw):
     rng = draw(rngs())
@@ -153,6 +156,39 @@ def test_conv_transpose2d_fast_path_matches_the_reference(case):
     inputs, requires_grad, settings = case
     assert_functions_agree(cpu_conv_transpose.ConvTranspose2dCPU, upsample.ConvTranspose2d,
                            inputs, requires_grad=requires_grad, **settings)
+
+
+@given(rng=rngs(), batch=st.integers(1, 3), channels=st.integers(1, 4), size=window_sizes,
+       kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)), bias=st.booleans(),
+       layout=st.sampled_from(["nchw", "batch-innermost", "columns-first"]))
+def test_conv_transpose2d_with_disjoint_windows_matches_the_reference(rng, batch, channels,
+                                                                      size, kernel, bias,
+                                                                      layout):
+    """stride = kernel (U-Net's upsampling): the one-pass path, on an input in each layout
+    (batch innermost as the CPU conv hands it out), against the reference on NCHW."""
+    arrays = [sample(rng, (batch, channels, *size)), sample(rng, (channels, 3, *kernel))]
+    arrays += [sample(rng, (3,))] if bias else []
+    upstream = mg.tensor(rng.standard_normal((batch, 3, size[0] * kernel[0],
+                                              size[1] * kernel[1])))
+    settings = dict(stride=kernel, padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
+                    groups=1)
+    results = []
+    for function in (cpu_conv_transpose.ConvTranspose2dCPU, upsample.ConvTranspose2d):
+        tensors = [mg.tensor(a, requires_grad=True) for a in arrays]
+        x = tensors[0]
+        if function is not upsample.ConvTranspose2d and layout == "batch-innermost":
+            x = F.conv2d(x, mg.tensor(np.eye(channels).reshape(channels, channels, 1, 1)))
+            assert x.array.transpose(1, 2, 3, 0).flags.c_contiguous
+        elif function is not upsample.ConvTranspose2d and layout == "columns-first":
+            x = x.permute(0, 1, 3, 2).contiguous().permute(0, 1, 3, 2)  # (N, C, W, H) memory
+        with mock.patch.object(cpu_conv_transpose, "_disjoint_windows",
+                               wraps=cpu_conv_transpose._disjoint_windows) as disjoint:
+            out = function.apply(x, *tensors[1:], **settings)
+        out.backward(upstream)
+        results.append([out.numpy()] + [t.grad.numpy() for t in tensors])
+        assert disjoint.called == (function is cpu_conv_transpose.ConvTranspose2dCPU)
+    for ours, reference in zip(*results):
+        np.testing.assert_allclose(ours, reference, rtol=1e-10, atol=1e-12)
 
 
 def test_conv_transpose2d_keeps_the_cpu_convs_layout():

@@ -10,6 +10,12 @@ every array kept as (C, H, W, N) in memory and handed out as its NCHW view.
 The reference transposes x to (C_in, N*H*W) and works in NCHW, so that the conv before and
 after it (batch innermost on the CPU) and the elementwise ops between (batch norm, ReLU) read
 its output and its gradients strided; here they are laid out as theirs.
+
+Where the windows do not overlap (stride = kernel, no dilation, padding or output padding, one
+group: U-Net's 2x2 stride-2 upsampling), each output pixel comes from one input pixel and one
+tap, so there is nothing to add up: no zeroed buffer and no col2im, the GEMM's result is moved
+into place in one pass with the bias added on the way; and an NCHW input is read as it is by
+a GEMM per sample (x[n]^T W), not transposed first. 8x64x32x32 64->32 forward: 3.8 -> ~2 ms.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ class ConvTranspose2dCPU(Function):
         (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
         hp = (h - 1) * sh + dh * (kh - 1) + 1 + output_padding[0]
         wp = (w - 1) * sw + dw * (kw - 1) + 1 + output_padding[1]
+        if (tuple(stride) == (kh, kw) and tuple(dilation) == (1, 1) and groups == 1
+                and not any(padding) and not any(output_padding)):
+            return _disjoint_windows(ctx, x, weight, bias)
         x_inner = np.ascontiguousarray(batch_innermost(x).transpose(1, 2, 3, 0))
         x2 = x_inner.reshape(groups, cin // groups, h * w * n)
         w3 = weight.reshape(groups, cin // groups, cout_g * kh * kw)
@@ -50,6 +59,9 @@ class ConvTranspose2dCPU(Function):
     @staticmethod
     def backward(ctx, grad):
         x2, weight = ctx.saved_tensors
+        if x2 is not None and x2.ndim == 4:  # x as _disjoint_windows kept it: (G, C/G, HWN)
+            x2 = np.ascontiguousarray(batch_innermost(x2).transpose(1, 2, 3, 0)).reshape(
+                1, x2.shape[1], -1)
         (n, cin, h, w), (_, cout_g, kh, kw), groups = ctx.x_shape, ctx.weight_shape, ctx.groups
         kernel, stride, (ph, pw), dilation = ctx.geometry
         # the cropped border had no output, so no gradient: pad it back with zeros, then
@@ -66,3 +78,25 @@ class ConvTranspose2dCPU(Function):
         if len(needs) == 3 and needs[2]:
             grad_bias = grad.sum(axis=(0, 2, 3))
         return (grad_x, grad_w) if len(needs) == 2 else (grad_x, grad_w, grad_bias)
+
+
+def _disjoint_windows(ctx, x, weight, bias):
+    """The forward where each output pixel has one input pixel and one tap (module doc)."""
+    (n, cin, h, w), (_, cout, kh, kw) = x.shape, weight.shape
+    w2 = weight.reshape(cin, cout * kh * kw)
+    out = np.empty((cout, h, kh, w, kw, n), dtype=x.dtype)  # (C_out, H*KH, W*KW, N) in memory
+    if x.transpose(1, 2, 3, 0).flags.c_contiguous:  # batch innermost: (H, W, N) along columns
+        cols = matmul(w2.T, x.transpose(1, 2, 3, 0).reshape(cin, -1))
+        moved = cols.reshape(cout, kh, kw, h, w, n).transpose(0, 3, 1, 4, 2, 5)
+    else:  # NCHW (or any other layout, made NCHW): a GEMM per sample, (H*W, C_out*KH*KW)
+        cols = matmul(np.ascontiguousarray(x).reshape(n, cin, h * w).swapaxes(1, 2), w2)
+        moved = cols.reshape(n, h, w, cout, kh, kw).transpose(3, 1, 4, 2, 5, 0)
+    if bias is None:
+        np.copyto(out, moved)
+    else:
+        np.add(moved, bias.reshape(-1, 1, 1, 1, 1, 1), out=out)
+    needs_x, needs_w = ctx.needs_input_grad[:2]
+    ctx.save_for_backward(x if needs_w else None, weight if needs_x else None)
+    ctx.x_shape, ctx.weight_shape, ctx.groups = x.shape, weight.shape, 1
+    ctx.geometry = ((kh, kw), (kh, kw), (0, 0), (1, 1))
+    return out.reshape(cout, h * kh, w * kw, n).transpose(3, 0, 1, 2)
