@@ -67,9 +67,10 @@ class Conv2dDirectCPU(Function):
         out = np.empty((oc, oh, ow, n), dtype=x.dtype)
         b = bias if bias is not None else np.zeros(oc, dtype=x.dtype)
         taps = kernels.taps_weight(weight)
-        kernels.run_split(kernels.conv2d_direct, [  # output channel pairs shared out
+        kernels.run_split(kernels.conv2d_direct, [  # output channel groups shared out
             (x_inner, taps[a:z], kw, b[a:z], stride[0], dilation[0], out[a:z])
-            for a, z in kernels.parts(oc, 2, work=weight.size * out[0].size)])
+            for a, z in kernels.parts(oc, kernels.direct_group((kh, kw)),
+                                      work=weight.size * out[0].size)])
         ctx.save_for_backward(x_inner, weight)
         ctx.stride, ctx.padding, ctx.dilation = stride, padding, dilation
         return out.transpose(3, 0, 1, 2)  # the NCHW view
@@ -112,9 +113,10 @@ def _input_gradient(g, weight, stride_h, dilation_h, shape):
             np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]))
         dx = np.empty(shape, dtype=g.dtype)
         zero = np.zeros(channels, dtype=g.dtype)
-        kernels.run_split(kernels.conv2d_direct, [  # input channel pairs shared out
+        kernels.run_split(kernels.conv2d_direct, [  # input channel groups shared out
             (g_pad, turned[a:z], kernel_w, zero[a:z], 1, dilation_h, dx[a:z])
-            for a, z in kernels.parts(channels, 2, work=weight.size * g[0].size)])
+            for a, z in kernels.parts(channels, kernels.direct_group((kernel_h, kernel_w)),
+                                      work=weight.size * g[0].size)])
         return dx
     dx = np.zeros(shape, dtype=g.dtype)
     flipped = kernels.taps_weight(weight, flip=True)
