@@ -66,11 +66,7 @@ class Conv2dDirectCPU(Function):
         x_inner = np.ascontiguousarray(x_pad.transpose(1, 2, 3, 0))
         out = np.empty((oc, oh, ow, n), dtype=x.dtype)
         b = bias if bias is not None else np.zeros(oc, dtype=x.dtype)
-        taps = kernels.taps_weight(weight)
-        kernels.run_split(kernels.conv2d_direct, [  # output channel groups shared out
-            (x_inner, taps[a:z], kw, b[a:z], stride[0], dilation[0], out[a:z])
-            for a, z in kernels.parts(oc, kernels.direct_group((kh, kw)),
-                                      work=weight.size * out[0].size)])
+        _direct(x_inner, weight, b, stride[0], dilation[0], out)
         ctx.save_for_backward(x_inner, weight)
         ctx.stride, ctx.padding, ctx.dilation = stride, padding, dilation
         return out.transpose(3, 0, 1, 2)  # the NCHW view
@@ -97,6 +93,22 @@ class Conv2dDirectCPU(Function):
         return (grad_x, grad_weight, grad_bias) if len(needs) == 3 else (grad_x, grad_weight)
 
 
+def _direct(x_inner, weight, bias, stride_h, dilation_h, out):
+    """out (OC, OH, OW, N) = the direct convolution of x_inner (C, HP, WP, N), its output
+    channels shared out over threads: in fours for a 3x3 kernel (conv2d_direct_3x3), else in
+    pairs (conv2d_direct, weight padded to its taps)."""
+    oc, _, kh, kw = weight.shape
+    parts = kernels.parts(oc, 4 if (kh, kw) == (3, 3) else 2, work=weight.size * out[0].size)
+    if (kh, kw) == (3, 3):
+        kernels.run_split(kernels.conv2d_direct_3x3, [
+            (x_inner, weight[a:z], bias[a:z], stride_h, dilation_h, out[a:z])
+            for a, z in parts])
+        return
+    taps = kernels.taps_weight(weight)
+    kernels.run_split(kernels.conv2d_direct, [
+        (x_inner, taps[a:z], kw, bias[a:z], stride_h, dilation_h, out[a:z]) for a, z in parts])
+
+
 def _input_gradient(g, weight, stride_h, dilation_h, shape):
     """dx (C, HP, WP, N), the gradient of the padded input. With stride 1 down the columns it
     is the forward's sum again, a "full" convolution: g padded by the kernel's reach on every
@@ -109,14 +121,9 @@ def _input_gradient(g, weight, stride_h, dilation_h, shape):
         oc, oh, ow, n = g.shape
         g_pad = np.zeros((oc, oh + 2 * top, ow + 2 * left, n), dtype=g.dtype)
         g_pad[:, top:top + oh, left:left + ow] = g
-        turned = kernels.taps_weight(
-            np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]))
+        turned = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         dx = np.empty(shape, dtype=g.dtype)
-        zero = np.zeros(channels, dtype=g.dtype)
-        kernels.run_split(kernels.conv2d_direct, [  # input channel groups shared out
-            (g_pad, turned[a:z], kernel_w, zero[a:z], 1, dilation_h, dx[a:z])
-            for a, z in kernels.parts(channels, kernels.direct_group((kernel_h, kernel_w)),
-                                      work=weight.size * g[0].size)])
+        _direct(g_pad, turned, np.zeros(channels, dtype=g.dtype), 1, dilation_h, dx)
         return dx
     dx = np.zeros(shape, dtype=g.dtype)
     flipped = kernels.taps_weight(weight, flip=True)
