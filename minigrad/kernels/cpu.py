@@ -26,9 +26,11 @@ loop over range(a, b) with a nonzero start, or one that reads and writes one arr
 offsets, so the kernels avoid those.
 NaN goes through every kernel as it does through NumPy.
 
-Most kernels run on the calling thread. The direct convolution's share their channels out over
-threads (run_split: the kernels release the GIL; get_num_threads / set_num_threads,
-MINIGRAD_NUM_THREADS). That pays only while OpenBLAS's worker threads do not spin after each
+Most kernels run on the calling thread. The direct convolution's and Winograd's share their
+channels out over threads, and the callers of layer norm, group norm and softmax their rows
+(run_split: the kernels release the GIL; get_num_threads / set_num_threads,
+MINIGRAD_NUM_THREADS; parts() gives a thread a job only if it is big enough to pay for waking
+it). That pays only while OpenBLAS's worker threads do not spin after each
 GEMM on the same cores, which minigrad/__init__.py arranges (OPENBLAS_THREAD_TIMEOUT) when it
 is imported before NumPy. Numba's own parallel loops were measured to lose here, against the
 spinning workers (a U-Net step four times slower).
