@@ -220,6 +220,40 @@ def test_run_split_runs_every_job_and_raises_an_error_of_one():
         kernels.set_num_threads(before)
 
 
+def _blas_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+            if lib["user_api"] == "blas"]
+
+
+def test_run_split_blas_holds_blas_to_one_thread_per_job_and_gives_its_threads_back():
+    before_blas = _blas_threads()
+    assert before_blas, "NumPy's BLAS is not visible to threadpoolctl"
+    seen = {}
+    lock = threading.Lock()
+
+    def job(lo, hi):
+        a = np.ones((hi - lo, 8), dtype=np.float32)
+        with lock:
+            seen[lo] = (_blas_threads(), float((a @ a.T).sum()))
+
+    before = kernels.get_num_threads()
+    kernels.set_num_threads(2)
+    try:
+        kernels.run_split_blas(job, [(0, 3), (3, 5)])
+    finally:
+        kernels.set_num_threads(before)
+    assert seen == {0: ([1] * len(before_blas), 72.0), 3: ([1] * len(before_blas), 32.0)}
+    assert _blas_threads() == before_blas
+
+
+def test_blas_parts_is_one_range_without_threadpoolctl(monkeypatch):
+    with kernel_threads(2):
+        assert kernels.blas_parts(10, work=1e9) == [(0, 5), (5, 10)]
+        monkeypatch.setattr(kernels, "threadpoolctl", None)
+        assert kernels.blas_parts(10, work=1e9) == [(0, 10)]
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_set_num_threads_takes_a_positive_int(bad):
     with pytest.raises(ValueError, match="set_num_threads"):

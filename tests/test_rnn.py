@@ -10,7 +10,7 @@ import contextlib
 
 import numpy as np
 import pytest
-from helpers import DEVICES, requires_torch, torch
+from helpers import DEVICES, kernel_threads, requires_torch, torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -213,23 +213,26 @@ def _run_layer(layer, x, lengths, hx, upstream_seed, path):
 @pytest.mark.parametrize("path", ["fused", "fused-numpy"])
 @given(config=configs(), seed=st.integers(0, 1000), packed=st.booleans(),
        given_state=st.booleans(), dropout=st.sampled_from([0.0, 0.5]),
-       dtype=st.sampled_from([np.float32, np.float64]))
+       dtype=st.sampled_from([np.float32, np.float64]), threads=st.sampled_from([1, 2, 3]))
 def test_the_fused_recurrence_matches_the_unrolled_reference(kind, path, config, seed, packed,
-                                                             given_state, dropout, dtype):
+                                                             given_state, dropout, dtype,
+                                                             threads):
+    """...on 1-3 threads, each taking its rows of the batch through every step."""
     name, extra = KINDS[kind]
     rng = np.random.default_rng(seed)
     mg.manual_seed(seed)
     layer = getattr(nn, name)(3, 5, dropout=dropout, **config, **extra)
     if dtype == np.float64:
         layer.double()
-    steps, batch = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+    steps, batch = int(rng.integers(1, 6)), int(rng.integers(1, 6))
     x = rng.standard_normal((batch, steps, 3) if config["batch_first"] else
                             (steps, batch, 3)).astype(dtype)
     lengths = rng.integers(1, steps + 1, batch) if packed else None
     layers = config["num_layers"] * (2 if config["bidirectional"] else 1)
     hx = ([rng.standard_normal((layers, batch, 5)).astype(dtype)
            for _ in range(2 if kind == "lstm" else 1)] if given_state else None)
-    ours = _run_layer(layer, x, lengths, hx, seed, path)
+    with kernel_threads(threads):
+        ours = _run_layer(layer, x, lengths, hx, seed, path)
     reference = _run_layer(layer, x, lengths, hx, seed, "unrolled")
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
     assert len(ours) == len(reference)

@@ -54,6 +54,11 @@ try:
 except ImportError:  # the kernels are optional: without Numba the NumPy code runs
     numba = None
 
+try:
+    import threadpoolctl
+except ImportError:  # optional too: without it run_split_blas runs one job on one thread
+    threadpoolctl = None
+
 _enabled = os.environ.get("MINIGRAD_NUMBA", "1") != "0"
 
 # reassociation (so sums vectorize) and fused multiply-add; not "nnan"/"ninf": NaN and inf are
@@ -146,6 +151,31 @@ def run_split(kernel, jobs) -> None:
     finally:
         for future in futures:
             future.result()
+
+
+_blas = None  # threadpoolctl's handle on the BLAS libraries NumPy loaded, made on first use
+
+
+def blas_parts(total: int, work: float) -> list[tuple[int, int]]:
+    """parts(total, work=work) for jobs that call BLAS themselves (run_split_blas); one range
+    where BLAS cannot be held to one thread per job (threadpoolctl is not installed)."""
+    return parts(total, work=work) if threadpoolctl is not None else [(0, total)]
+
+
+def run_split_blas(fn, jobs) -> None:
+    """run_split for jobs that make their own small matrix products (a recurrent layer's rows,
+    a product per time step): while they run, BLAS runs one thread in each job, so that the
+    jobs' products go side by side rather than each waking BLAS's workers (about 50 us, twice
+    a time step). Products elsewhere get BLAS's threads back afterwards."""
+    global _blas
+    if len(jobs) <= 1:
+        for args in jobs:
+            fn(*args)
+        return
+    if _blas is None:
+        _blas = threadpoolctl.ThreadpoolController()
+    with _blas.limit(limits=1, user_api="blas"):
+        run_split(fn, jobs)
 
 
 def _jit(inline: bool = False):

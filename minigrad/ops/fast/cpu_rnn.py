@@ -24,6 +24,13 @@ d_pre @ W_ih, and each bias gradient a sum (one for both where they are the same
 A sequence that has ended (a packed batch: `running[t, b]` false) keeps its state: its row has
 no gate gradient, and dh and dc go straight through to the step before.
 
+The rows of the batch never meet inside the loop, so both loops share them out over threads
+(kernels.run_split_blas), each thread taking its rows through every step with BLAS held to one
+thread: the per-step GEMMs (128 x 128 by 128 x 512 for an LSTM of 128) are too small for BLAS's
+own two threads to pay, and between them the cell kernel leaves BLAS's workers to fall asleep,
+so the two loops ran 1.2-1.3x faster this way on two cores. The GEMMs over all steps keep
+BLAS's threads.
+
 The output is the sequence of states, (T, 1, B, H) or, for the LSTM, (T, 2, B, H) holding h
 then c (each step's state contiguous), so that the layer takes outputs, h_n and c_n from it
 with ordinary (differentiable) slices.
@@ -134,8 +141,8 @@ class RecurrenceCPU(Function):
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, mode, reverse, running):
         steps, batch, features = x.shape
-        hidden = h0.shape[1]
-        lstm = mode == "LSTM"
+        hidden, gates_width = h0.shape[1], w_hh.shape[0]
+        lstm, gru = mode == "LSTM", mode == "GRU"
         run = (np.ones((steps, batch), dtype=np.uint8) if running is None
                else np.ascontiguousarray(running, dtype=np.uint8))
         cell = cells(x.dtype)
@@ -144,31 +151,35 @@ class RecurrenceCPU(Function):
         w_t = w_hh.T  # (H, G*H): BLAS reads the transpose in place
         # (T, 2, B, H) for the LSTM (h, then c), (T, 1, B, H) else: every state contiguous
         states = np.empty((steps, 2 if lstm else 1, batch, hidden), dtype=x.dtype)
+        # what the backward needs: the LSTM's activated gates and tanh(c); the GRU's r, z, n, h_n
+        saved = np.empty((steps, batch, 4 * hidden), dtype=x.dtype) if lstm or gru else None
+        tanh_c = np.empty((steps, batch, hidden), dtype=x.dtype) if lstm else None
+        bias = None if gru else b_ih + b_hh  # both add to every step's gates: once here
         order = range(steps - 1, -1, -1) if reverse else range(steps)
-        h, c = h0, c0
-        if mode == "GRU":
-            saved = np.empty((steps, batch, 4 * hidden), dtype=x.dtype)
+
+        def sweep(lo, hi):  # rows lo:hi of the batch through every step
+            rows = slice(lo, hi)
+            h, c = h0[rows], (c0[rows] if lstm else None)
+            h_part = np.empty((hi - lo, gates_width), dtype=x.dtype)
             for t in order:
-                cell.gru_step(x_parts[t], b_ih, h @ w_t, b_hh, h, run[t], saved[t],
-                              states[t, 0])
-                h = states[t, 0]
-            extra = (saved,)
-        else:
-            bias = b_ih + b_hh  # both add to every step's gates: once here
-            if lstm:
-                gates = np.empty((steps, batch, 4 * hidden), dtype=x.dtype)
-                tanh_c = np.empty((steps, batch, hidden), dtype=x.dtype)
-            for t in order:
+                np.matmul(h, w_t, out=h_part)  # the hidden part: one GEMM per step
                 if lstm:
-                    h_out, c_out = states[t, 0], states[t, 1]
-                    cell.lstm_step(h @ w_t, x_parts[t], bias, c, h, run[t], gates[t], c_out,
-                                   h_out, tanh_c[t])
-                    h, c = h_out, c_out
+                    cell.lstm_step(h_part, x_parts[t, rows], bias, c, h, run[t, rows],
+                                   saved[t, rows], states[t, 1, rows], states[t, 0, rows],
+                                   tanh_c[t, rows])
+                    c = states[t, 1, rows]
+                elif gru:
+                    cell.gru_step(x_parts[t, rows], b_ih, h_part, b_hh, h, run[t, rows],
+                                  saved[t, rows], states[t, 0, rows])
                 else:
-                    cell.rnn_step(h @ w_t, x_parts[t], bias, h, run[t], mode == "RNN_RELU",
-                                  states[t, 0])
-                    h = states[t, 0]
-            extra = (gates, tanh_c) if lstm else ()
+                    cell.rnn_step(h_part, x_parts[t, rows], bias, h, run[t, rows],
+                                  mode == "RNN_RELU", states[t, 0, rows])
+                h = states[t, 0, rows]
+
+        # the batch's rows are independent: shared out over threads, each with its own GEMMs
+        kernels.run_split_blas(sweep, kernels.blas_parts(
+            batch, work=steps * batch * hidden * gates_width))
+        extra = (saved, tanh_c) if lstm else (saved,) if gru else ()
         ctx.save_for_backward(x2, states, h0, c0, w_ih, w_hh, run, *extra)
         ctx.mode, ctx.reverse = mode, reverse
         return states
@@ -178,33 +189,43 @@ class RecurrenceCPU(Function):
         x2, states, h0, c0, w_ih, w_hh, run, *extra = ctx.saved_tensors
         mode, reverse = ctx.mode, ctx.reverse
         steps, _, batch, hidden = states.shape
-        lstm = mode == "LSTM"
+        lstm, gru = mode == "LSTM", mode == "GRU"
         cell = cells(states.dtype)
         previous = (lambda t: t + 1) if reverse else (lambda t: t - 1)
         first = steps - 1 if reverse else 0
         gates_width = w_hh.shape[0]
         d_h_part = np.empty((steps, batch, gates_width), dtype=states.dtype)  # of h W_hh^T
-        d_x = np.empty_like(d_h_part) if mode == "GRU" else d_h_part  # of x W_ih^T
-        dh_next = np.zeros((batch, hidden), dtype=states.dtype)
-        dc_next = np.zeros_like(dh_next)
-        dh_direct = np.empty_like(dh_next)
-        for t in (range(steps) if reverse else range(steps - 1, -1, -1)):
-            h_prev = h0 if t == first else states[previous(t), 0]
-            dh = grad[t, 0] + dh_next
+        d_x = np.empty_like(d_h_part) if gru else d_h_part  # of x W_ih^T
+        grad_h0 = np.empty((batch, hidden), dtype=states.dtype)
+        grad_c0 = np.zeros_like(grad_h0)
+
+        def sweep(lo, hi):  # rows lo:hi of the batch back through every step
+            rows = slice(lo, hi)
+            dh_next = np.zeros((hi - lo, hidden), dtype=states.dtype)
+            dc_next, dh, dc, dh_direct = (np.zeros_like(dh_next) for _ in range(4))
+            for t in (range(steps) if reverse else range(steps - 1, -1, -1)):
+                np.add(grad[t, 0, rows], dh_next, out=dh)
+                if lstm:
+                    c_prev = (c0 if t == first else states[previous(t), 1])[rows]
+                    np.add(grad[t, 1, rows], dc_next, out=dc)
+                    cell.lstm_step_backward(dh, dc, extra[0][t, rows], c_prev,
+                                            extra[1][t, rows], run[t, rows], d_h_part[t, rows],
+                                            dc_next, dh_direct)
+                elif gru:
+                    h_prev = (h0 if t == first else states[previous(t), 0])[rows]
+                    cell.gru_step_backward(dh, extra[0][t, rows], h_prev, run[t, rows],
+                                           d_x[t, rows], d_h_part[t, rows], dh_direct)
+                else:
+                    cell.rnn_step_backward(dh, states[t, 0, rows], run[t, rows],
+                                           mode == "RNN_RELU", d_h_part[t, rows], dh_direct)
+                np.matmul(d_h_part[t, rows], w_hh, out=dh_next)
+                dh_next += dh_direct
+            grad_h0[rows] = dh_next
             if lstm:
-                c_prev = c0 if t == first else states[previous(t), 1]
-                gates, tanh_c = extra
-                dc = grad[t, 1] + dc_next
-                cell.lstm_step_backward(dh, dc, gates[t], c_prev, tanh_c[t], run[t],
-                                        d_h_part[t], dc_next, dh_direct)
-            elif mode == "GRU":
-                cell.gru_step_backward(dh, extra[0][t], h_prev, run[t], d_x[t], d_h_part[t],
-                                       dh_direct)
-            else:
-                cell.rnn_step_backward(dh, states[t, 0], run[t], mode == "RNN_RELU", d_h_part[t],
-                                       dh_direct)
-            dh_next = d_h_part[t] @ w_hh
-            dh_next += dh_direct
+                grad_c0[rows] = dc_next
+
+        kernels.run_split_blas(sweep, kernels.blas_parts(
+            batch, work=steps * batch * hidden * gates_width))
         needs = ctx.needs_input_grad
         d_x2 = d_x.reshape(-1, gates_width)
         grad_x = grad_w_ih = grad_w_hh = None
@@ -225,6 +246,5 @@ class RecurrenceCPU(Function):
         if needs[6]:
             grad_b_hh = grad_b_ih if d_x is d_h_part and grad_b_ih is not None else \
                 d_h_part.reshape(-1, gates_width).sum(axis=0)
-        grad_c0 = (dc_next if lstm else np.zeros_like(dc_next)) if needs[2] else None
-        return (grad_x, dh_next if needs[1] else None, grad_c0, grad_w_ih, grad_w_hh,
-                grad_b_ih, grad_b_hh)
+        return (grad_x, grad_h0 if needs[1] else None, grad_c0 if needs[2] else None,
+                grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)
