@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import minigrad as mg
 import minigrad.nn.functional as F
+from minigrad.ops import fast
 from minigrad.testing import assert_matches_torch, check_gradient
 
 
@@ -524,3 +525,21 @@ def test_embedding_gives_the_padding_row_no_gradient_as_torch():
         F.embedding(mg.tensor([[0, 7]]), ours)
     with pytest.raises(TypeError, match="indices must be integers"):
         F.embedding(mg.tensor([0.0]), ours)
+
+
+@pytest.mark.parametrize("path", ["fast", "fast, transposed table", "reference"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_embedding_names_indices_out_of_range_on_every_path(path, dtype):
+    table = np.arange(12, dtype=dtype).reshape(4, 3)
+    weight = mg.tensor(table.T.copy().T if "transposed" in path else table)
+    fast.enable(path != "reference")
+    try:
+        for bad, found in [([[0, 7]], r"\[0, 7\]"), ([2, -1, 3], r"\[-1, 3\]"),
+                           ([[1], [4]], r"\[1, 4\]")]:
+            with pytest.raises(IndexError, match=r"embedding: indices must be in \[0, 4\), "
+                                                 r"found values in " + found):
+                F.embedding(mg.tensor(bad), weight)
+        np.testing.assert_array_equal(F.embedding(mg.tensor([3, 0]), weight).numpy(),
+                                      table[[3, 0]])
+    finally:
+        fast.enable(True)

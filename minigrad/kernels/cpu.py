@@ -630,12 +630,18 @@ def batch_norm_backward(x, grad, mean, rstd, weight, dx, dw, db, training, want_
 
 @_jit()
 def embedding(weight, indices, out):
-    """out[k] = weight[indices[k]]; indices (M,) within range (the caller checked), out (M, D).
-    A row copied at a time, where NumPy's fancy indexing iterates element by element."""
+    """out[k] = weight[indices[k]]; indices (M,), out (M, D). A row copied at a time, where
+    NumPy's fancy indexing iterates element by element. Returns -1, or the first k whose index
+    is outside [0, rows) (out is then not all written): the range check costs no pass of its
+    own."""
+    rows = weight.shape[0]
     for k in range(indices.shape[0]):
         row = indices[k]
+        if row < 0 or row >= rows:
+            return k
         for j in range(weight.shape[1]):
             out[k, j] = weight[row, j]
+    return -1
 
 
 @_jit()

@@ -178,12 +178,21 @@ def interpolate(x, size=None, scale_factor=None, mode: str = "nearest",
     return Resize2d.apply(x, rows=rows, cols=cols)
 
 
+def out_of_range(indices, rows: int) -> str:
+    """The message of embedding's IndexError."""
+    return (f"embedding: indices must be in [0, {rows}), found values in "
+            f"[{int(indices.min())}, {int(indices.max())}]")
+
+
 class Embedding(Function):
     """weight[indices]: one row of the table per index. Backward: a row's gradient is the sum
     of the gradients of every place that looked it up, and none for padding_idx."""
 
     @staticmethod
     def forward(ctx, weight, *, indices, padding_idx):
+        if indices.size:
+            backend.check(((indices < 0) | (indices >= weight.shape[0])).any(), IndexError,
+                          lambda: out_of_range(indices, weight.shape[0]))
         ctx.indices, ctx.padding_idx, ctx.shape = indices, padding_idx, weight.shape
         return weight[indices]
 
@@ -204,14 +213,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
     rows = weight.shape[0]
     if padding_idx is not None and not -rows <= padding_idx < rows:
         raise ValueError(f"embedding: padding_idx {padding_idx} is outside the {rows} rows")
-    indices = input.array
-
-    def message() -> str:
-        return (f"embedding: indices must be in [0, {rows}), found values in "
-                f"[{int(indices.min())}, {int(indices.max())}]")
-
-    if indices.size:
-        backend.check(((indices < 0) | (indices >= rows)).any(), IndexError, message)
+    indices = input.array  # checked within [0, rows) by the forward (an IndexError)
     settings = dict(indices=indices,
                     padding_idx=None if padding_idx is None else padding_idx % rows)
     return fast.select(Embedding, weight, dict(dtype=weight.dtype)).apply(weight, **settings)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.kernels import cpu as kernels
-from minigrad.ops.upsample import Embedding
+from minigrad.ops.upsample import Embedding, out_of_range
 
 
 class EmbeddingCPU(Embedding):
@@ -23,9 +23,11 @@ class EmbeddingCPU(Embedding):
     def forward(ctx, weight, *, indices, padding_idx):
         if not weight.flags.c_contiguous:
             return Embedding.forward(ctx, weight, indices=indices, padding_idx=padding_idx)
-        ctx.indices, ctx.padding_idx, ctx.shape = indices, padding_idx, weight.shape
         out = np.empty((*indices.shape, *weight.shape[1:]), dtype=weight.dtype)
-        kernels.embedding(weight, indices.reshape(-1), out.reshape(indices.size, weight.shape[1]))
+        if kernels.embedding(weight, indices.reshape(-1),
+                             out.reshape(indices.size, weight.shape[1])) >= 0:
+            raise IndexError(out_of_range(indices, weight.shape[0]))  # (the kernel checks)
+        ctx.indices, ctx.padding_idx, ctx.shape = indices, padding_idx, weight.shape
         return out
 
     @staticmethod
