@@ -255,6 +255,10 @@ def matmul(a, b):
     0.1 gives 2000 instead of 1999.5). CuPy already sums float16 products in float32."""
     if isinstance(a, np.ndarray) and a.dtype == float16 and b.dtype == float16:
         return np.matmul(a.astype(float32), b.astype(float32)).astype(float16)
+    if isinstance(a, np.ndarray) and a.ndim > 2 and b.ndim == 2 and a.flags.c_contiguous:
+        # NumPy multiplies a stack by a matrix one matrix of the stack at a time (a linear layer
+        # on (32, 64, 128): 32 GEMMs, 2.5x slower); the rows of the whole stack in one GEMM
+        return (a.reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
     return a @ b
 
 

@@ -84,3 +84,22 @@ def test_the_cpu_allocator_keeps_freed_memory_unless_told_not_to(monkeypatch):
     assert backend.cpu_allocator_tuned
     monkeypatch.setenv("MINIGRAD_MALLOC_TUNING", "0")
     assert backend.tune_cpu_allocator() is False
+
+
+@pytest.mark.parametrize("shape", [(4, 5, 3), (2, 3, 5, 3), (0, 5, 3), (4, 0, 3)])
+@pytest.mark.parametrize("layout", ["C", "transposed", "F"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_of_a_stack_by_a_matrix_is_numpys(shape, layout, dtype):
+    """backend.matmul takes a C-contiguous stack's rows in one GEMM: the same products."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(shape).astype(dtype)
+    if layout == "transposed":  # a (..., 5, 3) view of a (..., 3, 5) array
+        a = np.ascontiguousarray(np.swapaxes(a, -1, -2)).swapaxes(-1, -2)
+    elif layout == "F":
+        a = np.asfortranarray(a)
+    b = rng.standard_normal((3, 6)).astype(dtype)
+    ours = backend.matmul(a, b)
+    expected = np.einsum("...ik,kj->...ij", a.astype(np.float64), b.astype(np.float64))
+    assert ours.shape == (*shape[:-1], 6) and ours.dtype == dtype
+    np.testing.assert_allclose(ours, expected, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-6 if dtype == np.float32 else 1e-12)
