@@ -304,6 +304,50 @@ def test_cpu_tiled_max_pool_matches_the_reference(case):
     assert_functions_agree(cpu_pool.MaxPool2dTiledCPU, pool.MaxPool2d, inputs, **settings)
 
 
+@given(rng=rngs(), batch=st.integers(1, 3), channels=st.integers(1, 4),
+       size=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+       out=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+       layout=st.sampled_from(["nchw", "batch-innermost", "columns-first"]),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_cpu_adaptive_avg_pool_matches_the_reference(rng, batch, channels, size, out, layout,
+                                                     dtype):
+    """Bins that overlap (an output larger than the input) included, on an input in each
+    layout; the gradient comes back in the layout the input had."""
+    x_array = sample(rng, (batch, channels, *size)).astype(dtype)
+    upstream = mg.tensor(rng.standard_normal((batch, channels, *out)).astype(dtype))
+    results = []
+    for function in (cpu_pool.AdaptiveAvgPool2dCPU, pool.AdaptiveAvgPool2d):
+        leaf = mg.tensor(x_array, requires_grad=True)
+        x = leaf
+        if function is not pool.AdaptiveAvgPool2d and layout == "batch-innermost":
+            x = leaf.permute(1, 2, 3, 0).contiguous().permute(3, 0, 1, 2)
+        elif function is not pool.AdaptiveAvgPool2d and layout == "columns-first":
+            x = leaf.permute(0, 1, 3, 2).contiguous().permute(0, 1, 3, 2)
+        result = function.apply(x, output_size=out)
+        assert result.shape == (batch, channels, *out) and result.dtype == dtype
+        result.backward(upstream)
+        results.append([result.numpy(), leaf.grad.numpy()])
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    for ours, reference in zip(*results):
+        np.testing.assert_allclose(ours, reference, **tol)
+
+
+def test_cpu_adaptive_avg_pool_is_chosen_for_small_outputs_and_keeps_the_layout():
+    x = F.conv2d(mg.randn(8, 3, 14, 14), mg.randn(16, 3, 1, 1))  # batch innermost
+    assert x.array.transpose(1, 2, 3, 0).flags.c_contiguous
+    x.requires_grad_(True)
+    pooled = F.adaptive_avg_pool2d(x, 1)
+    assert pooled.grad_fn.function is cpu_pool.AdaptiveAvgPool2dCPU
+    pooled.sum().backward()
+    assert x.grad.array.transpose(1, 2, 3, 0).flags.c_contiguous
+    np.testing.assert_allclose(x.grad.numpy(), 1 / 196, rtol=1e-6)
+    big = F.adaptive_avg_pool2d(mg.randn(1, 1, 64, 64, requires_grad=True), 32)  # A: 4M
+    assert big.grad_fn.function is pool.AdaptiveAvgPool2d
+    half = F.adaptive_avg_pool2d(mg.tensor(np.ones((1, 1, 4, 4), np.float16),
+                                          requires_grad=True), 1)
+    assert half.grad_fn.function is pool.AdaptiveAvgPool2d
+
+
 @CUDA
 @given(case=pool_geometry(), dtype=st.sampled_from([np.float32, np.float64]))
 def test_cuda_max_pool_matches_the_reference(case, dtype):

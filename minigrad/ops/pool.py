@@ -210,8 +210,9 @@ def _adaptive_sizes(op: str, x, output_size) -> tuple:
 
 def adaptive_avg_pool2d(x, output_size):
     """Average pooling to a fixed (OH, OW) whatever the input size (None keeps a size)."""
-    return AdaptiveAvgPool2d.apply(x, output_size=_adaptive_sizes("adaptive_avg_pool2d", x,
-                                                                  output_size))
+    sizes = _adaptive_sizes("adaptive_avg_pool2d", x, output_size)
+    return fast.select(AdaptiveAvgPool2d, x, {"input_size": x.shape[2:], "dtype": x.dtype},
+                       output_size=sizes).apply(x, output_size=sizes)
 
 
 def _bins(size: int, count: int) -> list[tuple[int, int]]:

@@ -13,7 +13,8 @@ compute the same thing faster on one device:
                         by Winograd's F(2x2, 3x3): compiled transforms around 16 OpenBLAS
                         GEMMs, 2.25x fewer multiplications than im2col
     cpu_conv_transpose.py  conv_transpose2d in the same layout
-    cpu_pool.py         max pooling whose windows tile the input: a maximum of strided sub-grids
+    cpu_pool.py         max pooling whose windows tile the input: a maximum of strided sub-grids;
+                        adaptive average pooling to a small output as one GEMM in x's layout
     cpu_norm.py         layer, group and batch norm, each way one compiled kernel (float32)
     cpu_activation.py   GELU, SiLU, softmax, log-softmax, ReLU's backward: compiled (float32)
     cpu_embedding.py    embedding's backward: rows added by a compiled loop, not np.add.at
@@ -98,6 +99,7 @@ def paths(device_type: str) -> dict:
             _paths["cpu"] = {conv.Conv2d: (cpu_conv_direct.Conv2dDirectCPU,
                                            cpu_winograd.Conv2dWinogradCPU, cpu_conv.Conv2dCPU),
                              pool.MaxPool2d: (cpu_pool.MaxPool2dTiledCPU,),
+                             pool.AdaptiveAvgPool2d: (cpu_pool.AdaptiveAvgPool2dCPU,),
                              norm.BatchNorm: (cpu_norm.BatchNormCPU,),
                              norm.Standardize: (cpu_norm.LayerNormCPU, cpu_norm.GroupNormCPU),
                              activation.ReLU: (cpu_activation.ReLUCPU,),
