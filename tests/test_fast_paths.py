@@ -160,16 +160,20 @@ def test_conv_transpose2d_fast_path_matches_the_reference(case):
 
 @given(rng=rngs(), batch=st.integers(1, 3), channels=st.integers(1, 4), size=window_sizes,
        kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)), bias=st.booleans(),
-       layout=st.sampled_from(["nchw", "batch-innermost", "columns-first"]))
+       layout=st.sampled_from(["nchw", "batch-innermost", "columns-first"]),
+       grad_batch_innermost=st.booleans())
 def test_conv_transpose2d_with_disjoint_windows_matches_the_reference(rng, batch, channels,
                                                                       size, kernel, bias,
-                                                                      layout):
+                                                                      layout,
+                                                                      grad_batch_innermost):
     """stride = kernel (U-Net's upsampling): the one-pass path, on an input in each layout
-    (batch innermost as the CPU conv hands it out), against the reference on NCHW."""
+    (batch innermost as the CPU conv hands it out), against the reference on NCHW; the
+    gradient NCHW (a GEMM per sample) or batch innermost (im2col's path)."""
     arrays = [sample(rng, (batch, channels, *size)), sample(rng, (channels, 3, *kernel))]
     arrays += [sample(rng, (3,))] if bias else []
-    upstream = mg.tensor(rng.standard_normal((batch, 3, size[0] * kernel[0],
-                                              size[1] * kernel[1])))
+    upstream = rng.standard_normal((batch, 3, size[0] * kernel[0], size[1] * kernel[1]))
+    upstream = (mg.tensor(np.ascontiguousarray(upstream.transpose(1, 2, 3, 0))).permute(
+        3, 0, 1, 2) if grad_batch_innermost else mg.tensor(upstream))
     settings = dict(stride=kernel, padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
                     groups=1)
     results = []
@@ -182,11 +186,18 @@ def test_conv_transpose2d_with_disjoint_windows_matches_the_reference(rng, batch
         elif function is not upsample.ConvTranspose2d and layout == "columns-first":
             x = x.permute(0, 1, 3, 2).contiguous().permute(0, 1, 3, 2)  # (N, C, W, H) memory
         with mock.patch.object(cpu_conv_transpose, "_disjoint_windows",
-                               wraps=cpu_conv_transpose._disjoint_windows) as disjoint:
+                               wraps=cpu_conv_transpose._disjoint_windows) as disjoint, \
+                mock.patch.object(cpu_conv_transpose, "_disjoint_windows_backward",
+                                  wraps=cpu_conv_transpose._disjoint_windows_backward) as back:
             out = function.apply(x, *tensors[1:], **settings)
-        out.backward(upstream)
+            out.backward(upstream)
         results.append([out.numpy()] + [t.grad.numpy() for t in tensors])
-        assert disjoint.called == (function is cpu_conv_transpose.ConvTranspose2dCPU)
+        fast_path = function is cpu_conv_transpose.ConvTranspose2dCPU
+        assert disjoint.called == fast_path
+        # (a gradient with one sample, or one pixel, is both NCHW and batch innermost)
+        inner = upstream.array.transpose(1, 2, 3, 0).flags.c_contiguous
+        assert back.called == (fast_path and not inner)
+        assert inner or not grad_batch_innermost
     for ours, reference in zip(*results):
         np.testing.assert_allclose(ours, reference, rtol=1e-10, atol=1e-12)
 
