@@ -71,7 +71,17 @@ def test_direct_conv2d_matches_the_reference_in_float32(case, batch, threads):
         _direct_conv2d_matches_the_reference(case, batch)
 
 
-def _direct_conv2d_matches_the_reference(case, batch):
+@needs_numba
+@given(case=conv_geometry(), batch=st.sampled_from([1, 3, 33]), threads=st.sampled_from([1, 2]),
+       chunk=st.sampled_from([0, 300, 4 * 2**20]))
+def test_short_rows_conv2d_matches_the_reference_in_float32(case, batch, threads, chunk):
+    """The direct forward with Conv2dCPU's backward, its columns rebuilt from the saved input in
+    blocks of output rows (chunk 0: one row at a time)."""
+    with kernel_threads(threads), mock.patch.object(cpu_conv_direct, "CHUNK_BYTES", chunk):
+        _direct_conv2d_matches_the_reference(case, batch, cpu_conv_direct.Conv2dShortRowsCPU)
+
+
+def _direct_conv2d_matches_the_reference(case, batch, function=cpu_conv_direct.Conv2dDirectCPU):
     inputs, requires_grad, settings = case
     if settings["groups"] != 1:  # the direct path takes one group: a weight over all channels
         inputs[1] = np.random.default_rng(0).standard_normal(
@@ -80,7 +90,7 @@ def _direct_conv2d_matches_the_reference(case, batch):
     settings["stride"] = (settings["stride"][0], 1)
     settings["dilation"] = (settings["dilation"][0], 1)
     inputs[0] = np.resize(inputs[0], (batch, *inputs[0].shape[1:]))  # samples repeated
-    assert_functions_agree(cpu_conv_direct.Conv2dDirectCPU, conv.Conv2d, inputs,
+    assert_functions_agree(function, conv.Conv2d, inputs,
                            dtype=np.float32, requires_grad=requires_grad, atol=1e-5, rtol=1e-4,
                            **settings)
 
@@ -222,7 +232,11 @@ def test_direct_and_winograd_conv2d_are_chosen_where_they_pay():
     assert chosen((64, 6, 14, 14), (16, 6, 5, 5)) is cpu_conv_direct.Conv2dDirectCPU
     assert chosen((8, 16, 64, 64), (16, 16, 3, 3)) is cpu_conv_direct.Conv2dDirectCPU  # U-Net
     assert chosen((2, 1, 28, 28), (6, 1, 5, 5)) is cpu_conv.Conv2dCPU  # rows too short
-    assert chosen((8, 3, 64, 64), (64, 3, 3, 3)) is cpu_conv.Conv2dCPU  # many out channels
+    # an RGB image's first layer with many output channels: the direct forward, GEMMs back
+    assert chosen((8, 3, 64, 64), (64, 3, 3, 3)) is cpu_conv_direct.Conv2dShortRowsCPU
+    assert chosen((2, 3, 226, 226), (64, 3, 3, 3)) is cpu_conv_direct.Conv2dShortRowsCPU
+    assert chosen((8, 4, 64, 64), (64, 4, 3, 3)) is cpu_conv.Conv2dCPU  # rows of 36
+    assert chosen((8, 3, 64, 64), (64, 3, 3, 3), stride=2) is cpu_conv.Conv2dCPU
     assert chosen((8, 16, 34, 34), (32, 16, 3, 3)) is cpu_conv_direct.Conv2dDirectCPU
     assert chosen((8, 64, 34, 34), (32, 64, 3, 3)) is cpu_conv_direct.Conv2dDirectCPU
     assert chosen((16, 128, 18, 18), (32, 128, 3, 3)) is cpu_winograd.Conv2dWinogradCPU  # weights

@@ -8,7 +8,8 @@ compute the same thing faster on one device:
                         col2im and padding copy moves runs of N floats (NumPy keeps a layout
                         through elementwise ops, so ReLU and pooling keep it too)
     cpu_conv_direct.py  conv2d without im2col for layers with few weights per output and a
-                        batch of 32+ (LeNet5's): compiled loops in that layout
+                        batch of 32+ (LeNet5's): compiled loops in that layout; and the
+                        forward of an RGB image's 3x3 layer (Conv2dShortRowsCPU)
     cpu_winograd.py     conv2d 3x3 at stride 1 with 16+ input channels (a VGG's, a ResNet's)
                         by Winograd's F(2x2, 3x3): compiled transforms around 16 OpenBLAS
                         GEMMs, 2.25x fewer multiplications than im2col
@@ -97,6 +98,7 @@ def paths(device_type: str) -> dict:
             )
 
             _paths["cpu"] = {conv.Conv2d: (cpu_conv_direct.Conv2dDirectCPU,
+                                           cpu_conv_direct.Conv2dShortRowsCPU,
                                            cpu_winograd.Conv2dWinogradCPU, cpu_conv.Conv2dCPU),
                              pool.MaxPool2d: (cpu_pool.MaxPool2dTiledCPU,),
                              pool.AdaptiveAvgPool2d: (cpu_pool.AdaptiveAvgPool2dCPU,),
