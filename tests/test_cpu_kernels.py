@@ -193,6 +193,18 @@ def test_parts_give_each_thread_enough_work(work, threads):
     assert len(ranges) == max(1, min(threads, work // kernels.MIN_WORK_PER_THREAD))
 
 
+@pytest.mark.parametrize("total, multiple, work, expected", [
+    (6, 2, 30e6, [(0, 6)]),  # 3 pairs over 2 threads would save only 10 M: not split
+    (6, 2, 60e6, [(0, 2), (2, 6)]),  # saves 20 M
+    (16, 2, 30.7e6, [(0, 8), (8, 16)]),  # halves: saves 15.35 M
+    (3, 1, 1e12, [(0, 1), (1, 2), (2, 3)]),
+])
+def test_parts_split_only_where_the_split_saves_enough_work(total, multiple, work, expected):
+    with kernel_threads(3 if total == 3 else 2):
+        kernels.MIN_WORK_PER_THREAD = 15_000_000
+        assert kernels.parts(total, multiple, work=work) == expected
+
+
 def test_run_split_runs_every_job_and_raises_an_error_of_one():
     seen = []
     lock = threading.Lock()
