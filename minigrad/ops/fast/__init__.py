@@ -18,7 +18,8 @@ compute the same thing faster on one device:
                         adaptive average pooling to a small output as one GEMM in x's layout
     cpu_norm.py         layer, group and batch norm, each way one compiled kernel (float32)
     cpu_activation.py   GELU, SiLU, softmax, log-softmax, ReLU's backward: compiled (float32)
-    cpu_embedding.py    embedding's backward: rows added by a compiled loop, not np.add.at
+    cpu_embedding.py    embedding: rows gathered, and added up in the backward, by compiled
+                        loops (not np.add.at)
     cpu_rnn.py          a whole RNN/LSTM/GRU layer and direction as one Function, BPTT written
                         out, its cell arithmetic compiled (float32) or NumPy (its twins)
     cuda_winograd.py    conv2d 3x3 at stride 1 (all of VGG16 but its first layer) by Winograd's

@@ -70,16 +70,7 @@ class Conv2dDirectCPU(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None, *, stride, padding, dilation, groups):
-        n = x.shape[0]
-        oc, _, kh, kw = weight.shape
-        x_pad = _pad(batch_innermost(x), padding)  # NCHW view of (C, HP, WP, N) memory
-        oh = output_size(x_pad.shape[2], kh, stride[0], 0, dilation[0])
-        ow = output_size(x_pad.shape[3], kw, stride[1], 0, dilation[1])
-        # (C, HP, WP, N): no copy but where a size-1 axis left the padding in another order
-        x_inner = np.ascontiguousarray(x_pad.transpose(1, 2, 3, 0))
-        out = np.empty((oc, oh, ow, n), dtype=x.dtype)
-        b = bias if bias is not None else np.zeros(oc, dtype=x.dtype)
-        _direct(x_inner, weight, b, stride[0], dilation[0], out)
+        x_inner, out = _direct_forward(x, weight, bias, stride, padding, dilation)
         ctx.save_for_backward(x_inner, weight)
         ctx.stride, ctx.padding, ctx.dilation = stride, padding, dilation
         return out.transpose(3, 0, 1, 2)  # the NCHW view
@@ -120,15 +111,8 @@ class Conv2dShortRowsCPU(Conv2dCPU):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None, *, stride, padding, dilation, groups):
-        n = x.shape[0]
-        oc, c, kh, kw = weight.shape
-        x_pad = _pad(batch_innermost(x), padding)
-        oh = output_size(x_pad.shape[2], kh, stride[0], 0, dilation[0])
-        ow = output_size(x_pad.shape[3], kw, stride[1], 0, dilation[1])
-        x_inner = np.ascontiguousarray(x_pad.transpose(1, 2, 3, 0))
-        out = np.empty((oc, oh, ow, n), dtype=x.dtype)
-        _direct(x_inner, weight, bias if bias is not None else np.zeros(oc, dtype=x.dtype),
-                stride[0], dilation[0], out)
+        x_inner, out = _direct_forward(x, weight, bias, stride, padding, dilation)
+        (_, oh, ow, n), (c, kh, kw) = out.shape, weight.shape[1:]
         # what Conv2dCPU.backward reads: the padded input (its NCHW view), and blocks of
         # output rows whose columns it rebuilds within CHUNK_BYTES
         ctx.save_for_backward(x_inner.transpose(3, 0, 1, 2), weight)
@@ -136,6 +120,21 @@ class Conv2dShortRowsCPU(Conv2dCPU):
         ctx.x_pad_shape, ctx.out_size = (n, c, *x_inner.shape[1:3]), (oh, ow)
         ctx.stride, ctx.padding, ctx.dilation, ctx.groups = stride, padding, dilation, groups
         return out.transpose(3, 0, 1, 2)
+
+
+def _direct_forward(x, weight, bias, stride, padding, dilation):
+    """(x_inner, out): the padded input as (C, HP, WP, N) and the direct convolution's output
+    (OC, OH, OW, N), both batch innermost."""
+    oc, _, kh, kw = weight.shape
+    x_pad = _pad(batch_innermost(x), padding)  # NCHW view of (C, HP, WP, N) memory
+    oh = output_size(x_pad.shape[2], kh, stride[0], 0, dilation[0])
+    ow = output_size(x_pad.shape[3], kw, stride[1], 0, dilation[1])
+    # (C, HP, WP, N): no copy but where a size-1 axis left the padding in another order
+    x_inner = np.ascontiguousarray(x_pad.transpose(1, 2, 3, 0))
+    out = np.empty((oc, oh, ow, x.shape[0]), dtype=x.dtype)
+    b = bias if bias is not None else np.zeros(oc, dtype=x.dtype)
+    _direct(x_inner, weight, b, stride[0], dilation[0], out)
+    return x_inner, out
 
 
 def _direct(x_inner, weight, bias, stride_h, dilation_h, out):
