@@ -149,7 +149,7 @@ def test_batch_norm_twins_equal_the_reference_batch_norm(shape, seed):
     c = shape[1]
     weight, bias = rng.standard_normal(c), rng.standard_normal(c)
     xt = mg.tensor(x, requires_grad=True)
-    expected = mg.ops.norm.BatchNorm.apply(
+    expected = mg.ops.normalization.BatchNorm.apply(
         xt, mg.tensor(weight), mg.tensor(bias), running_mean=None, running_var=None,
         training=True, momentum=0.1, eps=1e-5)
     expected.backward(mg.tensor(upstream))

@@ -29,7 +29,7 @@ from minigrad.ops.loss import (
     nll_loss,
     smooth_l1_loss,
 )
-from minigrad.ops.norm import batch_norm, group_norm, layer_norm
+from minigrad.ops.normalization import batch_norm, group_norm, layer_norm
 from minigrad.ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from minigrad.ops.reduce import normalize
 from minigrad.ops.shape import flatten, one_hot, pad

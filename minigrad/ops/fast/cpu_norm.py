@@ -1,6 +1,6 @@
 """Layer, group and batch norm on the CPU, for float32: each way one compiled kernel
 (minigrad/kernels/cpu.py) that takes the statistics, normalizes and applies the scale and
-shift in two passes over the data, where the reference (ops/norm.py) takes about a dozen
+shift in two passes over the data, where the reference (ops/normalization.py) takes about a dozen
 NumPy passes and, for layer and group norm, separate ops for the scale and the shift.
 
 The mathematics is the reference's: x_hat = (x - mean) / sqrt(var + eps) with the biased
@@ -20,7 +20,7 @@ from minigrad.autograd import Function
 from minigrad.kernels import cpu as kernels
 from minigrad.ops.fast.cpu_activation import compiled_float32, row_parts
 from minigrad.ops.fast.cpu_pool import same_layout
-from minigrad.ops.norm import update_running_statistics
+from minigrad.ops.normalization import update_running_statistics
 
 
 class LayerNormCPU(Function):

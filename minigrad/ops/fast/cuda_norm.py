@@ -1,4 +1,4 @@
-"""Batch norm on CUDA: the reference's closed form (BatchNorm in ops/norm.py) with each
+"""Batch norm on CUDA: the reference's closed form (BatchNorm in ops/normalization.py) with each
 elementwise half one kernel (normalise and scale in the forward; the gradient of x in the
 backward), on (N, C) or NCHW arrays; the per-channel sums are CuPy reductions.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.kernels import norm as cuda_kernels
-from minigrad.ops.norm import statistics
+from minigrad.ops.normalization import statistics
 
 
 class BatchNormCUDA(Function):
