@@ -225,7 +225,8 @@ def _relative_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 def check_fast_paths() -> list[tuple[str, str]]:
     """(case, "ok" or the assertion's message) for each CUDA fast path against its reference."""
-    from minigrad.ops import activation, conv, norm, pool
+    from minigrad.ops import activation, conv, pool
+    from minigrad.ops import normalization as norm
     from minigrad.ops.fast import cuda_activation, cuda_conv, cuda_norm, cuda_pool, cuda_winograd
 
     rng = np.random.default_rng(0)

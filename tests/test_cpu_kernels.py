@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad.kernels import cpu as kernels
-from minigrad.ops import activation, fast, norm, upsample
+from minigrad.ops import activation, fast, upsample
+from minigrad.ops import normalization as norm
 from minigrad.ops.fast import cpu_activation, cpu_embedding, cpu_norm
 
 needs_numba = pytest.mark.skipif(kernels.numba is None, reason="Numba is not installed")

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad.kernels import cpu as cpu_kernels
-from minigrad.ops import activation, conv, fast, norm, pool, upsample
+from minigrad.ops import activation, conv, fast, pool, upsample
+from minigrad.ops import normalization as norm
 from minigrad.ops.fast import (
     cpu_conv,
     cpu_conv_direct,

@@ -83,7 +83,8 @@ def paths(device_type: str) -> dict:
     """{reference Function: its fast Functions, first choice first} on "cpu" or "cuda"
     (imported on first use)."""
     if device_type not in _paths:
-        from minigrad.ops import activation, conv, norm, pool, upsample
+        from minigrad.ops import activation, conv, pool, upsample
+        from minigrad.ops import normalization as norm  # mg.ops.norm is the function
 
         if device_type == "cpu":
             from minigrad.ops.fast import (
