@@ -35,7 +35,7 @@ def main(argv=None) -> None:
     parser.add_argument("--hidden", type=cli.positive_int, default=32, help="hidden units")
     parser.add_argument("--device", default="cpu",
                         help="cpu, or cuda (needs CuPy and an NVIDIA GPU)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data and weights")
+    parser.add_argument("--seed", type=cli.seed, default=0, help="seed of the data and weights")
     args = parser.parse_args(argv)
     cli.check_device("--device", args.device)
 

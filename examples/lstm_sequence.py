@@ -62,7 +62,7 @@ def build_parser() -> cli.ArgumentParser:
                              "~/.cache/minigrad/fashion-mnist, the Debian package's folder, "
                              "else a download)")
     parser.add_argument("--out", default="runs/lstm", help="where results and checkpoints go")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling")
+    parser.add_argument("--seed", type=cli.seed, default=0, help="seed of weights and shuffling")
     parser.add_argument("--subset", type=cli.positive_int, default=None,
                         help="train and test on the first N images only (a quick smoke run)")
     parser.add_argument("--resume", action="store_true",
@@ -88,15 +88,12 @@ def main(argv=None) -> None:
           f"{args.device}")
     amp = cli.apply_precision(args.precision, args.device)
     started = time.perf_counter()
-    try:
+    with cli.training_errors(args):
         history = fit(model, optimizer, nn.CrossEntropyLoss(), train_loader, test_loader,
                       epochs=args.epochs, device=args.device, metric=accuracy,
                       metric_name="accuracy", scheduler=scheduler, out_dir=args.out,
                       resume=args.resume, progress=not args.no_progress, val_label="test",
                       amp=amp)
-    except mg.CheckpointError as error:
-        raise cli.UsageError(f"--resume: {error}; delete it or choose another --out to start "
-                             "over") from None
     if history:
         print(f"test accuracy {history[-1]['val_metric']:.2%} after {len(history)} epochs; "
               f"{np.mean([r['seconds'] for r in history]):.1f} s per epoch "

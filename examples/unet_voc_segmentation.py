@@ -66,7 +66,7 @@ def build_parser() -> cli.ArgumentParser:
                           help="images per training step")
     training.add_argument("--lr", type=cli.positive_float, default=1e-3,
                           help="Adam's learning rate (the cosine schedule's start)")
-    training.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling")
+    training.add_argument("--seed", type=cli.seed, default=0, help="seed of weights and shuffling")
     cli.add_precision_argument(training)
     model = parser.add_argument_group("model")
     model.add_argument("--width", type=cli.positive_int, default=32,
@@ -108,16 +108,13 @@ def main(argv=None) -> None:
           f"and {len(val)} validation images at {args.image_size}x{args.image_size}; device "
           f"{args.device}")
     amp = cli.apply_precision(args.precision, args.device)
-    try:
+    with cli.training_errors(args):
         history = fit(model, optimizer, nn.CrossEntropyLoss(ignore_index=255), train_loader,
                       val_loader, epochs=args.epochs, device=args.device, metric=miou,
                       metric_name="mIoU", scheduler=scheduler, out_dir=args.out,
                       resume=args.resume, on_validation=print_per_class_iou,
                       progress=not args.no_progress, amp=amp,
                       output_transform=lambda scores: scores.argmax(1).astype(np.uint8))
-    except mg.CheckpointError as error:
-        raise cli.UsageError(f"--resume: {error}; delete it or choose another --out to start "
-                             "over") from None
     scores = [r["val_metric"] for r in history if r["val_metric"] is not None]
     if scores:
         print(f"best validation mIoU {max(scores):.4f}; "

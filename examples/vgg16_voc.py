@@ -128,7 +128,7 @@ def build_parser() -> cli.ArgumentParser:
                           help="SGD with momentum 0.9 and weight decay 5e-4, or Adam")
     training.add_argument("--step-size", type=cli.positive_int, default=10,
                           help="StepLR: the lr is divided by 10 every this many epochs")
-    training.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling")
+    training.add_argument("--seed", type=cli.seed, default=0, help="seed of weights and shuffling")
     cli.add_precision_argument(training)
     model = parser.add_argument_group("model")
     model.add_argument("--arch", choices=sorted(HEADS), default="vgg16",
@@ -199,15 +199,12 @@ def main(argv=None) -> None:
           f"device {args.device}")
     amp = cli.apply_precision(args.precision, args.device)
 
-    try:
+    with cli.training_errors(args):
         history = fit(model, optimizer, loss_fn, train_loader, val_loader, epochs=args.epochs,
                       device=args.device, metric=mean_average_precision, metric_name="mAP",
                       scheduler=scheduler, out_dir=args.out, resume=args.resume,
                       on_validation=print_per_class_ap, progress=not args.no_progress,
                       amp=amp)
-    except mg.CheckpointError as error:
-        raise cli.UsageError(f"--resume: {error}; delete it or choose another --out to start "
-                             "over") from None
     scores = [r["val_metric"] for r in history if r["val_metric"] is not None]
     if scores:
         print(f"best validation mAP {max(scores):.4f}; "

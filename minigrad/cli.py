@@ -12,11 +12,14 @@ saves and says how to resume.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import minigrad as mg
+from minigrad.serialization import writable_folder
 
 
 class UsageError(Exception):
@@ -137,11 +140,56 @@ def existing_folder(flag: str, path) -> Path:
 
 
 def output_folder(flag: str, path) -> Path:
-    """`path` as a folder to write into: made if missing, a UsageError if a file is there."""
+    """`path` as a folder to write into, checked before any work: made if missing, and a
+    UsageError naming `flag` if a file is in the way or nothing can be written there (a
+    read-only mount, no permission, a full disk)."""
     folder = Path(path).expanduser()
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{flag} {path}: is a file, not a folder")
+    try:
+        writable_folder(folder, flag)
+    except OSError as error:
+        raise UsageError(f"{error.strerror}; choose another {flag}") from None
     return folder
+
+
+SEED_RANGE = (-2**63, 2**64)  # torch.manual_seed's: a negative seed counts from 2^64
+
+
+def seed(text: str) -> int:
+    """--seed's type: an integer that mg.manual_seed (and torch's) accepts."""
+    value = _number(text, int, "an integer")
+    if not SEED_RANGE[0] <= value < SEED_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"must be an integer from -2**63 to 2**64 - 1, got "
+                                         f"{text}")
+    return value
+
+
+@contextmanager
+def training_errors(args):
+    """Around `fit` in an example: what can go wrong with --out and --resume, as one line
+    that names the flag to change (the file is named by the error itself)."""
+    try:
+        yield
+    except mg.training.ResumeError as error:
+        raise UsageError(f"--resume: {error}") from None
+    except mg.CheckpointError as error:
+        raise UsageError(f"--resume: {error}; delete it or choose another --out to start "
+                         "over") from None
+    except OSError as error:
+        path = getattr(error, "path", None) or error.filename
+        if path is None or not _inside(Path(path), Path(args.out).expanduser()):
+            raise
+        advice = ("free some space there or choose another --out"
+                  if error.errno == errno.ENOSPC else "choose another --out")
+        raise UsageError(f"--out {args.out}: {error.strerror or error}; {advice}") from None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,10 +4,11 @@ One `.npz` file: every array of `obj` as a member `a0`, `a1`, ..., and a JSON in
 `__index__`, stored as bytes) that describes the nesting of dicts, lists, tuples, numbers,
 strings and where each array goes. A file can hold only data: loading one never runs code.
 
-Saving writes under a temporary name in the same folder (with the mode the umask gives any new
-file), fsyncs it, renames it over the target and fsyncs the folder, so a crash or a kill
-mid-save leaves the old checkpoint intact; the temporary of a killed save is removed by the
-next save to that path.
+Saving writes under a temporary name in the same folder, fsyncs it, renames it over the target
+and fsyncs the folder, so a crash, a kill or a full disk mid-save leaves the old checkpoint
+intact; the temporary of a killed save is removed by the next save to that path. Like
+`open(path, "wb")` it writes through a symbolic link and keeps an existing file's
+permissions; an OS error names the path given.
 
 Loading trusts nothing in the file: it reads the index first (bounded in size and depth),
 then only the members the index names, and checks each member's header (dtype, shape, and
@@ -17,11 +18,14 @@ malformed file raises one CheckpointError naming the file and what is wrong.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import re
 import secrets
+import stat
+import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -53,28 +57,90 @@ def save(obj, path) -> None:
     atomic_write(path, lambda file: np.savez(file, **members))
 
 
-def atomic_write(path, write: Callable) -> None:
+def atomic_write(path, write: Callable, who: str = "save") -> None:
     """Write a file through `write(binary file)` so that `path` holds either its old content
-    or all of the new: a temporary beside it, fsynced, renamed over it, the folder fsynced."""
-    path = Path(path)
-    folder = path.parent
-    _remove_stale_temporaries(path)
-    temporary = folder / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+    or all of the new: a temporary beside it, fsynced, renamed over it, the folder fsynced.
+
+    As `open(path, "wb")` would, it writes through a symbolic link (to the file the link
+    names; the link stays) and keeps an existing file's permissions (a private 0600
+    checkpoint stays private); a new file gets the mode the umask gives. Every OS error (a
+    full disk, a read-only folder, a missing one) is raised as the same kind of OSError,
+    naming `path` and saying that the old file is intact; `error.path` is `path`."""
+    given = Path(path)
+    target = given
+    if given.is_symlink():
+        try:
+            target = Path(os.path.realpath(given, strict=True))
+        except FileNotFoundError:  # a dangling link: the file it names is made, as by open()
+            target = Path(os.path.realpath(given))
+        except OSError as error:  # a loop of links
+            raise _os_error(error, who, given, "nothing was written") from None
+    folder = target.parent
+    if not folder.is_dir():
+        raise _os_error(FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)), who, given,
+                        f"its folder {folder} does not exist")
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        mode = None  # a new file
+    temporary = folder / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        _remove_stale_temporaries(target)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask
+    except OSError as error:
+        raise _os_error(error, who, given, "nothing was written") from None
     try:
         with os.fdopen(descriptor, "wb") as file:
+            if mode is not None:
+                os.fchmod(file.fileno(), mode)
             write(file)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
+        os.replace(temporary, target)
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise _os_error(error, who, given, "the file there before, if any, is intact"
+                            ) from None
         raise
     _fsync_folder(folder)
 
 
-def atomic_write_text(path, text: str) -> None:
-    atomic_write(path, lambda file: file.write(text.encode()))
+def writable_folder(path, who: str) -> Path:
+    """`path` as a folder that files can be written into: made (with its parents) if missing,
+    then tried with a temporary file. Else an OSError naming `who` and `path` (a file is in
+    the way, a read-only file system, no permission). (A disk that fills later is caught by
+    atomic_write, which names the file then.)"""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{who} {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".minigrad-write-test-"):
+            pass
+    except OSError as error:
+        raise OSError(error.errno, f"{who} {folder}: cannot write there ({error.strerror})"
+                      ) from None
+    return folder
+
+
+def _os_error(error: OSError, who: str, path: Path, consequence: str) -> OSError:
+    """`error` again (the same errno, so the same OSError subclass) with a message that names
+    the file being written and what became of it."""
+    reason = error.strerror or str(error)
+    if error.errno == errno.ENOSPC:
+        reason = "no space left on the device (the disk is full)"
+    elif error.errno == errno.EROFS:
+        reason = "the file system is read-only"
+    elif error.errno in (errno.EACCES, errno.EPERM):
+        reason = f"permission denied ({reason})"
+    named = OSError(error.errno, f"{who}: cannot write {path}: {reason}; {consequence}")
+    named.path = path
+    return named
+
+
+def atomic_write_text(path, text: str, who: str = "save") -> None:
+    atomic_write(path, lambda file: file.write(text.encode()), who)
 
 
 def _remove_stale_temporaries(path: Path) -> None:
@@ -136,6 +202,10 @@ def load(path):
 
 
 def _open_archive(path: Path, who: str) -> zipfile.ZipFile:
+    try:
+        open(path, "rb").close()
+    except OSError as error:  # not a damaged file (as far as we know): say why it is unreadable
+        raise OSError(error.errno, f"{who}: cannot read {path}: {error.strerror}") from None
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:

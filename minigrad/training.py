@@ -42,7 +42,14 @@ from minigrad.amp import GradScaler, autocast
 from minigrad.autograd import no_grad
 from minigrad.nn.module import Module
 from minigrad.optim.lr_scheduler import CosineAnnealingLR, ReduceLROnPlateau
-from minigrad.serialization import atomic_write_text, load, save
+from minigrad.serialization import (
+    CheckpointError,
+    atomic_write,
+    atomic_write_text,
+    load,
+    save,
+    writable_folder,
+)
 from minigrad.tensor import Tensor
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_metric", "lr", "seconds",
@@ -64,6 +71,12 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, checkpoint, epoch: int, step: int):
         super().__init__(message)
         self.checkpoint, self.epoch, self.step = checkpoint, epoch, step
+
+
+class ResumeError(ValueError):
+    """`fit(resume=True)` cannot go on from last.npz: it cannot be read (permissions), or it
+    is a sound checkpoint of another run (another model, optimizer or schedule); the message
+    names the file and what stands in the way. (A damaged file raises CheckpointError.)"""
 
 
 class History(list):
@@ -267,8 +280,8 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"fit: epochs must be an integer >= 1, got {epochs!r}")
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    if out is not None:  # before any training: a folder that cannot be written fails now
+        writable_folder(out, "fit: out_dir")
     if scaler is not None and not amp:
         raise ValueError("fit: a scaler was given without amp=True; pass amp=True for mixed "
                          "precision (or no scaler for float32)")
@@ -277,15 +290,7 @@ def fit(model: Module, optimizer, loss_fn: Callable, train_loader, val_loader=No
     history = History()
     best, bad_epochs, start_epoch, position = -np.inf, 0, 0, None
     if resume and out is not None and (out / "last.npz").exists():
-        state = load(out / "last.npz")
-        model.load_state_dict(state["model"])
-        model.to(device)
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state["scheduler"] is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        backend.generator("cpu").bit_generator.state = state["rng"]
+        state = _restore(out / "last.npz", model, optimizer, scheduler, scaler, device)
         history.extend(state["history"])
         best, bad_epochs = state["best"], state["bad_epochs"]
         start_epoch, position = state["epoch"] + 1, state.get("position")
@@ -388,9 +393,73 @@ def _checkpoint(model, optimizer, scheduler, epoch, epochs, history, best, bad_e
     -1 for none); `position`, when Ctrl-C stopped an epoch, where in it."""
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scheduler_class": type(scheduler).__name__ if scheduler is not None else None,
+            "optimizer_class": type(optimizer).__name__,
             "epoch": epoch, "epochs": epochs, "history": list(history), "best": best,
             "bad_epochs": bad_epochs, "rng": backend.generator("cpu").bit_generator.state,
             "position": position, "scaler": scaler.state_dict() if scaler is not None else None}
+
+
+def _restore(path: Path, model, optimizer, scheduler, scaler, device) -> dict:
+    """Load last.npz into the model, optimizer, schedule and scaler, and return it. A file
+    that cannot be read raises OSError or CheckpointError (naming it); a checkpoint of another
+    model, optimizer or schedule raises ResumeError naming it and what does not fit."""
+    if path.is_dir():
+        raise ResumeError(f"fit: cannot resume from {path}: it is a folder, not a checkpoint; "
+                          "move it away, or train into another out_dir")
+    try:
+        state = load(path)
+    except OSError as error:  # (not a damaged file: one that cannot be read, as permissions)
+        raise ResumeError(f"fit: cannot resume from {path}: {error.strerror or error}; make it "
+                          "readable, or train into another out_dir") from None
+    missing = [key for key in ("model", "optimizer", "scheduler", "epoch", "history", "best",
+                               "bad_epochs", "rng") if not isinstance(state, dict)
+               or key not in state]
+    if missing:
+        raise CheckpointError(f"fit: {path} is a minigrad file but not fit's checkpoint (it "
+                              f"lacks {', '.join(missing)})")
+
+    def restore(what: str, load_into: Callable, saved) -> None:
+        try:
+            load_into(saved)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+            raise ResumeError(f"fit: cannot resume from {path}: it holds the {what} of another "
+                              f"run ({type(error).__name__}: {error}). Resume with the same "
+                              f"{what} as the run that wrote it, or train into another out_dir"
+                              ) from None
+
+    restore("model", model.load_state_dict, state["model"])
+    model.to(device)
+    given_lrs = [group["lr"] for group in optimizer.param_groups]
+    saved_optimizer = state.get("optimizer_class")
+    if saved_optimizer not in (None, type(optimizer).__name__):
+        raise ResumeError(f"fit: cannot resume from {path}: it was trained with {saved_optimizer}"
+                          f", and this run's optimizer is {type(optimizer).__name__}. Resume with "
+                          "the same optimizer, or train into another out_dir")
+    restore("optimizer", optimizer.load_state_dict, state["optimizer"])
+    saved_class = state.get("scheduler_class")
+    if scheduler is not None and saved_class not in (None, type(scheduler).__name__):
+        raise ResumeError(f"fit: cannot resume from {path}: it was trained with a "
+                          f"{saved_class} schedule, and this run's is {type(scheduler).__name__}."
+                          " Resume with the same schedule (or none), or train into another "
+                          "out_dir")
+    if scheduler is not None and state["scheduler"] is not None:
+        restore("learning-rate schedule", scheduler.load_state_dict, state["scheduler"])
+    elif scheduler is None and state["scheduler"] is not None:
+        # the schedule left its last lr in the optimizer (0 at a cosine's end): without a
+        # schedule now, train on at the lr this run's optimizer was given
+        for group, lr in zip(optimizer.param_groups, given_lrs):
+            group["lr"] = lr
+        print(f"{path} was trained with a learning-rate schedule and this run has none: "
+              f"lr {given_lrs[0]:.3g} from here on")
+    if scaler is not None and state.get("scaler"):
+        restore("GradScaler", scaler.load_state_dict, state["scaler"])
+    try:
+        backend.generator("cpu").bit_generator.state = state["rng"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"fit: {path}: its random generator's state is damaged ({error})"
+                              ) from None
+    return state
 
 
 def _progress_state(position, device) -> EpochProgress:
@@ -530,6 +599,9 @@ def plot_history(history: list[dict], path, metric_name: str = "metric",
     for axes in (losses, scores):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    try:
+        kind = Path(path).suffix.lstrip(".").lower() or "png"  # (curves.pdf is a PDF)
+        atomic_write(path, lambda file: figure.savefig(file, format=kind, dpi=100))
+    finally:
+        plt.close(figure)
     return True

@@ -19,6 +19,7 @@ import subprocess
 from pathlib import Path
 
 from minigrad.autograd import Context
+from minigrad.serialization import atomic_write_text
 from minigrad.tensor import Tensor
 
 
@@ -89,7 +90,7 @@ def draw_graph(tensor: Tensor, params=None, path=None) -> str:
 def _write(text: str, path: Path) -> None:
     kind = path.suffix.lower().lstrip(".")
     if kind not in ("svg", "png"):
-        path.write_text(text)
+        atomic_write_text(path, text, "draw_graph")  # (an OS error names the path)
         return
     dot = shutil.which("dot")
     if dot is None:

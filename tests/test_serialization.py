@@ -313,7 +313,7 @@ def test_a_save_killed_midway_leaves_a_temporary_that_the_next_save_removes(tmp_
     assert mg.load(path) == {"epoch": 3}
 
 
-def test_a_save_fsyncs_the_folder_and_takes_the_mode_of_the_umask(tmp_path, monkeypatch):
+def test_a_new_file_takes_the_umask_and_a_saved_over_one_keeps_its_mode(tmp_path, monkeypatch):
     synced = []
     real = serialization._fsync_folder
     monkeypatch.setattr(serialization, "_fsync_folder", lambda f: (synced.append(f), real(f)))
@@ -324,5 +324,9 @@ def test_a_save_fsyncs_the_folder_and_takes_the_mode_of_the_umask(tmp_path, monk
         os.umask(previous)
     assert synced == [tmp_path]
     assert stat.S_IMODE((tmp_path / "ck.npz").stat().st_mode) == 0o640
-    mg.save({"epoch": 1}, tmp_path / "ck.npz")
-    assert stat.S_IMODE((tmp_path / "ck.npz").stat().st_mode) == 0o666 & ~previous
+    mg.save({"epoch": 1}, tmp_path / "other.npz")  # a new file: the umask's mode
+    assert stat.S_IMODE((tmp_path / "other.npz").stat().st_mode) == 0o666 & ~previous
+    (tmp_path / "ck.npz").chmod(0o600)  # a private checkpoint stays private (as open("wb"))
+    mg.save({"epoch": 2}, tmp_path / "ck.npz")
+    assert stat.S_IMODE((tmp_path / "ck.npz").stat().st_mode) == 0o600
+    assert mg.load(tmp_path / "ck.npz") == {"epoch": 2}

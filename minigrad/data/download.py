@@ -11,6 +11,8 @@ folder.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import http.client
 import os
@@ -46,6 +48,8 @@ def fetch(urls: list[str], path, md5: str, progress: bool = True, timeout: float
     for url in urls:
         try:
             _fetch_one(url, part, progress, timeout)
+        except _CannotWrite as error:  # this disk, not the address: another mirror cannot help
+            raise DownloadError(f"download of {path.name}: {error}") from None
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
             failures.append(f"{url}: {error}")
             continue
@@ -76,8 +80,8 @@ def _fetch_one(url: str, part: Path, progress: bool, timeout: float) -> None:
             have = 0
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
-        with open(part, "ab" if have else "wb") as file, _bar(total, have, part.name,
-                                                                  progress) as bar:
+        with _writing(part), open(part, "ab" if have else "wb") as file, _bar(
+                total, have, part.name, progress) as bar:
             received = have
             for chunk in iter(lambda: response.read(CHUNK), b""):
                 file.write(chunk)
@@ -85,6 +89,31 @@ def _fetch_one(url: str, part: Path, progress: bool, timeout: float) -> None:
                 bar.update(len(chunk))
     if total is not None and received < total:
         raise OSError(f"the transfer ended after {received} of {total} bytes")
+
+
+_LOCAL_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                       errno.EFBIG}
+
+
+class _CannotWrite(OSError):
+    """The downloaded bytes cannot be written here (a full disk, a read-only folder)."""
+
+
+@contextlib.contextmanager
+def _writing(part: Path):
+    """Errors of opening and writing `part` (not of the network) as _CannotWrite, naming it
+    and what was received so far (kept: the next try resumes from there)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in _LOCAL_WRITE_ERRORS:  # (the network's: the next address may do)
+            raise
+        reason = ("no space left on the device (the disk is full)" if error.errno == errno.ENOSPC
+                  else error.strerror or str(error))
+        size = part.stat().st_size if part.exists() else 0
+        raise _CannotWrite(error.errno, f"cannot write {part}: {reason}; the {size} bytes "
+                           "received so far are kept there, and the next try resumes from "
+                           "them") from None
 
 
 def _bar(total, initial: int, name: str, enabled: bool):
