@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import os
 import sys
+import threading
 from collections.abc import Callable
 from types import ModuleType
 
@@ -449,6 +450,35 @@ def cuda_device_count() -> int:
 
 _seed: int | None = None
 _generators: dict[Device, object] = {}
+_per_sample = threading.local()
+
+
+@contextlib.contextmanager
+def sample_generator(rng):
+    """Inside this block, in this thread, every random draw on the CPU (mg.rand, the random
+    transforms, dropout) comes from `rng`: a Generator, or a seed for one, made only if
+    something draws (making a Generator costs ~10 us, as long as loading a Fashion-MNIST
+    image: a loader without random transforms should not pay it for every sample). The
+    DataLoader loads each sample in one, seeded from (its seed, the epoch, the index): the
+    samples are the same whatever the number of worker threads and whichever thread loads
+    them."""
+    previous = getattr(_per_sample, "rng", None), getattr(_per_sample, "seed", None)
+    if isinstance(rng, np.random.Generator):
+        _per_sample.rng, _per_sample.seed = rng, None
+    else:
+        _per_sample.rng, _per_sample.seed = None, rng
+    try:
+        yield
+    finally:
+        _per_sample.rng, _per_sample.seed = previous
+
+
+def sample_rng():
+    """The generator of the sample this thread is loading (sample_generator), or None."""
+    current = getattr(_per_sample, "rng", None)
+    if current is None and getattr(_per_sample, "seed", None) is not None:
+        current = _per_sample.rng = np.random.default_rng(_per_sample.seed)
+    return current
 
 
 def manual_seed(seed: int) -> None:
@@ -456,7 +486,11 @@ def manual_seed(seed: int) -> None:
     global _seed
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"manual_seed: expected an integer seed, got {seed!r}")
-    _seed = int(seed)
+    seed = int(seed)
+    if not -2**63 <= seed < 2**64:  # torch's range: a signed or an unsigned 64-bit integer
+        raise ValueError(f"manual_seed: the seed must be an integer from -2**63 to 2**64 - 1, "
+                         f"got {seed}")
+    _seed = seed % 2**64  # as torch does: -1 is 2^64 - 1 (NumPy's seeds are >= 0)
     _generators.clear()
 
 
@@ -467,6 +501,8 @@ def generator(device: str | Device = "cpu"):
     entropy where none was given), so a seeded run draws the same numbers every time.
     """
     device = Device(device)
+    if device.type == "cpu" and (sample := sample_rng()) is not None:
+        return sample  # loading a sample: its own generator (sample_generator)
     rng = _generators.get(device)
     if rng is None:
         xp = array_module(device)

@@ -2,7 +2,7 @@
 
 from minigrad.data import joint, transforms
 from minigrad.data.dataset import Dataset, Subset, TensorDataset, random_split
-from minigrad.data.loader import DataLoader, default_collate
+from minigrad.data.loader import DataLoader, WorkerInfo, default_collate, get_worker_info
 from minigrad.data.mnist import MNIST, FashionMNIST, read_idx
 from minigrad.data.splits import KFold
 from minigrad.data.voc import (

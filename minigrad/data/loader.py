@@ -4,22 +4,111 @@ Epoch e's order is a permutation drawn from a generator seeded with (seed, e), w
 `seed` or one drawn from `minigrad.manual_seed`'s generator: a seeded run sees the same
 batches, and a resumed run (`set_epoch`) the same as an uninterrupted one. Each sample is
 loaded with its own generator for random transforms, made from (seed, epoch, index): the
-samples come out the same whether 0 or 8 threads prepared them. With `num_workers > 0`,
-batches are prepared by a pool of threads (JPEG decoding and Pillow's resampling release the
-GIL) a few batches ahead of the one being trained on, and are yielded in order.
+samples come out the same whether 0 or 8 threads prepared them; inside `__getitem__` every
+random draw of minigrad's (mg.rand, mg.randint, the random transforms) comes from that
+generator too, so a dataset that draws its own augmentations is reproducible as well (NumPy's
+global `np.random` functions are not: draw from `mg.data.get_worker_info().rng` or mg's).
+With `num_workers > 0`, batches are prepared by daemon threads (JPEG decoding and Pillow's
+resampling release the GIL) a few batches ahead of the one being trained on, and are yielded
+in order; `worker_init_fn(worker_id)` runs in each as it starts, `get_worker_info()` says
+which one it is. A worker stuck in a slow `__getitem__` never holds up the end of the
+iteration or of the process (Ctrl-C exits at once): nothing waits for it.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
+from dataclasses import dataclass
 
 import numpy as np
 
+from minigrad.backend import sample_generator, sample_rng
 from minigrad.data.dataset import Dataset, _loader_rng
-from minigrad.data.transforms import sample_generator
 from minigrad.tensor import Tensor
+
+
+@dataclass
+class WorkerInfo:
+    """What a DataLoader worker thread knows of itself (torch.utils.data's fields): `id` in
+    0..num_workers-1, `num_workers`, `seed` (drawn from the loader's seed, the epoch and the
+    id: each worker of each epoch its own, as torch's base seed plus id) and `dataset`. `rng`
+    is the generator of the sample being loaded (outside one, the worker's own, from seed)."""
+
+    id: int
+    num_workers: int
+    seed: int
+    dataset: object
+    _own: np.random.Generator | None = None
+
+    @property
+    def rng(self) -> np.random.Generator:
+        current = sample_rng()
+        if current is not None:
+            return current
+        if self._own is None:
+            self._own = np.random.default_rng(self.seed)
+        return self._own
+
+
+_worker = threading.local()
+_WORKER, _COLLATE = 1, 2  # a 4th word of entropy: a worker's or a collate's generator, never a
+# sample's (whose entropy is (seed, epoch, index))
+
+
+def get_worker_info() -> WorkerInfo | None:
+    """Inside a DataLoader's worker thread, its WorkerInfo; elsewhere None (as torch's)."""
+    return getattr(_worker, "info", None)
+
+
+class _Workers:
+    """`count` daemon threads running the jobs put on a queue, each job's result a Future.
+    Daemon threads, never joined: a worker stuck in a slow __getitem__ (a network file system,
+    a huge image) neither holds up close() nor the interpreter's exit."""
+
+    def __init__(self, count: int, loader: DataLoader, epoch: int):
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        for worker_id in range(count):
+            entropy = [loader.seed, epoch, worker_id, _WORKER]
+            seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
+            info = WorkerInfo(worker_id, count, seed, loader.dataset)
+            threading.Thread(target=self._work, args=(info, loader.worker_init_fn),
+                             name=f"minigrad-loader-{worker_id}", daemon=True).start()
+        self.count = count
+
+    def submit(self, function: Callable, *args) -> Future:
+        future: Future = Future()
+        self.jobs.put((future, function, args))
+        return future
+
+    def _work(self, info: WorkerInfo, init: Callable | None) -> None:
+        _worker.info = info
+        failed = None
+        if init is not None:
+            try:
+                with sample_generator(info.seed):  # its random draws: the worker's own
+                    init(info.id)
+            except BaseException as error:  # every job of this worker then fails with it
+                failed = RuntimeError(f"DataLoader: worker_init_fn({info.id}) raised "
+                                      f"{type(error).__name__}: {error}")
+                failed.__cause__ = error
+        while (job := self.jobs.get()) is not None:
+            future, function, args = job
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while it waited
+            try:
+                if failed is not None:
+                    raise failed
+                future.set_result(function(*args))
+            except BaseException as error:
+                future.set_exception(error)
+
+    def close(self) -> None:
+        for _ in range(self.count):
+            self.jobs.put(None)  # each idle worker ends; a busy one ends after its job
 
 
 def default_collate(samples: list):
@@ -56,6 +145,10 @@ def _to_tensors(batch, device):
     return batch
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 class DataLoader:
     """Iterate over `dataset` in batches.
 
@@ -67,18 +160,27 @@ class DataLoader:
         are yielded as Tensors, as torch.utils.data yields them.
     device: if given, the batches' Tensors are moved there ("cuda"), so a loop needs no
         `.to(device)` (one still works).
+    worker_init_fn(worker_id): run in each worker thread as it starts (num_workers > 0).
     skip_errors: skip samples whose loading raises (a corrupt image) instead of stopping;
         `skipped` then counts them, and each epoch that skipped some warns with the count.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False,
                  drop_last: bool = False, num_workers: int = 0, seed: int | None = None,
-                 collate_fn: Callable | None = None, device=None, skip_errors: bool = False):
-        if not isinstance(batch_size, int) or batch_size < 1:
+                 collate_fn: Callable | None = None, device=None, skip_errors: bool = False,
+                 worker_init_fn: Callable | None = None):
+        if not _is_int(batch_size) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be an integer >= 1, got {batch_size!r}")
-        if not isinstance(num_workers, int) or num_workers < 0:
+        if not _is_int(num_workers) or num_workers < 0:
             raise ValueError(f"DataLoader: num_workers must be an integer >= 0, got "
                              f"{num_workers!r}")
+        if seed is not None and (not _is_int(seed) or not -2**63 <= seed < 2**64):
+            raise ValueError(f"DataLoader: seed must be an integer from -2**63 to 2**64 - 1 "
+                             f"(or None), got {seed!r}")
+        for name, function in (("collate_fn", collate_fn), ("worker_init_fn", worker_init_fn)):
+            if function is not None and not callable(function):
+                raise TypeError(f"DataLoader: {name} must be callable, got "
+                                f"{type(function).__name__}")
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader: {type(dataset).__name__} is not a dataset (it needs "
                             "__len__ and __getitem__)")
@@ -86,7 +188,9 @@ class DataLoader:
         self.drop_last, self.num_workers = drop_last, num_workers
         self.collate_fn = collate_fn or default_collate
         self.device, self.skip_errors = device, skip_errors
-        self.seed = int(_loader_rng(seed).integers(2**63)) if seed is None else seed
+        self.worker_init_fn = worker_init_fn
+        # (NumPy takes no negative seeds: -1 is 2^64 - 1, as in manual_seed)
+        self.seed = int(_loader_rng(seed).integers(2**63)) if seed is None else int(seed) % 2**64
         self.epoch, self.start_batch = 0, 0
         self.skipped = 0
 
@@ -126,7 +230,9 @@ class DataLoader:
                     raise RuntimeError(f"DataLoader: loading sample {index} of "
                                        f"{type(self.dataset).__name__} failed: {error}") from error
                 skipped += 1
-        batch = self.collate_fn(samples) if samples else None
+        with sample_generator([self.seed, epoch, int(indices[0]), _COLLATE] if len(indices)
+                              else None):  # a random collate (mixup) is reproducible too
+            batch = self.collate_fn(samples) if samples else None
         if batch is not None:
             batch = _to_tensors(batch, self.device)
         return batch, skipped
@@ -143,23 +249,24 @@ class DataLoader:
                 if batch is not None:
                     yield batch
         else:
-            with ThreadPoolExecutor(self.num_workers, thread_name_prefix="minigrad-loader") as pool:
-                ahead = 2 * self.num_workers
-                pending = [pool.submit(self._load_batch, b, epoch) for b in batches[:ahead]]
-                next_batch = len(pending)
-                try:
-                    while pending:
-                        batch, count = pending.pop(0).result()
-                        if next_batch < len(batches):
-                            pending.append(pool.submit(self._load_batch, batches[next_batch],
-                                                       epoch))
-                            next_batch += 1
-                        skipped += count
-                        if batch is not None:
-                            yield batch
-                finally:
-                    for future in pending:
-                        future.cancel()
+            workers = _Workers(self.num_workers, self, epoch)
+            ahead = 2 * self.num_workers
+            pending = [workers.submit(self._load_batch, b, epoch) for b in batches[:ahead]]
+            next_batch = len(pending)
+            try:
+                while pending:
+                    batch, count = pending.pop(0).result()
+                    if next_batch < len(batches):
+                        pending.append(workers.submit(self._load_batch, batches[next_batch],
+                                                      epoch))
+                        next_batch += 1
+                    skipped += count
+                    if batch is not None:
+                        yield batch
+            finally:  # (a break, an error or Ctrl-C: the batches not yet begun are dropped)
+                for future in pending:
+                    future.cancel()
+                workers.close()
         self.skipped += skipped
         if skipped:
             warnings.warn(f"DataLoader: skipped {skipped} samples that failed to load in epoch "
