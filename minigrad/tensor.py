@@ -28,6 +28,8 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False):
         if not isinstance(data, np.ndarray) and not backend.is_array(data):
             data = _to_array(data, dtype=None)
+        if data.dtype.kind not in NUMERIC_KINDS:  # the one gate every array passes through
+            raise TypeError(_not_numeric("Tensor", data.dtype))
         self.array = data
         self.grad: Tensor | None = None
         self.grad_fn = None
@@ -238,6 +240,45 @@ def _check_in_place(tensor: Tensor, op: str) -> None:
 # making tensors
 
 
+NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats: what a Tensor holds
+
+
+def _not_numeric(who: str, dtype) -> str:
+    what = {"c": "complex numbers (minigrad has no complex tensors)", "U": "strings",
+            "S": "bytes", "O": "Python objects", "M": "dates (datetime64)",
+            "m": "time spans (timedelta64)", "V": "raw records (a structured or void dtype)"}
+    return (f"{who}: cannot make a tensor of it: dtype {dtype} holds "
+            f"{what.get(dtype.kind, 'no numbers')}; a tensor holds bool, integers or floats "
+            "(convert first, e.g. array.astype(np.float32))")
+
+
+def _items(sequence) -> list:
+    if isinstance(sequence, Tensor):
+        sequence = sequence.array
+    return list(sequence)
+
+
+def _ragged(data) -> str | None:
+    """Where nested lists stop being rectangular, in torch's words, or None."""
+    def length(item):  # a sequence's length (a list, tuple, array or Tensor), or None
+        if isinstance(item, (list, tuple)):
+            return len(item)
+        shape = getattr(item, "shape", ())
+        return shape[0] if shape else None
+
+    level, depth = [data], 0
+    while level and all(length(item) is not None for item in level):
+        lengths = [length(item) for item in level]
+        if len(set(lengths)) > 1:
+            return (f"expected sequence of length {lengths[0]} at dim {depth} (got "
+                    f"{next(n for n in lengths if n != lengths[0])})")
+        level, depth = [x for item in level for x in _items(item)], depth + 1
+        kinds = {length(item) is None for item in level}
+        if len(kinds) > 1:
+            return f"a mix of numbers and sequences at dim {depth}"
+    return None
+
+
 def _to_array(data, dtype, device: Device | None = None):
     """`data` (nested lists, numbers, a NumPy or CuPy array) as an array of the backend.
 
@@ -248,13 +289,19 @@ def _to_array(data, dtype, device: Device | None = None):
         data = data.array
     if backend.is_array(data) or isinstance(data, np.generic):
         array = data
+        if array.dtype.kind not in NUMERIC_KINDS:
+            raise TypeError(_not_numeric("tensor", array.dtype))
     else:
-        array = np.asarray(data)  # Python floats are float64 here: exact for any dtype asked
-        if array.dtype.kind not in "biuf":
-            raise TypeError(
-                f"tensor: cannot make a numeric tensor from {type(data).__name__} "
-                f"(NumPy reads it as dtype {array.dtype})"
-            )
+        try:
+            array = np.asarray(data)  # Python floats are float64 here: exact for any dtype
+        except ValueError:
+            where = _ragged(data) if isinstance(data, (list, tuple)) else None
+            if where is None:
+                raise
+            raise ValueError(f"tensor: the nested lists are not rectangular: {where}") from None
+        if array.dtype.kind not in NUMERIC_KINDS:
+            raise TypeError(_not_numeric(f"tensor: a {type(data).__name__} that NumPy reads as "
+                                         f"{array.dtype}", array.dtype))
         if dtype is None and array.dtype.kind == "f":
             array = array.astype(backend.get_default_dtype(), copy=False)
         elif dtype is None and array.dtype.kind in "iu" and array.dtype != backend.uint8:
@@ -393,6 +440,8 @@ def from_numpy(array: np.ndarray) -> Tensor:
     """A CPU tensor sharing the NumPy array's memory (and dtype), as torch.from_numpy."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    if array.dtype.kind not in NUMERIC_KINDS:
+        raise TypeError(_not_numeric("from_numpy", array.dtype))
     return Tensor(array)
 
 
@@ -404,6 +453,8 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
                 device is None or data.device == Device(device)):
             return data
         data = data.array
+    if backend.is_array(data) and data.dtype.kind not in NUMERIC_KINDS:
+        raise TypeError(_not_numeric("as_tensor", data.dtype))
     if backend.is_array(data) and (dtype is None or data.dtype == backend.as_dtype(dtype)) and (
             device is None or backend.device_of(data) == Device(device)):
         return Tensor(data)
