@@ -32,7 +32,7 @@ import threading
 
 import numpy as np
 
-from minigrad import backend
+from minigrad import backend, checks
 
 _LOWER = (np.dtype(np.float16),)  # the dtypes autocast casts to
 DEFAULT_DTYPE = {"cuda": np.dtype(np.float16), "cpu": np.dtype(np.float16)}
@@ -181,6 +181,7 @@ class GradScaler:
     def __init__(self, device: str = "cuda", init_scale: float = 2.0**16,
                  growth_factor: float = 2.0, backoff_factor: float = 0.5,
                  growth_interval: int = 2000, enabled: bool = True):
+        checks.number("GradScaler", "init_scale", init_scale, low=0, low_open=True)
         if growth_factor <= 1.0 or not 0.0 < backoff_factor < 1.0:
             raise ValueError(f"GradScaler: growth_factor must be > 1 and backoff_factor in "
                              f"(0, 1), got {growth_factor} and {backoff_factor}")

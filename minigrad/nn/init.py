@@ -77,6 +77,8 @@ def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> floa
         raise ValueError(f"kaiming init: mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     fan = fan_in if mode == "fan_in" else fan_out
+    if fan == 0:  # a zero-element tensor (Linear(0, n)): nothing to draw, as in PyTorch
+        return 0.0
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
@@ -93,7 +95,7 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
 
 def _xavier_std(tensor: Tensor, gain: float) -> float:
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
-    return gain * math.sqrt(2.0 / (fan_in + fan_out))
+    return gain * math.sqrt(2.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import math
 
-from minigrad import backend
+from minigrad import backend, checks
 from minigrad.autograd import no_grad
 from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.module import Module, Parameter
-from minigrad.ops.conv import pair
 from minigrad.tensor import Tensor, empty, ones, tensor, zeros
 
 
@@ -26,7 +25,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  device=None, dtype=None):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features = checks.integer("Linear", "in_features", in_features, minimum=0)
+        self.out_features = checks.integer("Linear", "out_features", out_features, minimum=0)
         self.weight = Parameter(empty(out_features, in_features, device=device, dtype=dtype))
         self.bias = Parameter(empty(out_features, device=device, dtype=dtype)) if bias else None
         self.reset_parameters()
@@ -60,14 +60,18 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, device=None, dtype=None):
         super().__init__()
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: in_channels {in_channels} and out_channels "
-                             f"{out_channels} must both be divisible by groups {groups}")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = pair(kernel_size, "kernel_size", "Conv2d")
-        self.stride = pair(stride, "stride", "Conv2d")
-        self.padding = padding if isinstance(padding, str) else pair(padding, "padding", "Conv2d")
-        self.dilation = pair(dilation, "dilation", "Conv2d")
+        self.in_channels, self.out_channels, self.groups = _channels(
+            "Conv2d", in_channels, out_channels, groups)
+        self.kernel_size = checks.pair("Conv2d", "kernel_size", kernel_size, minimum=1)
+        self.stride = checks.pair("Conv2d", "stride", stride, minimum=1)
+        if isinstance(padding, str):
+            self.padding = checks.choice("Conv2d", "padding", padding, ("valid", "same"))
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"Conv2d: padding='same' needs stride 1, got stride "
+                                 f"{self.stride} (as in PyTorch)")
+        else:
+            self.padding = checks.pair("Conv2d", "padding", padding, minimum=0)
+        self.dilation = checks.pair("Conv2d", "dilation", dilation, minimum=1)
         shape = (out_channels, in_channels // groups, *self.kernel_size)
         self.weight = Parameter(empty(*shape, device=device, dtype=dtype))
         self.bias = Parameter(empty(out_channels, device=device, dtype=dtype)) if bias else None
@@ -104,6 +108,32 @@ class Conv2d(Module):
         return text + ("" if self.bias is not None else ", bias=False")
 
 
+def _channels(owner: str, in_channels, out_channels, groups) -> tuple[int, int, int]:
+    """A convolution's channel counts, each >= 1 and divisible by groups (>= 1)."""
+    in_channels = checks.integer(owner, "in_channels", in_channels, minimum=1)
+    out_channels = checks.integer(owner, "out_channels", out_channels, minimum=1)
+    groups = checks.integer(owner, "groups", groups, minimum=1)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"{owner}: in_channels {in_channels} and out_channels "
+                         f"{out_channels} must both be divisible by groups {groups}")
+    return in_channels, out_channels, groups
+
+
+def _pooling(owner: str, kernel_size, stride, padding, dilation=1) -> tuple:
+    """A pooling window's kernel, stride (the kernel's if None), padding and dilation,
+    checked: padding at most half the (dilated) window, as PyTorch requires."""
+    kernel = checks.pair(owner, "kernel_size", kernel_size, minimum=1)
+    if stride is not None:
+        checks.pair(owner, "stride", stride, minimum=1)
+    pad = checks.pair(owner, "padding", padding, minimum=0)
+    dilated = [d * (k - 1) + 1 for k, d in zip(kernel, checks.pair(owner, "dilation", dilation,
+                                                                   minimum=1))]
+    if any(2 * p > k for p, k in zip(pad, dilated)):
+        raise ValueError(f"{owner}: padding {padding!r} must be at most half of the window "
+                         f"{tuple(dilated)} (kernel_size {kernel_size!r})")
+    return kernel_size, kernel_size if stride is None else stride, padding, dilation
+
+
 def _named(layer: Module, function, *args):
     """function(*args), its errors about bad input prefixed with the layer that called it."""
     try:
@@ -116,8 +146,8 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
                  return_indices: bool = False, ceil_mode: bool = False):
         super().__init__()
-        self.kernel_size, self.padding, self.dilation = kernel_size, padding, dilation
-        self.stride = kernel_size if stride is None else stride
+        self.kernel_size, self.stride, self.padding, self.dilation = _pooling(
+            "MaxPool2d", kernel_size, stride, padding, dilation)
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
     def forward(self, x: Tensor) -> Tensor:
@@ -133,8 +163,10 @@ class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override: int | None = None):
         super().__init__()
-        self.kernel_size, self.padding = kernel_size, padding
-        self.stride = kernel_size if stride is None else stride
+        self.kernel_size, self.stride, self.padding, _ = _pooling(
+            "AvgPool2d", kernel_size, stride, padding)
+        if divisor_override is not None:
+            checks.integer("AvgPool2d", "divisor_override", divisor_override, minimum=1)
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
         self.divisor_override = divisor_override
 
@@ -149,6 +181,12 @@ class AvgPool2d(Module):
 class AdaptiveAvgPool2d(Module):
     def __init__(self, output_size):
         super().__init__()
+        sizes = (output_size, output_size) if not isinstance(output_size, (tuple, list)) \
+            else output_size
+        if len(sizes) != 2 or not all(n is None or checks.is_integer(n) and n >= 1
+                                      for n in sizes):
+            raise ValueError(f"{type(self).__name__}: output_size must be an integer >= 1 or a "
+                             f"pair of them (None keeps the input's size), got {output_size!r}")
         self.output_size = output_size
 
     def forward(self, x: Tensor) -> Tensor:
@@ -173,7 +211,11 @@ class _BatchNorm(Module):
                  affine: bool = True, track_running_stats: bool = True, device=None,
                  dtype=None):
         super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        name = type(self).__name__
+        self.num_features = checks.integer(name, "num_features", num_features, minimum=1)
+        self.eps = checks.number(name, "eps", eps, low=0)
+        self.momentum = momentum if momentum is None else checks.number(
+            name, "momentum", momentum, low=0, high=1)
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.weight = Parameter(ones(num_features, device=device, dtype=dtype))
@@ -228,9 +270,7 @@ class BatchNorm2d(_BatchNorm):
 class Dropout(Module):
     def __init__(self, p: float = 0.5):
         super().__init__()
-        if not 0 <= p <= 1:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p}")
-        self.p = p
+        self.p = checks.number(type(self).__name__, "p", p, low=0, high=1)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
@@ -263,7 +303,7 @@ class ReLU(Module):
 class LeakyReLU(Module):
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope = checks.number("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, self.negative_slope)
@@ -285,7 +325,7 @@ class Tanh(Module):
 class Softmax(Module):
     def __init__(self, dim: int):
         super().__init__()
-        self.dim = dim
+        self.dim = dim if dim is None else checks.integer(type(self).__name__, "dim", dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.softmax(x, self.dim)
@@ -302,7 +342,8 @@ class LogSoftmax(Softmax):
 class Flatten(Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim = checks.integer("Flatten", "start_dim", start_dim)
+        self.end_dim = checks.integer("Flatten", "end_dim", end_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.flatten(x, self.start_dim, self.end_dim)
@@ -314,7 +355,7 @@ class Flatten(Module):
 class GELU(Module):
     def __init__(self, approximate: str = "none"):
         super().__init__()
-        self.approximate = approximate
+        self.approximate = checks.choice("GELU", "approximate", approximate, ("none", "tanh"))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.gelu(x, self.approximate)
@@ -326,7 +367,7 @@ class GELU(Module):
 class ELU(Module):
     def __init__(self, alpha: float = 1.0):
         super().__init__()
-        self.alpha = alpha
+        self.alpha = checks.number("ELU", "alpha", alpha)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.elu(x, self.alpha)
@@ -343,7 +384,11 @@ class SiLU(Module):
 class Softplus(Module):
     def __init__(self, beta: float = 1.0, threshold: float = 20.0):
         super().__init__()
-        self.beta, self.threshold = beta, threshold
+        self.beta = checks.number("Softplus", "beta", beta)
+        self.threshold = checks.number("Softplus", "threshold", threshold)
+        if self.beta == 0:
+            raise ValueError("Softplus: beta must not be 0 (the function is log(1 + e^(beta x)) "
+                             "/ beta)")
 
     def forward(self, x: Tensor) -> Tensor:
         return F.softplus(x, self.beta, self.threshold)
@@ -355,7 +400,11 @@ class Softplus(Module):
 class Hardtanh(Module):
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0):
         super().__init__()
-        self.min_val, self.max_val = min_val, max_val
+        self.min_val = checks.number(type(self).__name__, "min_val", min_val)
+        self.max_val = checks.number(type(self).__name__, "max_val", max_val)
+        if not self.min_val < self.max_val:
+            raise ValueError(f"{type(self).__name__}: min_val {min_val} must be below max_val "
+                             f"{max_val}")
 
     def forward(self, x: Tensor) -> Tensor:
         return F.hardtanh(x, self.min_val, self.max_val)
@@ -375,7 +424,8 @@ class PReLU(Module):
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25):
         super().__init__()
-        self.num_parameters = num_parameters
+        self.num_parameters = checks.integer("PReLU", "num_parameters", num_parameters, minimum=1)
+        checks.number("PReLU", "init", init)
         self.weight = Parameter(ones(num_parameters) * init)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -392,9 +442,14 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True):
         super().__init__()
-        self.normalized_shape = ((normalized_shape,) if isinstance(normalized_shape, int)
-                                 else tuple(normalized_shape))
-        self.eps, self.elementwise_affine = eps, elementwise_affine
+        shape = (normalized_shape,) if checks.is_integer(normalized_shape) else normalized_shape
+        if not isinstance(shape, (tuple, list)) or not shape or not all(
+                checks.is_integer(n) and n >= 1 for n in shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be an integer >= 1 or a "
+                             f"non-empty sequence of them, got {normalized_shape!r}")
+        self.normalized_shape = tuple(int(n) for n in shape)
+        self.eps = checks.number("LayerNorm", "eps", eps, low=0)
+        self.elementwise_affine = elementwise_affine
         self.weight = Parameter(ones(*self.normalized_shape)) if elementwise_affine else None
         self.bias = (Parameter(zeros(*self.normalized_shape)) if elementwise_affine and bias
                      else None)
@@ -414,6 +469,9 @@ class GroupNorm(Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
                  affine: bool = True):
         super().__init__()
+        num_groups = checks.integer("GroupNorm", "num_groups", num_groups, minimum=1)
+        num_channels = checks.integer("GroupNorm", "num_channels", num_channels, minimum=1)
+        eps = checks.number("GroupNorm", "eps", eps, low=0)
         if num_channels % num_groups:
             raise ValueError(f"GroupNorm: {num_channels} channels do not split into "
                              f"{num_groups} groups")
@@ -440,15 +498,18 @@ class ConvTranspose2d(Module):
                  output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
                  device=None, dtype=None):
         super().__init__()
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"ConvTranspose2d: in_channels {in_channels} and out_channels "
-                             f"{out_channels} must both be divisible by groups {groups}")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = pair(kernel_size, "kernel_size", "ConvTranspose2d")
-        self.stride = pair(stride, "stride", "ConvTranspose2d")
-        self.padding = pair(padding, "padding", "ConvTranspose2d")
-        self.output_padding = pair(output_padding, "output_padding", "ConvTranspose2d")
-        self.dilation = pair(dilation, "dilation", "ConvTranspose2d")
+        name = "ConvTranspose2d"
+        self.in_channels, self.out_channels, self.groups = _channels(
+            name, in_channels, out_channels, groups)
+        self.kernel_size = checks.pair(name, "kernel_size", kernel_size, minimum=1)
+        self.stride = checks.pair(name, "stride", stride, minimum=1)
+        self.padding = checks.pair(name, "padding", padding, minimum=0)
+        self.output_padding = checks.pair(name, "output_padding", output_padding, minimum=0)
+        self.dilation = checks.pair(name, "dilation", dilation, minimum=1)
+        if any(o >= max(s, d) for o, s, d in zip(self.output_padding, self.stride,
+                                                 self.dilation)):
+            raise ValueError(f"{name}: output_padding {self.output_padding} must be smaller "
+                             f"than the stride {self.stride} or the dilation {self.dilation}")
         shape = (in_channels, out_channels // groups, *self.kernel_size)
         self.weight = Parameter(empty(*shape, device=device, dtype=dtype))
         self.bias = Parameter(empty(out_channels, device=device, dtype=dtype)) if bias else None
@@ -487,6 +548,17 @@ class Upsample(Module):
     def __init__(self, size=None, scale_factor=None, mode: str = "nearest",
                  align_corners: bool | None = None):
         super().__init__()
+        checks.choice("Upsample", "mode", mode, ("nearest", "bilinear"))
+        if (size is None) == (scale_factor is None):
+            raise ValueError("Upsample: give exactly one of size and scale_factor")
+        if size is not None and not (
+                checks.is_integer(size) and size >= 1 or isinstance(size, (tuple, list))
+                and len(size) == 2 and all(checks.is_integer(n) and n >= 1 for n in size)):
+            raise ValueError(f"Upsample: size must be an integer >= 1 or a pair of them, got "
+                             f"{size!r}")
+        for factor in (scale_factor if isinstance(scale_factor, (tuple, list)) else
+                       [] if scale_factor is None else [scale_factor]):
+            checks.number("Upsample", "scale_factor", factor, low=0, low_open=True)
         self.size, self.scale_factor, self.mode, self.align_corners = (size, scale_factor, mode,
                                                                        align_corners)
 
@@ -507,7 +579,17 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  device=None, dtype=None):
         super().__init__()
-        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.num_embeddings = checks.integer("Embedding", "num_embeddings", num_embeddings,
+                                             minimum=1)
+        self.embedding_dim = checks.integer("Embedding", "embedding_dim", embedding_dim,
+                                            minimum=0)
+        if padding_idx is not None:
+            checks.integer("Embedding", "padding_idx", padding_idx)
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"Embedding: padding_idx {padding_idx} must be within the "
+                                 f"{num_embeddings} embeddings (-{num_embeddings} to "
+                                 f"{num_embeddings - 1})")
+            padding_idx %= num_embeddings  # as PyTorch: -1 is the last row
         self.padding_idx = padding_idx
         self.weight = Parameter(empty(num_embeddings, embedding_dim, device=device, dtype=dtype))
         init.normal_(self.weight)

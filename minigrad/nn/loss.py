@@ -3,6 +3,7 @@ of `nn.functional`."""
 
 from __future__ import annotations
 
+from minigrad import checks
 from minigrad.nn import functional as F
 from minigrad.nn.module import Module
 from minigrad.tensor import Tensor
@@ -25,7 +26,9 @@ class CrossEntropyLoss(_Loss):
                  reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__(reduction)
         self.register_buffer("weight", weight)
-        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+        self.ignore_index = checks.integer("CrossEntropyLoss", "ignore_index", ignore_index)
+        self.label_smoothing = checks.number("CrossEntropyLoss", "label_smoothing",
+                                             label_smoothing, low=0, high=1)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
         return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,
@@ -37,7 +40,7 @@ class NLLLoss(_Loss):
                  reduction: str = "mean"):
         super().__init__(reduction)
         self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
+        self.ignore_index = checks.integer("NLLLoss", "ignore_index", ignore_index)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
         return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
@@ -77,7 +80,7 @@ class L1Loss(_Loss):
 class SmoothL1Loss(_Loss):
     def __init__(self, reduction: str = "mean", beta: float = 1.0):
         super().__init__(reduction)
-        self.beta = beta
+        self.beta = checks.number(type(self).__name__, "beta", beta, low=0)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
         return F.smooth_l1_loss(input, target, self.reduction, self.beta)

@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from minigrad import checks
 from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.module import Module, Parameter
@@ -45,10 +46,11 @@ class _RNNBase(Module):
                  bidirectional: bool = False, device=None, dtype=None):
         super().__init__()
         self.mode = mode
-        if hidden_size < 1 or num_layers < 1 or input_size < 1:
-            raise ValueError(f"{type(self).__name__}: input_size, hidden_size and num_layers "
-                             f"must be >= 1, got {input_size}, {hidden_size}, {num_layers}")
-        if not 0 <= dropout < 1:
+        name = type(self).__name__
+        input_size = checks.integer(name, "input_size", input_size, minimum=1)
+        hidden_size = checks.integer(name, "hidden_size", hidden_size, minimum=1)
+        num_layers = checks.integer(name, "num_layers", num_layers, minimum=1)
+        if not 0 <= checks.number(name, "dropout", dropout) < 1:
             raise ValueError(f"{type(self).__name__}: dropout must be in [0, 1), got {dropout}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, dropout

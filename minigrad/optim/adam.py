@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from minigrad import checks
 from minigrad.autograd import no_grad
 from minigrad.backend import get_array_module
 from minigrad.optim.optimizer import Optimizer
@@ -22,6 +23,13 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False):
+        name = type(self).__name__
+        for what, value in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
+            checks.number(name, what, value)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"{name}: betas must be a pair of numbers, got {betas!r}")
+        for beta in betas:
+            checks.number(name, "betas", beta)
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"{type(self).__name__}: invalid lr={lr}, betas={betas}, eps={eps} "
                              f"or weight_decay={weight_decay}")

@@ -10,12 +10,17 @@ gradients, step for step as torch.optim's (g = grad + weight_decay * p in each):
 
 from __future__ import annotations
 
+from minigrad import checks
 from minigrad.autograd import no_grad
 from minigrad.backend import get_array_module
 from minigrad.optim.optimizer import Optimizer
 
 
 def _check(name: str, **values) -> None:
+    for what, value in values.items():
+        checks.number(name, what, value)
+    if "rho" in values:
+        checks.number(name, "rho", values["rho"], low=0, high=1)
     bad = {k: v for k, v in values.items() if v < 0}
     if bad:
         raise ValueError(f"{name}: these must be >= 0: {bad}")

@@ -8,6 +8,7 @@ in place, under no_grad, so no graph is recorded.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 
@@ -27,9 +28,9 @@ class Optimizer:
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for group in groups:
-            self.add_param_group(group)
+            self.add_param_group(group, _stacklevel=4)  # (a warning points at SGD(...))
 
-    def add_param_group(self, group: dict) -> None:
+    def add_param_group(self, group: dict, _stacklevel: int = 2) -> None:
         group = dict(group)
         params = group["params"]
         group["params"] = [params] if isinstance(params, Tensor) else list(params)
@@ -40,6 +41,13 @@ class Optimizer:
             if not backend.is_floating(p.dtype):
                 raise TypeError(f"{type(self).__name__}: parameters must be floating, got "
                                 f"{p.dtype}")
+        unique = list({id(p): p for p in group["params"]}.values())
+        if len(unique) < len(group["params"]):  # torch warns too (and would step it twice)
+            warnings.warn(f"{type(self).__name__}: a parameter group lists the same parameter "
+                          f"more than once ({len(group['params']) - len(unique)} repeats); it "
+                          "is kept once and updated once per step", UserWarning,
+                          stacklevel=_stacklevel)
+            group["params"] = unique
         taken = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in taken for p in group["params"]):
             raise ValueError(f"{type(self).__name__}: a parameter appears in two groups")

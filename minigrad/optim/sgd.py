@@ -10,6 +10,7 @@ step as torch.optim.SGD:
 
 from __future__ import annotations
 
+from minigrad import checks
 from minigrad.autograd import no_grad
 from minigrad.optim.optimizer import Optimizer
 
@@ -17,6 +18,9 @@ from minigrad.optim.optimizer import Optimizer
 class SGD(Optimizer):
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
+        for name, value in (("lr", lr), ("momentum", momentum), ("dampening", dampening),
+                            ("weight_decay", weight_decay)):
+            checks.number("SGD", name, value)
         if lr < 0 or momentum < 0 or weight_decay < 0:
             raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got {lr}, "
                              f"{momentum}, {weight_decay}")
