@@ -7,12 +7,13 @@ import math
 
 import numpy as np
 
-from minigrad import amp
+from minigrad import amp, backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops import fast
 from minigrad.ops.dims import normalize_dim
 from minigrad.ops.elementwise import as_floating
+from minigrad.ops.reduce import in_float32
 from minigrad.ops.registry import tensor_method
 from minigrad.tensor import Tensor
 
@@ -291,6 +292,8 @@ def tanh(x: Tensor) -> Tensor:
 @tensor_method()
 def softmax(x: Tensor, dim: int) -> Tensor:
     x = as_floating(amp.full_precision_one(x))  # float32 inside mg.autocast
+    if x.dtype == backend.float16:  # summed in float32: 70000 terms of e^0 = 1 overflow float16
+        return in_float32(softmax, x, dim)
     dim = normalize_dim("softmax", dim, x.ndim)
     return fast.select(Softmax, x, _facts(x), dim=dim).apply(x, dim=dim)
 
@@ -298,6 +301,8 @@ def softmax(x: Tensor, dim: int) -> Tensor:
 @tensor_method()
 def log_softmax(x: Tensor, dim: int) -> Tensor:
     x = as_floating(amp.full_precision_one(x))
+    if x.dtype == backend.float16:  # summed in float32, as softmax
+        return in_float32(log_softmax, x, dim)
     dim = normalize_dim("log_softmax", dim, x.ndim)
     return fast.select(LogSoftmax, x, _facts(x), dim=dim).apply(x, dim=dim)
 

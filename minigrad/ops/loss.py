@@ -3,7 +3,8 @@ binary_cross_entropy_with_logits (stable for any logit) and mse_loss.
 
 Every loss computes a per-sample loss and then reduces it: "none" keeps it, "sum" adds it up,
 "mean" averages it (for class weights: divides by the sum of the targets' weights, as PyTorch).
-Targets are constants: no gradient flows to them.
+Targets are constants: no gradient flows to them. A float16 loss is computed in float32 and
+rounded to float16 (`in_float32`), as PyTorch's CPU float16 losses accumulate in float32.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from minigrad import amp, backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops.elementwise import where
+from minigrad.ops.reduce import in_float32
 from minigrad.tensor import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -32,6 +34,9 @@ class CrossEntropy(Function):
         q[c] = (1 - eps) * w[y] * [c == y] + eps / C * w[c]
     and its loss is -sum_c q[c] * log_softmax(x)[c]; the gradient with respect to the logits
     is the closed form  softmax(x) * sum_c q[c] - q.
+    The loss is summed as PyTorch sums it, the target's term picked out and the smoothing term
+    added only when eps > 0, so that a logit of -inf (a masked class) that no term points at
+    gives no 0 * -inf = NaN; a masked target class, or smoothing over one, gives inf.
     Samples whose target is ignore_index get no loss and no gradient.
     """
 
@@ -47,7 +52,11 @@ class CrossEntropy(Function):
         q[rows, safe_target] = (1 - label_smoothing) * weight[safe_target]
         q += (label_smoothing / classes) * weight
         q *= kept[:, None]
-        losses = -(q * log_probs).sum(axis=1)
+        with np.errstate(invalid="ignore"):  # a zero weight on a -inf logit: NaN, as in torch
+            losses = -(1 - label_smoothing) * weight[safe_target] * log_probs[rows, safe_target]
+            if label_smoothing:
+                losses -= (label_smoothing / classes) * (weight * log_probs).sum(axis=1)
+        losses = xp.where(kept, losses, 0)  # an ignored sample's loss is 0, even where it is inf
         divisor = (weight[safe_target] * kept).sum() if reduction == "mean" else None
         ctx.save_for_backward(log_probs, q, divisor)
         ctx.reduction = reduction
@@ -71,7 +80,9 @@ class NLLLoss(Function):
         kept = target != ignore_index
         safe_target = xp.where(kept, target, 0)
         sample_weight = weight[safe_target] * kept
-        losses = -log_probs[xp.arange(n), safe_target] * sample_weight
+        with np.errstate(invalid="ignore"):  # a zero weight on a -inf logit: NaN, as in torch
+            losses = -log_probs[xp.arange(n), safe_target] * weight[safe_target]
+        losses = xp.where(kept, losses, 0)  # an ignored sample's loss is 0, even where it is inf
         divisor = sample_weight.sum() if reduction == "mean" else None
         ctx.save_for_backward(safe_target, sample_weight, divisor)
         ctx.shape, ctx.reduction = log_probs.shape, reduction
@@ -224,6 +235,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,  
                   label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy of logits (N, C) or (N, C, d1, ...) and class indices (N) or (N, d1, ...)."""
     input, target, weight = amp.full_precision(input, target, weight)  # float32 in autocast
+    if input.dtype == backend.float16:
+        return in_float32(cross_entropy, input, target, weight, ignore_index, reduction,
+                          label_smoothing)
     _check_reduction("cross_entropy", reduction)
     if input.ndim < 2:
         raise ValueError(f"cross_entropy: expected logits (N, C, ...), got shape {input.shape}")
@@ -263,6 +277,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,  # noq
              ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities (N, C, ...) at class indices (N, ...)."""
     input, target, weight = amp.full_precision(input, target, weight)  # float32 in autocast
+    if input.dtype == backend.float16:
+        return in_float32(nll_loss, input, target, weight, ignore_index, reduction)
     _check_reduction("nll_loss", reduction)
     if input.ndim < 2:
         raise ValueError(f"nll_loss: expected log-probabilities (N, C, ...), got {input.shape}")
@@ -302,6 +318,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
                          reduction: str = "mean") -> Tensor:
     """BCE of probabilities in [0, 1] against targets of the same shape."""
     input, target, weight = amp.full_precision(input, target, weight)  # float32 in autocast
+    if input.dtype == backend.float16:
+        return in_float32(binary_cross_entropy, input, target, weight, reduction)
     _check_reduction("binary_cross_entropy", reduction)
     target, weight = _binary_arguments("binary_cross_entropy", input, target, weight=weight)
     probabilities = input.array
@@ -320,6 +338,9 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,  # noqa: A00
                                      pos_weight: Tensor | None = None) -> Tensor:
     """BCE of sigmoid(input) against targets, fused and stable for any logit."""
     input, target, weight, pos_weight = amp.full_precision(input, target, weight, pos_weight)
+    if input.dtype == backend.float16:
+        return in_float32(binary_cross_entropy_with_logits, input, target, weight, reduction,
+                          pos_weight)
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     target, weight, pos_weight = _binary_arguments(
         "binary_cross_entropy_with_logits", input, target, weight=weight, pos_weight=pos_weight
@@ -331,6 +352,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,  # noqa: A00
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Mean squared error; input and target must have the same shape (no silent broadcast)."""
     input, target = amp.full_precision(input, target)  # float32 in autocast
+    if input.dtype == backend.float16:
+        return in_float32(mse_loss, input, target, reduction)
     _check_reduction("mse_loss", reduction)
     if not isinstance(target, Tensor) or target.shape != input.shape:
         got = target.shape if isinstance(target, Tensor) else type(target).__name__
@@ -358,6 +381,8 @@ def _reduce_elementwise(losses: Tensor, reduction: str) -> Tensor:
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Mean absolute error (the gradient at a zero difference is 0, as in PyTorch)."""
     input, target = amp.full_precision(input, target)  # float32 in autocast
+    if input.dtype == backend.float16:
+        return in_float32(l1_loss, input, target, reduction)
     _check_reduction("l1_loss", reduction)
     _same_shape("l1_loss", input, target)
     return _reduce_elementwise((input - target).abs(), reduction)
@@ -368,6 +393,8 @@ def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean",  # no
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target): quadratic
     near zero, linear far away, so an outlier pulls with a bounded force."""
     input, target = amp.full_precision(input, target)  # float32 in autocast
+    if input.dtype == backend.float16:
+        return in_float32(smooth_l1_loss, input, target, reduction, beta)
     _check_reduction("smooth_l1_loss", reduction)
     _same_shape("smooth_l1_loss", input, target)
     if beta < 0:
@@ -384,6 +411,8 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",  # noqa: A002
     0 where target is 0 (log_target=True: target holds log-probabilities). reduction
     "batchmean" divides the sum by the batch size, the true KL divergence per sample."""
     input, target = amp.full_precision(input, target)  # float32 in autocast
+    if input.dtype == backend.float16:
+        return in_float32(kl_div, input, target, reduction, log_target)
     if reduction not in ("mean", "sum", "none", "batchmean"):
         raise ValueError(f"kl_div: reduction must be 'mean', 'sum', 'none' or 'batchmean', got "
                          f"{reduction!r}")

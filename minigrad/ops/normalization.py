@@ -14,14 +14,18 @@ in one kernel, chosen in `batch_norm` and tested against BatchNorm here.
 
 `momentum` is a number, or a 0-d array on x's device (the cumulative average of
 momentum=None, 1 / batches seen, computed there so that no step waits to read it).
+
+Layer, group and batch norm compute a float16 input's statistics in float32 and round the
+output to float16 (`in_float32`), as PyTorch's CPU kernels do.
 """
 
 from __future__ import annotations
 
-from minigrad import amp
+from minigrad import amp, backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops import fast
+from minigrad.ops.reduce import in_float32
 
 
 def statistics(x, axes, running_mean, running_var, training, momentum, eps):
@@ -90,6 +94,12 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
     if x32 is not x:  # float16 inside mg.autocast: statistics in float32, the output as x
         return cast(batch_norm(x32, running_mean, running_var, weight, bias, training, momentum,
                                eps), x.dtype)
+    if x.dtype == backend.float16:  # x, weight and bias in float32; the running statistics
+        def in_place(x, weight, bias):  # stay float16 tensors, updated in place
+            return batch_norm(x, running_mean, running_var, weight, bias, training, momentum,
+                              eps)
+
+        return in_float32(in_place, x, weight, bias)
     if x.ndim == 3:  # (N, C, L), as BatchNorm1d takes it: the same as (N, C, L, 1)
         n, c, length = x.shape
         out = batch_norm(x.reshape(n, c, length, 1), running_mean, running_var, weight, bias,
@@ -156,6 +166,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     """Normalise over the last len(normalized_shape) dims of each sample, then scale by
     `weight` and shift by `bias` (each of normalized_shape), as torch.nn.functional."""
     x, weight, bias = amp.full_precision(x, weight, bias)  # float32 inside mg.autocast
+    if x.dtype == backend.float16:
+        return in_float32(layer_norm, x, normalized_shape, weight, bias, eps)
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(x.shape[x.ndim - len(shape):]) != shape or len(shape) > x.ndim:
         raise ValueError(f"layer_norm: normalized_shape {shape} must be the last dims of the "
@@ -179,6 +191,8 @@ def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
     """Split the channels (dim 1) into num_groups groups and normalise each group of each
     sample over its channels and positions; then a per-channel scale and shift."""
     x, weight, bias = amp.full_precision(x, weight, bias)  # float32 inside mg.autocast
+    if x.dtype == backend.float16:
+        return in_float32(group_norm, x, num_groups, weight, bias, eps)
     if x.ndim < 2 or x.shape[1] % num_groups:
         raise ValueError(f"group_norm: the {x.shape[1] if x.ndim > 1 else '?'} channels of the "
                          f"input {tuple(x.shape)} do not split into {num_groups} groups")

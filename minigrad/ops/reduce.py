@@ -2,6 +2,7 @@
 
 Each takes `dim` (None for all axes, an int or a tuple) and `keepdim`, as in PyTorch. The
 gradient of a reduction is the output's gradient spread back over the axes it reduced.
+A float16 tensor is reduced in float32 and the result rounded to float16 (`in_float32`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,25 @@ def _spread(grad, shape: tuple, axes: tuple, keepdim: bool):
 def _drop_axes(out, axes: tuple):
     """A keepdims=True result without its reduced axes (each of size 1)."""
     return out.reshape([n for i, n in enumerate(out.shape) if i not in axes])
+
+
+def in_float32(op, *args, **kwargs):
+    """`op(*args, **kwargs)` with its float16 tensors cast to float32 and its result cast back
+    to float16, as PyTorch's CPU float16 reductions and losses accumulate in float32: in float16
+    a sum past 65504 is inf, a count n past 65504 is inf (so 1 / n is 0), and a long sum loses
+    its small terms. The casts carry the gradient both ways."""
+    from minigrad.ops.elementwise import cast
+
+    def widened(value):
+        is_half = isinstance(value, Tensor) and value.dtype == backend.float16
+        return cast(value, backend.float32) if is_half else value
+
+    out = op(*[widened(a) for a in args], **{k: widened(v) for k, v in kwargs.items()})
+    return cast(out, backend.float16)
+
+
+def _is_half(x: Tensor) -> bool:
+    return x.dtype == backend.float16
 
 
 def _check_floating(op: str, x: Tensor) -> None:
@@ -192,6 +212,8 @@ class LogSumExp(Function):
 @tensor_method()
 def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - PyTorch's name
     x = amp.full_precision_one(x)  # float32 inside mg.autocast
+    if _is_half(x):
+        return in_float32(sum, x, dim, keepdim)
     axes = normalize_dims("sum", dim, x.ndim)
     if x.dtype.kind in "biu":  # PyTorch sums bools and every integer type as int64
         x = x.to(backend.int64)
@@ -201,6 +223,8 @@ def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - P
 @tensor_method()
 def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     _check_floating("mean", x)
+    if _is_half(x):
+        return in_float32(mean, x, dim, keepdim)
     return Mean.apply(x, axes=normalize_dims("mean", dim, x.ndim), keepdim=keepdim)
 
 
@@ -257,6 +281,8 @@ def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
     or `var(dim, correction=c, keepdim=...)`. `unbiased=True` (or `correction=1`, the default)
     divides by n - 1; `unbiased=False` (`correction=0`) by n."""
     _check_floating("var", x)
+    if _is_half(x):
+        return in_float32(var, x, dim, unbiased, keepdim, correction=correction)
     dim, correction = _correction("var", dim, unbiased, correction)
     axes = normalize_dims("var", dim, x.ndim)
     return Var.apply(x, axes=axes, keepdim=keepdim, correction=correction)
@@ -267,6 +293,8 @@ def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
         correction: int | None = None) -> Tensor:
     """Standard deviation, with the arguments of `var`."""
     _check_floating("std", x)
+    if _is_half(x):
+        return in_float32(std, x, dim, unbiased, keepdim, correction=correction)
     dim, correction = _correction("std", dim, unbiased, correction)
     axes = normalize_dims("std", dim, x.ndim)
     return Std.apply(x, axes=axes, keepdim=keepdim, correction=correction)
@@ -276,6 +304,8 @@ def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
 def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
     x = amp.full_precision_one(x)
     _check_floating("logsumexp", x)
+    if _is_half(x):
+        return in_float32(logsumexp, x, dim, keepdim)
     return LogSumExp.apply(x, axes=normalize_dims("logsumexp", dim, x.ndim), keepdim=keepdim)
 
 
@@ -331,19 +361,58 @@ def cumsum(x: Tensor, dim: int) -> Tensor:
     x = amp.full_precision_one(x)
     if x.dtype.kind in "biu":  # as sum: integers add up as int64
         x = x.to(backend.int64)
+    if _is_half(x):
+        return in_float32(cumsum, x, dim)
     return CumSum.apply(x, dim=normalize_dim("cumsum", dim, x.ndim))
+
+
+class Norm(Function):
+    """The p-norm (sum |x|^p)^(1/p) over `axes`, for a finite p other than 0. Its gradient
+        sign(x) * (|x| / norm)^(p - 1)
+    is taken as 0 where x is 0 and where the norm is 0, as PyTorch does: the zero subgradient
+    of the norm at x = 0 rather than 0 / 0 (and, for p < 1, rather than an infinite slope)."""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim, p):
+        xp = get_array_module(x)
+        if p == 2:
+            out = xp.sqrt((x * x).sum(axis=axes, keepdims=True))
+        else:
+            out = (xp.abs(x) ** p).sum(axis=axes, keepdims=True) ** (1 / p)
+        ctx.save_for_backward(x, out)
+        ctx.keepdim, ctx.p = keepdim, p
+        return out if keepdim else _drop_axes(out, axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        xp = get_array_module(x)
+        if not ctx.keepdim:
+            grad = grad.reshape(out.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = xp.sign(x) * (xp.abs(x) / out) ** (ctx.p - 1)
+        return grad * xp.where((x == 0) | (out == 0), 0, slope)
 
 
 @tensor_method()
 def norm(x: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
-    """The p-norm over `dim` (all elements by default): (sum |x|^p)^(1/p); p may be inf."""
+    """The p-norm over `dim` (all elements by default): (sum |x|^p)^(1/p). p = inf is the
+    largest |x|, -inf the smallest, 0 the count of nonzero elements (with no gradient)."""
     x = amp.full_precision_one(x)
     _check_floating("norm", x)
-    if p == math.inf:
-        return x.abs().amax(dim=tuple(range(x.ndim)) if dim is None else dim, keepdim=keepdim)
-    if p == 2:
-        return (x * x).sum(dim=dim, keepdim=keepdim).sqrt()
-    return (x.abs() ** p).sum(dim=dim, keepdim=keepdim) ** (1 / p)
+    if p == "fro":  # the Frobenius norm: the 2-norm of all the elements (of `dim`)
+        p = 2
+    if isinstance(p, str):
+        raise ValueError(f"norm: p must be a number or 'fro', got {p!r} (the nuclear norm is "
+                         "not implemented)")
+    if _is_half(x):
+        return in_float32(norm, x, p, dim, keepdim)
+    axes = normalize_dims("norm", dim, x.ndim)
+    if p in (math.inf, -math.inf):
+        return Amax.apply(x.abs(), axes=axes, keepdim=keepdim, largest=p > 0)
+    if p == 0:
+        return (x != 0).to(x.dtype).sum(dim=dim, keepdim=keepdim)
+    return Norm.apply(x, axes=axes, keepdim=keepdim, p=p)
 
 
 def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
