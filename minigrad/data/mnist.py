@@ -17,6 +17,7 @@ import hashlib
 import os
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import numpy as np
 from minigrad.data.dataset import Dataset
 
 _IDX_UBYTE = 0x08
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def read_idx(path) -> np.ndarray:
@@ -33,11 +35,12 @@ def read_idx(path) -> np.ndarray:
     try:
         with opener(path, "rb") as file:
             data = file.read()
-    except (OSError, EOFError) as error:  # gzip raises these for damaged or truncated files
+    except (OSError, EOFError, zlib.error) as error:  # gzip's errors for a damaged or cut file
         raise ValueError(f"read_idx: cannot read {path}: {error}") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != _IDX_UBYTE:
+        hint = ("; it is gzip-compressed: name it with .gz" if data[:2] == _GZIP_MAGIC else "")
         raise ValueError(f"read_idx: {path} is not an IDX file of unsigned bytes (magic number "
-                         f"{data[:4].hex() or 'missing'}, expected 000008xx)")
+                         f"{data[:4].hex() or 'missing'}, expected 000008xx){hint}")
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
@@ -60,12 +63,20 @@ def _md5(path: Path) -> str:
 
 def download(url: str, destination: Path, md5: str) -> None:
     """Fetch `url` (http(s) or file) to `destination`, atomically, if its MD5 is `md5`."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=destination.parent, suffix=".part")
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=destination.parent, suffix=".part")
+    except OSError as error:
+        raise OSError(error.errno, f"download: cannot write into {destination.parent}: "
+                      f"{error.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as file, urllib.request.urlopen(url, timeout=60) as response:
             for chunk in iter(lambda: response.read(1 << 20), b""):
-                file.write(chunk)
+                try:
+                    file.write(chunk)
+                except OSError as error:  # a full disk: name the file, not only the errno
+                    raise OSError(error.errno, f"download: cannot write {destination} (via "
+                                  f"{temporary}): {error.strerror}") from None
         actual = _md5(Path(temporary))
         if actual != md5:
             raise ValueError(f"download: {url} has MD5 {actual}, expected {md5}")
@@ -98,11 +109,16 @@ class MNIST(Dataset):
         prefix = "train" if train else "t10k"
         wanted = [f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"]
         folder = self._find(root, wanted, download)
-        images, labels = (read_idx(self._file(folder, stem)) for stem in wanted)
+        image_file, label_file = (self._file(folder, stem) for stem in wanted)
+        images, labels = read_idx(image_file), read_idx(label_file)
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise ValueError(f"{type(self).__name__}: {folder} holds images of shape "
                              f"{images.shape} and labels of shape {labels.shape}, which do "
                              "not match")
+        if len(labels) and labels.max() >= len(self.classes):
+            raise ValueError(f"{type(self).__name__}: {label_file} holds the label "
+                             f"{labels.max()}, but there are {len(self.classes)} classes "
+                             f"(0..{len(self.classes) - 1})")
         self.root = folder
         self.data = images
         self.targets = labels.astype(np.int64)

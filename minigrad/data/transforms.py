@@ -11,34 +11,14 @@ index, so that a seeded run is the same whatever the number of worker threads.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
 from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+from minigrad.backend import sample_generator, sample_rng  # noqa: F401  (sample_generator: the loader's)
 from minigrad.data.dataset import _loader_rng
-
-_per_sample = threading.local()
-
-
-@contextlib.contextmanager
-def sample_generator(rng):
-    """Inside this block (in this thread), random transforms draw from `rng`: a Generator, or
-    a seed for one, which is then made only if a transform draws (making a Generator costs
-    ~10 us, as long as loading a Fashion-MNIST image: a loader without random transforms
-    should not pay it for every sample)."""
-    previous = getattr(_per_sample, "rng", None), getattr(_per_sample, "seed", None)
-    if isinstance(rng, np.random.Generator):
-        _per_sample.rng, _per_sample.seed = rng, None
-    else:
-        _per_sample.rng, _per_sample.seed = None, rng
-    try:
-        yield
-    finally:
-        _per_sample.rng, _per_sample.seed = previous
 
 
 class RandomTransform:
@@ -48,9 +28,7 @@ class RandomTransform:
         self.generator = generator
 
     def rng(self) -> np.random.Generator:
-        current = getattr(_per_sample, "rng", None)
-        if current is None and getattr(_per_sample, "seed", None) is not None:
-            current = _per_sample.rng = np.random.default_rng(_per_sample.seed)
+        current = sample_rng()
         if current is not None:
             return current
         if self.generator is None:
@@ -111,12 +89,28 @@ class Compose:
         return "Compose(\n" + "".join(f"    {t!r}\n" for t in self.transforms) + ")"
 
 
+def _pixel_values(image: Image.Image) -> tuple[np.ndarray, np.float32]:
+    """A Pillow image's values, (H, W[, C]), and the factor that brings them into [0, 1]."""
+    if image.mode in ("P", "PA", "I", "F"):
+        held = ("palette indices, not colours: convert('RGB') it first (a segmentation mask "
+                "goes through joint.ToArrays, which keeps its labels)" if "P" in image.mode else
+                "32-bit values of no recorded range: bring them to uint8 first")
+        raise TypeError(f"ToArray: a Pillow image of mode {image.mode} holds {held}")
+    if image.mode == "1":
+        image = image.convert("L")  # as bools, white would become 1/255
+    if image.mode.startswith("I;16"):
+        return np.asarray(image), np.float32(1 / 65535)
+    return np.asarray(image), np.float32(1 / 255)
+
+
 class ToArray:
-    """A Pillow image or an (H, W[, C]) uint8 array -> a (C, H, W) float32 array in [0, 1]."""
+    """A Pillow image or an (H, W[, C]) uint8 array -> a (C, H, W) float32 array in [0, 1].
+    (A 16-bit grey image is scaled by 1/65535; palette and 32-bit images are refused.)"""
 
     def __call__(self, image) -> np.ndarray:
+        scale = np.float32(1 / 255)
         if isinstance(image, Image.Image):
-            array = np.asarray(image)
+            array, scale = _pixel_values(image)
         elif isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim in (2, 3):
             array = image
         else:
@@ -127,7 +121,7 @@ class ToArray:
         if array.ndim == 2:
             array = array[:, :, None]
         chw = np.empty((array.shape[2], array.shape[0], array.shape[1]), dtype=np.float32)
-        np.multiply(array.transpose(2, 0, 1), np.float32(1 / 255), out=chw)
+        np.multiply(array.transpose(2, 0, 1), scale, out=chw)
         return chw
 
     def __repr__(self) -> str:

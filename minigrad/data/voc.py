@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 
 from minigrad.data.dataset import Dataset
 from minigrad.data.download import extract_tar, fetch
+from minigrad.data.images import open_labels, open_rgb
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -97,7 +98,8 @@ def parse_annotation(path: Path, use_difficult: bool) -> np.ndarray:
 
 class VOCClassification(Dataset):
     """Pascal VOC multi-label classification: ds[i] is (image, target), where image is the
-    RGB Pillow image (or what `transform` makes of it) and target a float32 multi-hot array of
+    RGB Pillow image (decoded by minigrad.data.images.open_rgb: 16-bit and transparent files
+    too; or what `transform` makes of it) and target a float32 multi-hot array of
     the 20 classes (`VOC_CLASSES`). All annotations are read (and checked) when the dataset is
     made; `targets` (N, 20) holds them all, for class statistics such as pos_weight.
     download=True fetches VOC2012's trainval archive into root first, unless the tree is
@@ -140,12 +142,7 @@ class VOCClassification(Dataset):
         return self.folder / "JPEGImages" / f"{self.ids[index]}.jpg"
 
     def __getitem__(self, index: int):
-        path = self.image_path(index)
-        try:
-            with Image.open(path) as image:
-                image = image.convert("RGB")  # decodes now, so a corrupt file fails here
-        except OSError as error:
-            raise ValueError(f"VOCClassification: cannot decode {path}: {error}") from None
+        image = open_rgb(self.image_path(index), "VOCClassification")
         if self.transform is not None:
             image = self.transform(image)
         return image, self.targets[index].copy()
@@ -207,6 +204,18 @@ def _annotation_xml(image_id: str, year: str, size: tuple[int, int], objects: li
 
 def make_synthetic_voc(root, n_images: int = 40, image_size: int | tuple[int, int] = 96,
                        seed: int = 0, year: str = "2012", val_fraction: float = 0.25) -> Path:
+    """Write a small VOC-layout tree (see _write_synthetic_voc); an OS error while writing it
+    (a full disk, a read-only folder) names the tree's folder."""
+    try:
+        return _write_synthetic_voc(root, n_images, image_size, seed, year, val_fraction)
+    except OSError as error:
+        raise OSError(error.errno, f"make_synthetic_voc: cannot write the tree under {root}: "
+                      f"{error.strerror or error}"
+                      + (f" ({error.filename})" if error.filename else "")) from None
+
+
+def _write_synthetic_voc(root, n_images: int, image_size, seed: int, year: str,
+                         val_fraction: float) -> Path:
     """Write a small VOC-layout tree under root/VOCdevkit/VOC<year> and return that folder.
 
     Each image shows 1 to 3 objects of distinct classes drawn as simple shapes on a noisy
@@ -299,7 +308,8 @@ def _segmentation_png(labels: np.ndarray) -> Image.Image:
 class VOCSegmentation(Dataset):
     """Pascal VOC semantic segmentation: ds[i] is (image, mask), the RGB Pillow image and its
     label map (a Pillow palette image: 0 background, 1-20 the classes of VOC_CLASSES in
-    order, 255 the void border that losses and metrics ignore), or what `transforms(image,
+    order, 255 the void border that losses and metrics ignore; any other value is an error
+    naming the file), or what `transforms(image,
     mask)` makes of the pair (see minigrad.data.joint). download=True fetches VOC2012 first,
     as VOCClassification does."""
 
@@ -337,19 +347,13 @@ class VOCSegmentation(Dataset):
 
     def __getitem__(self, index: int):
         image_id = self.ids[index]
-        try:
-            with Image.open(self.image_path(image_id)) as image:
-                image = image.convert("RGB")
-            with Image.open(self.mask_path(image_id)) as mask:
-                if mask.mode not in ("P", "L"):
-                    raise ValueError(f"a mask must be a palette or grey image of labels, not "
-                                     f"mode {mask.mode}")
-                mask.load()
-        except (OSError, ValueError) as error:
-            raise ValueError(f"VOCSegmentation: cannot read {image_id}: {error}") from None
+        image_path, mask_path = self.image_path(image_id), self.mask_path(image_id)
+        image = open_rgb(image_path, "VOCSegmentation", "image")
+        mask = open_labels(mask_path, "VOCSegmentation", len(self.classes), ignore_index=255)
         if image.size != mask.size:
-            raise ValueError(f"VOCSegmentation: {image_id}'s image {image.size} and mask "
-                             f"{mask.size} differ in size")
+            raise ValueError(f"VOCSegmentation: the image {image_path} is "
+                             f"{image.width}x{image.height} but its mask {mask_path} is "
+                             f"{mask.width}x{mask.height}; they must be the same size")
         if self.transforms is not None:
             return self.transforms(image, mask)
         return image, mask
