@@ -30,6 +30,7 @@ import pytest
 import minigrad as mg
 from minigrad import cli, nn, serialization
 from minigrad.data import DataLoader, get_worker_info
+from minigrad.data import transforms as T
 from minigrad.training import ResumeError, fit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -502,6 +503,7 @@ def test_lists_that_hold_no_numbers_and_ragged_lists_say_so():
 # constructors: every argument checked where it is given
 
 W = nn.Parameter(mg.zeros(2))
+S = mg.optim.lr_scheduler
 BAD_ARGUMENTS = [
     ("Conv2d", lambda: nn.Conv2d(3, 8, 0), "kernel_size"),
     ("Conv2d", lambda: nn.Conv2d(0, 8, 3), "in_channels"),
@@ -576,6 +578,19 @@ BAD_ARGUMENTS = [
     ("Adam", lambda: mg.optim.Adam([W], betas=0.9), "betas"),
     ("Adadelta", lambda: mg.optim.Adadelta([W], rho=2), "rho"),
     ("GradScaler", lambda: mg.amp.GradScaler(init_scale=-1), "init_scale"),
+    ("RandomResizedCrop", lambda: T.RandomResizedCrop(8, scale=(0.9, 0.1)), "scale"),
+    ("RandomResizedCrop", lambda: T.RandomResizedCrop(8, ratio=(2, 1)), "ratio"),
+    ("RandomHorizontalFlip", lambda: T.RandomHorizontalFlip(2), "p"),
+    ("StepLR", lambda: S.StepLR(mg.optim.SGD([W], lr=0.1), step_size=1.5), "step_size"),
+    ("ExponentialLR", lambda: S.ExponentialLR(mg.optim.SGD([W], lr=0.1), gamma="x"), "gamma"),
+    ("MultiStepLR", lambda: S.MultiStepLR(mg.optim.SGD([W], lr=0.1), [1.5]), "milestones"),
+    ("ReduceLROnPlateau", lambda: S.ReduceLROnPlateau(mg.optim.SGD([W], lr=0.1), patience=-1),
+     "patience"),
+    ("OneCycleLR", lambda: S.OneCycleLR(mg.optim.SGD([W], lr=0.1), max_lr=-1, total_steps=9),
+     "max_lr"),
+    ("VGG", lambda: mg.models.vgg16(width_mult=0), "width_mult"),
+    ("LeNet5", lambda: mg.models.LeNet5(num_classes=-1), "num_classes"),
+    ("ResNet", lambda: mg.models.resnet18(num_classes=0), "num_classes"),
     ("DataLoader", lambda: DataLoader([1, 2], batch_size=True), "batch_size"),
     ("DataLoader", lambda: DataLoader([1, 2], batch_size=2.0), "batch_size"),
     ("DataLoader", lambda: DataLoader([1, 2], num_workers=True), "num_workers"),
@@ -592,6 +607,12 @@ def test_a_bad_constructor_argument_fails_where_it_is_given_naming_class_and_arg
         make()
     assert type(caught.value) in (TypeError, ValueError)  # not ZeroDivisionError, IndexError
     assert str(caught.value).startswith(f"{owner}: ") and argument in str(caught.value)
+
+
+def test_a_subset_with_indices_outside_its_dataset_fails_when_made():
+    with pytest.raises(IndexError, match=r"Subset: indices \[5\] are outside the dataset's 4"):
+        mg.data.Subset(_Recorder(), [0, 5])
+    assert len(mg.data.Subset(_Recorder(), [-1, 3])) == 2
 
 
 def test_the_edges_of_the_ranges_are_accepted():

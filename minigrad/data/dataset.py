@@ -46,7 +46,12 @@ class Subset(Dataset):
     """The samples of `dataset` at `indices`, in that order."""
 
     def __init__(self, dataset: Dataset, indices: Sequence[int]):
-        self.dataset, self.indices = dataset, list(indices)
+        self.dataset, self.indices = dataset, [int(i) for i in indices]
+        n = len(dataset)
+        outside = [i for i in self.indices if not -n <= i < n]
+        if outside:  # (found now, not when a DataLoader reaches the sample)
+            raise IndexError(f"Subset: indices {outside[:5]} are outside the dataset's {n} "
+                             f"samples ({type(dataset).__name__})")
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
+from minigrad import checks
 from minigrad.backend import sample_generator, sample_rng  # noqa: F401  (sample_generator: the loader's)
 from minigrad.data.dataset import _loader_rng
 
@@ -228,6 +229,11 @@ class RandomResizedCrop(RandomTransform):
 
     def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), generator=None):
         super().__init__(generator)
+        for name, (low, high) in (("scale", scale), ("ratio", ratio)):
+            checks.number("RandomResizedCrop", name, low, low=0, low_open=True)
+            if not low <= checks.number("RandomResizedCrop", name, high):
+                raise ValueError(f"RandomResizedCrop: {name} must be (min, max), got "
+                                 f"{(low, high)}")
         self.size, self.scale, self.ratio = _size_pair(size, "RandomResizedCrop"), scale, ratio
 
     def region(self, height: int, width: int) -> tuple[int, int, int, int]:
@@ -264,7 +270,7 @@ class RandomHorizontalFlip(RandomTransform):
 
     def __init__(self, p: float = 0.5, generator=None):
         super().__init__(generator)
-        self.p = p
+        self.p = checks.number(type(self).__name__, "p", p, low=0, high=1)
 
     def __call__(self, image):
         _image_size(image, "RandomHorizontalFlip")

@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
-from minigrad import nn
+from minigrad import checks, nn
 
 
 class LeNet5(nn.Module):
     def __init__(self, num_classes: int = 10):
         super().__init__()
+        checks.integer("LeNet5", "num_classes", num_classes, minimum=1)
         self.features = nn.Sequential(
             nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),

@@ -10,7 +10,7 @@ the size (stride 2) or widens the channels. The gradient reaches early layers th
 
 from __future__ import annotations
 
-from minigrad import nn
+from minigrad import checks, nn
 from minigrad.tensor import Tensor
 
 
@@ -42,6 +42,8 @@ class ResNet(nn.Module):
     def __init__(self, block: type[BasicBlock], layers: list[int], num_classes: int = 1000,
                  width_mult: float = 1.0):
         super().__init__()
+        checks.integer("ResNet", "num_classes", num_classes, minimum=1)
+        checks.number("ResNet", "width_mult", width_mult, low=0, low_open=True)
         widths = [max(1, int(round(w * width_mult))) for w in (64, 128, 256, 512)]
         self.inplanes = widths[0]
         self.conv1 = nn.Conv2d(3, widths[0], 7, stride=2, padding=3, bias=False)

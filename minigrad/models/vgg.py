@@ -10,7 +10,7 @@ weights load for transfer learning.
 
 from __future__ import annotations
 
-from minigrad import nn
+from minigrad import checks, nn
 from minigrad.serialization import read_state_dict
 
 # configuration D: channels of each conv, "M" for a max pool
@@ -21,6 +21,8 @@ class VGG(nn.Module):
     def __init__(self, config=CONFIG_D, num_classes: int = 1000, batch_norm: bool = False,
                  dropout: float = 0.5, width_mult: float = 1.0):
         super().__init__()
+        checks.integer("VGG", "num_classes", num_classes, minimum=1)
+        checks.number("VGG", "width_mult", width_mult, low=0, low_open=True)
         layers, channels = [], 3
         for item in config:
             if item == "M":

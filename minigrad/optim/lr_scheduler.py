@@ -7,6 +7,7 @@ from __future__ import annotations
 import bisect
 import math
 
+from minigrad import checks
 from minigrad.optim.optimizer import Optimizer
 
 
@@ -75,9 +76,8 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1):
-        if step_size < 1:
-            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
-        self.step_size, self.gamma = step_size, gamma
+        step_size = checks.integer("StepLR", "step_size", step_size, minimum=1)
+        self.step_size, self.gamma = step_size, checks.number("StepLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
@@ -92,7 +92,9 @@ class MultiStepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1,
                  last_epoch: int = -1):
-        self.milestones, self.gamma = sorted(milestones), gamma
+        self.milestones = sorted(checks.integer("MultiStepLR", "milestones", m, minimum=0)
+                                 for m in milestones)
+        self.gamma = checks.number("MultiStepLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
@@ -108,7 +110,7 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,  # noqa: N803
                  last_epoch: int = -1):
-        if T_max < 1:
+        if checks.number("CosineAnnealingLR", "T_max", T_max) < 1:
             raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer, last_epoch)
@@ -131,7 +133,7 @@ class ExponentialLR(LRScheduler):
     """lr = base_lr * gamma ** epoch: times gamma every epoch."""
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1):
-        self.gamma = gamma
+        self.gamma = checks.number("ExponentialLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
@@ -257,6 +259,8 @@ class OneCycleLR(_Scheduler):
                  cycle_momentum: bool = True, base_momentum=0.85, max_momentum=0.95,
                  div_factor: float = 25.0, final_div_factor: float = 1e4,
                  three_phase: bool = False, last_epoch: int = -1):
+        for value in (max_lr if isinstance(max_lr, (list, tuple)) else [max_lr]):
+            checks.number("OneCycleLR", "max_lr", value, low=0, low_open=True)
         if total_steps is None:
             if not epochs or not steps_per_epoch:
                 raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
@@ -333,6 +337,8 @@ class ReduceLROnPlateau(_Scheduler):
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
                  cooldown: int = 0, min_lr=0.0, eps: float = 1e-8):
+        checks.integer("ReduceLROnPlateau", "patience", patience, minimum=0)
+        checks.integer("ReduceLROnPlateau", "cooldown", cooldown, minimum=0)
         if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
             raise ValueError(f"ReduceLROnPlateau: bad mode {mode!r} or threshold_mode "
                              f"{threshold_mode!r}")
