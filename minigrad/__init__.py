@@ -39,6 +39,7 @@ from minigrad.autograd import (
     no_grad,
     set_grad_enabled,
 )
+from minigrad.autograd import functional as _functional  # noqa: F401  mg.autograd.functional
 from minigrad.backend import (
     Device,
     bfloat16,
