@@ -714,3 +714,33 @@ def test_a_full_disk_mid_download_names_the_part_file_and_tries_no_mirror(tmp_pa
     assert f"cannot write {tmp_path / 'f.bin.part'}" in message and "disk is full" in message
     assert "bytes received so far are kept there" in message
     assert [path for path, _ in server.requests] == ["/a"]  # the mirror cannot help
+
+
+def test_clip_grad_norm_of_float16_gradients_sums_in_float32_as_torch():
+    torch = helpers.torch()
+    values = np.ones(70_000, np.float16)
+    ours = nn.Parameter(mg.tensor(values))
+    ours.grad = mg.tensor(values.copy())
+    theirs = torch.nn.Parameter(torch.tensor(values))
+    theirs.grad = torch.tensor(values.copy())
+    total = nn.utils.clip_grad_norm_([ours], max_norm=1.0)
+    expected = torch.nn.utils.clip_grad_norm_([theirs], max_norm=1.0)
+    assert total.dtype == np.float16 and np.isfinite(total.item())
+    np.testing.assert_allclose(total.item(), expected.item(), rtol=1e-3)
+    np.testing.assert_allclose(ours.grad.numpy().astype(np.float32),
+                               theirs.grad.numpy().astype(np.float32), rtol=2e-3)
+
+
+def test_a_joint_mask_that_holds_no_labels_is_refused_by_name():
+    from PIL import Image
+
+    from minigrad.data import joint
+
+    image = Image.new("RGB", (4, 4))
+    with pytest.raises(TypeError, match="joint.ToArrays: the mask is a Pillow image of mode RGB"):
+        joint.ToArrays()(image, Image.new("RGB", (4, 4)))
+    with pytest.raises(TypeError, match=r"\(H, W\) integer labels, got an array of shape "
+                                        r"\(4, 4\) and dtype float32"):
+        joint.ToArrays()(image, np.zeros((4, 4), np.float32))
+    _, labels = joint.ToArrays()(image, Image.new("P", (4, 4), 3))
+    assert labels.dtype == np.int64 and (labels == 3).all()

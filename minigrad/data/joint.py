@@ -86,7 +86,15 @@ class ToArrays:
     """The image to a (C, H, W) float32 array in [0, 1]; the mask to (H, W) int64 labels."""
 
     def __call__(self, image, mask):
-        return T.ToArray()(image), np.asarray(mask, dtype=np.int64)
+        mode = getattr(mask, "mode", None)
+        if mode is not None and mode not in ("P", "L", "I", "I;16"):
+            raise TypeError(f"joint.ToArrays: the mask is a Pillow image of mode {mode}; a mask "
+                            "holds one label per pixel (a palette, grey or integer image)")
+        labels = np.asarray(mask)
+        if labels.ndim != 2 or labels.dtype.kind not in "biu":
+            raise TypeError(f"joint.ToArrays: the mask must be (H, W) integer labels, got an "
+                            f"array of shape {labels.shape} and dtype {labels.dtype}")
+        return T.ToArray()(image), labels.astype(np.int64)
 
     def __repr__(self) -> str:
         return "joint.ToArrays()"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from minigrad.backend import get_array_module
 from minigrad.tensor import Tensor
 
@@ -23,17 +25,20 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
         return Tensor(0.0)
     xp = get_array_module(params[0].grad.array)
     grads = [p.grad.array for p in params]
+    # float16 gradients are summed in float32 (as torch's norms accumulate): 70,000 squares
+    # of 1 are inf in float16; the norm comes back in the gradients' dtype
+    wide = [g.astype(np.float32) if g.dtype == np.float16 else g for g in grads]
     if norm_type == math.inf:
-        total = xp.stack([xp.abs(g).max() for g in grads]).max()
+        total = xp.stack([xp.abs(g).max() for g in wide]).max()
     else:
-        total = xp.stack([(xp.abs(g) ** norm_type).sum() for g in grads]).sum() ** (1 / norm_type)
+        total = xp.stack([(xp.abs(g) ** norm_type).sum() for g in wide]).sum() ** (1 / norm_type)
     if error_if_nonfinite and not bool(xp.isfinite(total)):
         raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the "
                            f"gradients is non-finite ({float(total)}), so it cannot be clipped")
     scale = xp.minimum(max_norm / (total + 1e-6), 1.0)  # never scales gradients up
     for g in grads:
         g *= scale.astype(g.dtype)
-    return Tensor(total)
+    return Tensor(total.astype(grads[0].dtype) if grads[0].dtype == np.float16 else total)
 
 
 def clip_grad_value_(parameters, clip_value: float) -> None:
