@@ -484,13 +484,9 @@ def sample_rng():
 def manual_seed(seed: int) -> None:
     """Seed every random generator minigrad uses, on the CPU and on every GPU."""
     global _seed
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"manual_seed: expected an integer seed, got {seed!r}")
-    seed = int(seed)
-    if not -2**63 <= seed < 2**64:  # torch's range: a signed or an unsigned 64-bit integer
-        raise ValueError(f"manual_seed: the seed must be an integer from -2**63 to 2**64 - 1, "
-                         f"got {seed}")
-    _seed = seed % 2**64  # as torch does: -1 is 2^64 - 1 (NumPy's seeds are >= 0)
+    from minigrad import checks
+
+    _seed = checks.seed("manual_seed", seed)
     _generators.clear()
 
 

@@ -65,6 +65,19 @@ def number(owner: str, name: str, value, low: float | None = None, high: float |
     return value
 
 
+SEEDS = (-2**63, 2**64)  # torch.manual_seed's range: a signed or an unsigned 64-bit integer
+
+
+def seed(owner: str, value) -> int:
+    """A seed in torch's range as NumPy takes it (>= 0): a negative one counts from 2^64, as in
+    torch (-1 is 2^64 - 1)."""
+    value = integer(owner, "seed", value)
+    if not SEEDS[0] <= value < SEEDS[1]:
+        raise ValueError(f"{owner}: the seed must be an integer from -2**63 to 2**64 - 1, got "
+                         f"{value}")
+    return value % 2**64
+
+
 def choice(owner: str, name: str, value, choices) -> object:
     """`value` if it is one of `choices`."""
     if not isinstance(value, str) or value not in choices:

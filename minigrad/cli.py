@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import minigrad as mg
+from minigrad.checks import SEEDS
 from minigrad.serialization import writable_folder
 
 
@@ -142,10 +143,8 @@ def existing_folder(flag: str, path) -> Path:
 def output_folder(flag: str, path) -> Path:
     """`path` as a folder to write into, checked before any work: made if missing, and a
     UsageError naming `flag` if a file is in the way or nothing can be written there (a
-    read-only mount, no permission, a full disk)."""
+    read-only mount, no permission)."""
     folder = Path(path).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{flag} {path}: is a file, not a folder")
     try:
         writable_folder(folder, flag)
     except OSError as error:
@@ -153,13 +152,10 @@ def output_folder(flag: str, path) -> Path:
     return folder
 
 
-SEED_RANGE = (-2**63, 2**64)  # torch.manual_seed's: a negative seed counts from 2^64
-
-
 def seed(text: str) -> int:
     """--seed's type: an integer that mg.manual_seed (and torch's) accepts."""
     value = _number(text, int, "an integer")
-    if not SEED_RANGE[0] <= value < SEED_RANGE[1]:
+    if not SEEDS[0] <= value < SEEDS[1]:
         raise argparse.ArgumentTypeError(f"must be an integer from -2**63 to 2**64 - 1, got "
                                          f"{text}")
     return value

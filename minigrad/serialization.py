@@ -124,17 +124,23 @@ def writable_folder(path, who: str) -> Path:
     return folder
 
 
+def write_failure(error: OSError) -> str:
+    """Why a write failed, in words a user acts on (a full disk says so)."""
+    reason = error.strerror or str(error)
+    if error.errno == errno.ENOSPC:
+        return "no space left on the device (the disk is full)"
+    if error.errno == errno.EROFS:
+        return "the file system is read-only"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied ({reason})"
+    return reason
+
+
 def _os_error(error: OSError, who: str, path: Path, consequence: str) -> OSError:
     """`error` again (the same errno, so the same OSError subclass) with a message that names
     the file being written and what became of it."""
-    reason = error.strerror or str(error)
-    if error.errno == errno.ENOSPC:
-        reason = "no space left on the device (the disk is full)"
-    elif error.errno == errno.EROFS:
-        reason = "the file system is read-only"
-    elif error.errno in (errno.EACCES, errno.EPERM):
-        reason = f"permission denied ({reason})"
-    named = OSError(error.errno, f"{who}: cannot write {path}: {reason}; {consequence}")
+    named = OSError(error.errno, f"{who}: cannot write {path}: {write_failure(error)}; "
+                    f"{consequence}")
     named.path = path
     return named
 

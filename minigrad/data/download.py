@@ -21,6 +21,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from minigrad.serialization import write_failure
+
 CHUNK = 1 << 20
 
 
@@ -108,12 +110,10 @@ def _writing(part: Path):
     except OSError as error:
         if error.errno not in _LOCAL_WRITE_ERRORS:  # (the network's: the next address may do)
             raise
-        reason = ("no space left on the device (the disk is full)" if error.errno == errno.ENOSPC
-                  else error.strerror or str(error))
         size = part.stat().st_size if part.exists() else 0
-        raise _CannotWrite(error.errno, f"cannot write {part}: {reason}; the {size} bytes "
-                           "received so far are kept there, and the next try resumes from "
-                           "them") from None
+        raise _CannotWrite(error.errno, f"cannot write {part}: {write_failure(error)}; the "
+                           f"{size} bytes received so far are kept there, and the next try "
+                           "resumes from them") from None
 
 
 def _bar(total, initial: int, name: str, enabled: bool):

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minigrad import checks
 from minigrad.backend import sample_generator, sample_rng
 from minigrad.data.dataset import Dataset, _loader_rng
 from minigrad.tensor import Tensor
@@ -145,10 +146,6 @@ def _to_tensors(batch, device):
     return batch
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 class DataLoader:
     """Iterate over `dataset` in batches.
 
@@ -169,14 +166,11 @@ class DataLoader:
                  drop_last: bool = False, num_workers: int = 0, seed: int | None = None,
                  collate_fn: Callable | None = None, device=None, skip_errors: bool = False,
                  worker_init_fn: Callable | None = None):
-        if not _is_int(batch_size) or batch_size < 1:
+        if not checks.is_integer(batch_size) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be an integer >= 1, got {batch_size!r}")
-        if not _is_int(num_workers) or num_workers < 0:
+        if not checks.is_integer(num_workers) or num_workers < 0:
             raise ValueError(f"DataLoader: num_workers must be an integer >= 0, got "
                              f"{num_workers!r}")
-        if seed is not None and (not _is_int(seed) or not -2**63 <= seed < 2**64):
-            raise ValueError(f"DataLoader: seed must be an integer from -2**63 to 2**64 - 1 "
-                             f"(or None), got {seed!r}")
         for name, function in (("collate_fn", collate_fn), ("worker_init_fn", worker_init_fn)):
             if function is not None and not callable(function):
                 raise TypeError(f"DataLoader: {name} must be callable, got "
@@ -189,8 +183,8 @@ class DataLoader:
         self.collate_fn = collate_fn or default_collate
         self.device, self.skip_errors = device, skip_errors
         self.worker_init_fn = worker_init_fn
-        # (NumPy takes no negative seeds: -1 is 2^64 - 1, as in manual_seed)
-        self.seed = int(_loader_rng(seed).integers(2**63)) if seed is None else int(seed) % 2**64
+        self.seed = (int(_loader_rng(seed).integers(2**63)) if seed is None
+                     else checks.seed("DataLoader", seed))
         self.epoch, self.start_batch = 0, 0
         self.skipped = 0
 

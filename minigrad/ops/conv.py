@@ -25,7 +25,7 @@ batch) compute the same thing and are tested against it; `conv2d` below picks on
 
 from __future__ import annotations
 
-from minigrad import amp
+from minigrad import amp, checks
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module, matmul
 from minigrad.ops import fast
@@ -120,11 +120,9 @@ class Conv2d(Function):
 
 
 def pair(value, name: str, op: str) -> tuple:
-    """An int or a pair of ints as a pair: 3 -> (3, 3)."""
-    pair_ = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair_) != 2 or not all(isinstance(v, int) for v in pair_):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    return pair_
+    """An int or a pair of ints as a pair: 3 -> (3, 3) (checks.pair, in the functionals' order
+    of arguments)."""
+    return checks.pair(op, name, value)
 
 
 def conv_padding(padding, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
