@@ -58,7 +58,7 @@ from minigrad.backend import (
     set_float32_matmul_precision,
     uint8,
 )
-from minigrad.gradcheck import GradcheckError, gradcheck
+from minigrad.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from minigrad.ops import (
     abs,
     all,
@@ -74,6 +74,7 @@ from minigrad.ops import (
     clone,
     cos,
     cumsum,
+    erf,
     exp,
     flatten,
     flip,

@@ -204,9 +204,15 @@ def array_module(device: str | Device) -> ModuleType:
 
 
 def get_array_module(array) -> ModuleType:
-    """The array module that owns `array` (numpy for NumPy arrays and scalars, else cupy)."""
+    """The array module that owns `array` (numpy for NumPy arrays and scalars, else cupy);
+    for a Tensor (a recorded backward pass), NumPy's names as minigrad's ops on its device
+    (ops/tensor_numpy.py)."""
     if isinstance(array, (np.ndarray, np.generic)):
         return np
+    if hasattr(array, "grad_fn"):  # a Tensor
+        from minigrad.ops import tensor_numpy
+
+        return tensor_numpy.of(array)
     return cupy_module()
 
 

@@ -9,6 +9,11 @@ hide errors that cancel), the scalar L(x) = sum_k <v_k, f_k(x)> has the gradient
 in float64, where eps = 1e-6 leaves about 10 correct digits. For large inputs, the fast mode
 checks one random direction u per input instead of every element (as PyTorch's fast mode):
 the directional derivative (L(x + eps u) - L(x - eps u)) / (2 eps) against <dL/dx, u>.
+
+`gradgradcheck` checks second derivatives the same way, as PyTorch's does: the first
+gradients, computed with create_graph=True for random output gradients v (which require a
+gradient too), are themselves a function of (x, v), and gradcheck checks that function's
+backward, a recorded backward pass, against central differences of the first gradients.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ def gradcheck(
     atol: float = 1e-5,
     rtol: float = 1e-3,
     *,
+    raise_exception: bool = True,
     fast_mode: bool = False,
     seed: int = 0,
 ) -> bool:
@@ -40,9 +46,76 @@ def gradcheck(
 
     `inputs` is a Tensor or a sequence of Tensors (and other arguments, passed through);
     floating tensors with `requires_grad=True` are checked, after being copied to float64.
-    Returns True, or raises GradcheckError naming the input, the worst index and both values.
-    A gradient passes where |analytical - numerical| <= atol + rtol * |numerical|.
+    Returns True, or raises GradcheckError naming the input, the worst index and both values
+    (returns False instead with raise_exception=False). A gradient passes where
+    |analytical - numerical| <= atol + rtol * |numerical|.
     """
+    try:
+        return _gradcheck(fn, inputs, eps, atol, rtol, fast_mode, seed)
+    except GradcheckError:
+        if raise_exception:
+            raise
+        return False
+
+
+def gradgradcheck(
+    func: Callable,
+    inputs,
+    grad_outputs=None,
+    *,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    gen_non_contig_grad_outputs: bool = False,
+    raise_exception: bool = True,
+    fast_mode: bool = False,
+    seed: int = 0,
+) -> bool:
+    """torch.autograd.gradgradcheck: check the second derivatives of `func` at `inputs`
+    against central differences of its first derivatives, in float64.
+
+    `grad_outputs` (one Tensor per output) are the output gradients of the first backward;
+    by default random (seeded by `seed`). They are differentiated too: the second pass checks
+    the derivatives with respect to the inputs and to these. `gen_non_contig_grad_outputs`
+    is accepted as torch's; minigrad's gradients carry no layout of their own to test.
+    """
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    inputs = tuple(_float64_copy(x, i) if isinstance(x, Tensor) else x
+                   for i, x in enumerate(inputs))
+    differentiable = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    if not differentiable:
+        raise ValueError("gradgradcheck: no input tensor has requires_grad=True")
+    outputs = _outputs(func(*inputs))
+    used = [k for k, out in enumerate(outputs) if out.requires_grad]  # the differentiable ones
+    if not used:
+        raise GradcheckError("gradgradcheck: no output depends on an input that requires grad")
+    if grad_outputs is None:
+        rng = np.random.default_rng(seed)
+        grad_outputs = [_random_like(outputs[k], rng) for k in used]
+    else:
+        grad_outputs = [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs)
+        if len(grad_outputs) != len(used):
+            raise ValueError(f"gradgradcheck: {len(grad_outputs)} grad_outputs for "
+                             f"{len(used)} differentiable outputs")
+    grad_outputs = [_float64_copy(g, k).requires_grad_() for k, g in enumerate(grad_outputs)]
+    n = len(inputs)
+
+    def first_gradients(*values):
+        xs, vs = values[:n], values[n:]
+        with autograd.enable_grad():
+            outs = _outputs(func(*xs))
+            grads = autograd.grad([outs[k] for k in used], [xs[i] for i in differentiable],
+                                  vs, create_graph=True, allow_unused=True)
+        found = [g for g in grads if g is not None]
+        if not found:
+            raise GradcheckError("gradgradcheck: no input's gradient was computed")
+        return tuple(found)
+
+    return gradcheck(first_gradients, (*inputs, *grad_outputs), eps, atol, rtol,
+                     raise_exception=raise_exception, fast_mode=fast_mode, seed=seed)
+
+
+def _gradcheck(fn, inputs, eps, atol, rtol, fast_mode, seed) -> bool:
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     inputs = tuple(
         _float64_copy(x, i) if isinstance(x, Tensor) else x for i, x in enumerate(inputs)

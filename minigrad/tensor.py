@@ -101,12 +101,14 @@ class Tensor:
     __hash__ = object.__hash__  # == is elementwise, yet tensors can be dict keys (by identity)
 
     # -- autograd -----------------------------------------------------------------------------
-    def backward(self, gradient: Tensor | None = None, retain_graph: bool = False) -> None:
-        """Gradients of this tensor with respect to the leaves, accumulated into their `.grad`.
-
-        `gradient` is d(something)/d(self), needed unless this tensor has a single element.
-        """
-        autograd.backward(self, gradient, retain_graph=retain_graph)
+    def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs=None) -> None:
+        """Gradients of this tensor with respect to the leaves, accumulated into their `.grad`
+        (only into `inputs`' if given). `gradient` is d(something)/d(self), needed unless this
+        tensor has a single element. With create_graph=True the gradients can be
+        differentiated again (mg.autograd.backward)."""
+        autograd.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph,
+                          inputs=inputs)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set whether gradients are recorded for this leaf; returns the tensor."""

@@ -17,7 +17,7 @@ import numpy as np
 
 import minigrad as mg
 from minigrad import autograd, backend
-from minigrad.gradcheck import gradcheck
+from minigrad.gradcheck import gradcheck, gradgradcheck
 
 
 @contextlib.contextmanager
@@ -241,6 +241,99 @@ def check_gradient(
     gradcheck(fn, tensors, seed=seed, **tolerances)
 
 
+def check_second_gradient(
+    fn: Callable,
+    inputs: Sequence[np.ndarray],
+    *,
+    device: str = "cpu",
+    requires_grad: Sequence[bool] | None = None,
+    seed: int = 0,
+    **tolerances,
+) -> None:
+    """`gradgradcheck` of `fn` on float64 copies of the arrays `inputs`."""
+    arrays = [_cast(a, np.float64) for a in inputs]
+    wants = _wants_grad(arrays, requires_grad)
+    tensors = [mg.tensor(a, device=device, requires_grad=w) for a, w in zip(arrays, wants)]
+    gradgradcheck(fn, tensors, seed=seed, **tolerances)
+
+
+@strict_float32()
+def assert_double_backward_matches_torch(
+    fn: Callable,
+    inputs: Sequence[np.ndarray],
+    torch_fn: Callable | None = None,
+    *,
+    dtype=np.float64,
+    device: str = "cpu",
+    requires_grad: Sequence[bool] | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    seed: int = 0,
+) -> None:
+    """Assert that `fn`'s second derivatives agree with torch's double backward.
+
+    With random output gradients u (which require a gradient), the first gradients g_i of
+    every input are computed with create_graph=True by both; then, for random v_i, the
+    gradients of sum_i <g_i, v_i> with respect to every input and every u: Hessian-vector
+    products, and the derivative of the backward in its output gradient. A gradient one side
+    does not compute (None: it does not depend on that input) must be zeros on the other.
+    """
+    import torch
+
+    arrays = [_cast(a, dtype) for a in inputs]
+    wants = _wants_grad(arrays, requires_grad)
+    default_atol, default_rtol = TOLERANCES[np.dtype(dtype)]
+    atol = default_atol if atol is None else atol
+    rtol = default_rtol if rtol is None else rtol
+    rng = np.random.default_rng(seed)
+    ours_in = [mg.tensor(a, device=device, requires_grad=w) for a, w in zip(arrays, wants)]
+    theirs_in = [torch.tensor(a, requires_grad=w) for a, w in zip(arrays, wants)]
+    theirs = [t for t in _as_tuple((torch_fn or fn)(*theirs_in)) if t.requires_grad]
+    ours = [t for t in _as_tuple(fn(*ours_in)) if t.requires_grad]
+    assert len(ours) == len(theirs), (f"minigrad has {len(ours)} differentiable outputs, torch "
+                                      f"{len(theirs)}")
+    upstream = [rng.standard_normal(t.shape).astype(_torch_dtype_as_numpy(t)) for t in theirs]
+    ours_u = [mg.tensor(u, device=device, requires_grad=True) for u in upstream]
+    theirs_u = [torch.tensor(u, requires_grad=True) for u in upstream]
+    targets = [k for k, w in enumerate(wants) if w]
+    ours_g = autograd.grad(ours, [ours_in[k] for k in targets], ours_u, create_graph=True,
+                           allow_unused=True)
+    theirs_g = torch.autograd.grad(theirs, [theirs_in[k] for k in targets], theirs_u,
+                                   create_graph=True, allow_unused=True)
+    for k, a, b in zip(targets, ours_g, theirs_g):
+        _assert_same_or_zero(f"gradient of input {k}", a, b, atol, rtol)
+
+    vs = [rng.standard_normal(ours_in[k].shape).astype(arrays[k].dtype) for k in targets]
+    ours_terms = [(g * mg.tensor(v, device=device)).sum() for g, v in zip(ours_g, vs)
+                  if g is not None and g.requires_grad]
+    theirs_terms = [(g * torch.tensor(v)).sum() for g, v in zip(theirs_g, vs)
+                    if g is not None and g.requires_grad]
+    wrt_ours = [ours_in[k] for k in targets] + ours_u
+    wrt_theirs = [theirs_in[k] for k in targets] + theirs_u
+    names = [f"input {k}" for k in targets] + [f"output gradient {k}" for k in range(len(ours_u))]
+    ours_h = (autograd.grad(sum(ours_terms[1:], ours_terms[0]), wrt_ours, allow_unused=True)
+              if ours_terms else [None] * len(wrt_ours))
+    theirs_h = (torch.autograd.grad(sum(theirs_terms), wrt_theirs, allow_unused=True)
+                if theirs_terms else [None] * len(wrt_theirs))
+    for name, a, b in zip(names, ours_h, theirs_h):
+        _assert_same_or_zero(f"second derivative, with respect to {name},", a, b, atol, rtol)
+
+
+def _assert_same_or_zero(what: str, ours, theirs, atol: float, rtol: float) -> None:
+    """Two gradients (a minigrad Tensor and a torch tensor), where None stands for zeros."""
+    if theirs is not None and theirs._is_zerotensor():  # torch's zeros that hold no memory
+        theirs = None
+    if ours is None and theirs is None:
+        return
+    if ours is None:
+        assert not theirs.detach().numpy().any(), f"{what}: minigrad has none, torch nonzero"
+        return
+    if theirs is None:
+        assert not ours.numpy().any(), f"{what}: torch has none, minigrad nonzero values"
+        return
+    _assert_same(what, ours.numpy(), theirs.detach().numpy(), atol, rtol)
+
+
 def check_op(
     fn: Callable,
     inputs: Sequence[np.ndarray],
@@ -249,14 +342,24 @@ def check_op(
     devices: Sequence[str] = ("cpu",),
     dtypes: Sequence = (np.float32, np.float64),
     requires_grad: Sequence[bool] | None = None,
+    double_backward: bool = False,
     seed: int = 0,
 ) -> None:
-    """Finite differences (float64) and torch (each of `dtypes`) on each device, in one call."""
+    """Finite differences (float64) and torch (each of `dtypes`) on each device, in one call.
+    With double_backward=True, the second derivatives too: gradgradcheck (float64) and torch's
+    double backward (each of `dtypes`)."""
     for device in devices:
         check_gradient(fn, inputs, device=device, requires_grad=requires_grad, seed=seed)
         for dtype in dtypes:
             assert_matches_torch(fn, inputs, torch_fn, dtype=dtype, device=device,
                                  requires_grad=requires_grad, seed=seed)
+        if double_backward:
+            check_second_gradient(fn, inputs, device=device, requires_grad=requires_grad,
+                                  seed=seed)
+            for dtype in dtypes:
+                assert_double_backward_matches_torch(fn, inputs, torch_fn, dtype=dtype,
+                                                     device=device, requires_grad=requires_grad,
+                                                     seed=seed)
 
 
 @strict_float32()

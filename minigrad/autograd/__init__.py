@@ -152,6 +152,9 @@ class Context:
         self._versions: tuple = ()
         self._released = False
         self.output_shape, self.output_dtype, self._output = (), None, None
+        self._ids = None  # twice-differentiable ops: id of each input array, then the output's
+        self._inputs = self._settings = None  # ops differentiated again through a formula
+        self._recorded = None  # saved_tensors as Tensors, during a recorded backward
 
     def save_for_backward(self, *arrays) -> None:
         """Keep `arrays` for the backward, with the version of each one's memory: a backward
@@ -161,6 +164,8 @@ class Context:
 
     @property
     def saved_tensors(self) -> tuple:
+        if self._recorded is not None:
+            return self._recorded
         if self._released:
             raise RuntimeError(
                 f"{self.function.__name__}.backward: its saved arrays were freed after the first "
@@ -181,7 +186,7 @@ class Context:
 
     def release(self) -> None:
         """Free the saved arrays and the links to the inputs once the gradient has passed."""
-        self._saved = None
+        self._saved = self._inputs = None
         self.parents = ()
         self._released = True
 
@@ -205,9 +210,30 @@ class Function:
             def backward(ctx, grad):
                 (out,) = ctx.saved_tensors; return grad * out
 
-    Both work on backend arrays (numpy or cupy), never on Tensors. Inputs are the positional
-    Tensors of `apply`; keyword arguments are passed to `forward` as plain settings.
+    Both work on backend arrays (numpy or cupy). Inputs are the positional Tensors of `apply`;
+    keyword arguments are passed to `forward` as plain settings.
+
+    Gradients of gradients (a backward pass with create_graph=True, minigrad/autograd/
+    higher.py) need each node's backward to be recorded too. An op says how, in one of two ways:
+
+    - `twice_differentiable = True`: its backward is written with operators, methods and
+      `get_array_module(grad)` functions that Tensors have as well, so the same lines run on
+      Tensors and record their own graph (Exp's above: `grad * out`). What it saves must be its
+      inputs or its output (they are linked back into the graph) or masks and indices (bool or
+      integer arrays, constant almost everywhere); a saved float array of any other kind is an
+      error when a second derivative reaches it.
+    - `formula`: the op written with twice-differentiable ops (BatchNorm as means, a square
+      root and a division). The node keeps its inputs, and a recorded backward differentiates
+      the formula. A fast path (ops/fast) names its `reference` and uses the reference's way.
+
+    An op with neither raises an error naming it when a second derivative reaches it.
     """
+
+    twice_differentiable = False
+    constant_saves: tuple = ()  # positions of saved float arrays constant almost everywhere
+    formula = None  # staticmethod(*input Tensors, **settings) -> the output Tensor
+    reference = None  # a fast path's reference Function (ops/fast)
+    saves_as_reference = False  # a fast path whose ctx holds what the reference's would
 
     @staticmethod
     def forward(ctx: Context, *arrays, **settings):
@@ -216,6 +242,17 @@ class Function:
     @staticmethod
     def backward(ctx: Context, grad):
         raise NotImplementedError
+
+    @classmethod
+    def run(cls, *values, **settings):
+        """The op on Tensors (`apply`), or its forward alone on arrays. For a backward whose
+        formula is itself an op: the gradient of indexing is a scatter-add into zeros, whose
+        gradient is indexing again; such a backward reads the same on arrays and on Tensors."""
+        from minigrad.tensor import Tensor
+
+        if any(isinstance(v, Tensor) for v in values):
+            return cls.apply(*values, **settings)
+        return cls.forward(Context(cls, (), (False,) * len(values)), *values, **settings)
 
     @classmethod
     def apply(cls, *inputs, **settings):
@@ -228,18 +265,37 @@ class Function:
         else:
             needs_input_grad, record = (False,) * len(inputs), False
         ctx = Context(cls, inputs if record else (), needs_input_grad)
+        arrays = [t.array for t in inputs]
         if device.type == "cpu":
-            out = cls.forward(ctx, *[t.array for t in inputs], **settings)
+            out = cls.forward(ctx, *arrays, **settings)
         else:
             with device_context(device):
-                out = cls.forward(ctx, *[t.array for t in inputs], **settings)
+                out = cls.forward(ctx, *arrays, **settings)
+        if isinstance(out, np.generic):  # NumPy's 0-d results are scalars: the output is
+            out = _as_output_array(ctx, out)  # the 0-d array Tensor makes, also where saved
         result = Tensor(out)
         if record:
             result.requires_grad = True
             result.grad_fn = ctx
             ctx.output_shape, ctx.output_dtype = out.shape, out.dtype
             ctx._output = weakref.ref(result)
+            if cls.saves_as_reference or (cls.twice_differentiable and cls.reference is None):
+                # which saved arrays are inputs or the output, for a recorded backward: while
+                # the forward runs they are all alive, so equal ids mean the same array
+                ctx._ids = (*map(id, arrays), id(out)) if ctx._saved else ()
+            elif cls.formula is not None or cls.reference is not None:
+                ctx._inputs, ctx._settings = arrays, settings
         return result
+
+
+def _as_output_array(ctx: Context, scalar):
+    """A forward's NumPy scalar as a 0-d array, put in its place among the saved arrays too, so
+    that a saved output is still known to be the output (autograd/higher.py)."""
+    out = np.asarray(scalar)
+    if ctx._saved and any(item is scalar for item in ctx._saved):
+        ctx._saved = tuple(out if item is scalar else item for item in ctx._saved)
+        ctx._versions = tuple(version(a) if is_array(a) else None for a in ctx._saved)
+    return out
 
 
 def _common_device(function: type[Function], inputs: tuple):
@@ -257,8 +313,9 @@ def _common_device(function: type[Function], inputs: tuple):
     return device
 
 
-def _topological_order(roots: Sequence) -> list:
-    """Vertices (nodes and leaves) reachable from `roots`, each after all of its inputs.
+def _topological_order(roots: Sequence, stop=()) -> list:
+    """Vertices (nodes and leaves) reachable from `roots`, each after all of its inputs; the
+    search does not go past the vertices whose ids are in `stop`.
 
     An iterative depth-first search (a stack of (vertex, inputs_done) pairs), so a graph of any
     depth is sorted without Python's recursion limit.
@@ -274,7 +331,7 @@ def _topological_order(roots: Sequence) -> list:
             continue
         visited.add(id(vertex))
         stack.append((vertex, True))
-        if isinstance(vertex, Context):
+        if isinstance(vertex, Context) and id(vertex) not in stop:
             if vertex._released:
                 raise RuntimeError(
                     "backward: trying to go through the graph a second time, but its saved "
@@ -287,46 +344,69 @@ def _topological_order(roots: Sequence) -> list:
     return order
 
 
-def backward(tensors, grad_tensors=None, retain_graph: bool = False) -> None:
+def backward(tensors, grad_tensors=None, retain_graph: bool | None = None,
+             create_graph: bool = False, inputs=None) -> None:
     """Compute the gradients of `tensors` with respect to the graph's leaves.
 
     `grad_tensors` gives the gradient of each output (it may be omitted for a single-element
-    output, where it is 1). Leaves accumulate into `.grad`, as in PyTorch.
+    output, where it is 1). Leaves accumulate into `.grad`, as in PyTorch; with `inputs`, only
+    those tensors do. `create_graph=True` records the backward pass itself, so the gradients
+    in `.grad` can be differentiated again; it keeps the graph (retain_graph) unless told not to.
     """
-    _run_backward(tensors, grad_tensors, retain_graph, wanted=None)
+    from minigrad.tensor import Tensor
+
+    if retain_graph is None:
+        retain_graph = create_graph
+    only = None
+    if inputs is not None:
+        inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+        if not inputs:
+            raise RuntimeError("backward: inputs argument was passed as an empty list; leave it "
+                               "out to accumulate into every leaf")
+        for k, t in enumerate(inputs):
+            if not isinstance(t, Tensor) or not t.requires_grad:
+                raise RuntimeError(f"backward: inputs[{k}] does not require grad")
+        only = {id(_vertex(t)): t for t in inputs}
+    _run_backward(tensors, grad_tensors, retain_graph, wanted=None, create_graph=create_graph,
+                  only=only)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
          create_graph: bool = False, allow_unused: bool = False) -> tuple:
     """torch.autograd.grad: the gradients of `outputs` with respect to `inputs`, returned as
     a tuple (None for an input that the outputs do not depend on, if allow_unused) instead of
-    accumulated into any `.grad`. Gradients of gradients (create_graph) are not supported."""
+    accumulated into any `.grad`. With create_graph=True the gradients are part of a graph and
+    can be differentiated again (gradients of gradients, minigrad/autograd/higher.py)."""
     from minigrad.tensor import Tensor
 
-    if create_graph:
-        raise NotImplementedError("grad: create_graph=True (gradients of gradients) is not "
-                                  "supported by minigrad; its backward passes are not recorded")
     single = isinstance(inputs, Tensor)
     inputs = (inputs,) if single else tuple(inputs)
     for k, t in enumerate(inputs):
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise RuntimeError(f"grad: input {k} does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
     wanted = {id(_vertex(t)): None for t in inputs}
-    _run_backward(outputs, grad_outputs, bool(retain_graph), wanted)
+    _run_backward(outputs, grad_outputs, bool(retain_graph), wanted, create_graph=create_graph)
     result = []
     for k, t in enumerate(inputs):
         found = wanted[id(_vertex(t))]
         if found is None and not allow_unused:
             raise RuntimeError(f"grad: input {k} was not used to compute the outputs; pass "
                                "allow_unused=True to get None for it")
-        result.append(None if found is None else Tensor(found))
+        result.append(found if found is None or isinstance(found, Tensor) else Tensor(found))
     return tuple(result)
 
 
-def _run_backward(tensors, grad_tensors, retain_graph: bool, wanted: dict | None) -> None:
+def _run_backward(tensors, grad_tensors, retain_graph: bool, wanted: dict | None,
+                  create_graph: bool = False, only: dict | None = None, stop=()) -> None:
     """The backward pass. With `wanted` ({id of a vertex: None}), the gradient reaching each
     of those vertices is stored there and no `.grad` is touched (autograd.grad); else leaves
-    (and tensors that retain_grad) accumulate into `.grad`."""
+    (and tensors that retain_grad) accumulate into `.grad`, or only the vertices in `only`.
+
+    With `create_graph`, the gradients are Tensors and each node's backward is recorded
+    (higher.recorded_backward), so what comes out can be differentiated again; the search
+    does not go past the vertices in `stop` (higher's differentiation of a formula)."""
     from minigrad.tensor import Tensor
 
     tensors = (tensors,) if isinstance(tensors, Tensor) else tuple(tensors)
@@ -340,9 +420,13 @@ def _run_backward(tensors, grad_tensors, retain_graph: bool, wanted: dict | None
         raise ValueError(
             f"backward: got {len(tensors)} tensors but {len(grad_tensors)} gradients for them"
         )
+    if create_graph:
+        with enable_grad():
+            _run_recorded(tensors, grad_tensors, wanted, only, stop)
+        return
     grads = {}
     for tensor, gradient in zip(tensors, grad_tensors):
-        seed, key = _seed_gradient(tensor, gradient), id(_vertex(tensor))
+        seed, key = _seed_gradient(tensor, gradient).array, id(_vertex(tensor))
         grads[key] = grads[key] + seed if key in grads else seed
     handed_out = list(grads.values())  # arrays a leaf's .grad must not share memory with
 
@@ -356,38 +440,77 @@ def _run_backward(tensors, grad_tensors, retain_graph: bool, wanted: dict | None
         if wanted is not None and id(vertex) in wanted:
             wanted[id(vertex)] = grad.copy()
         if not isinstance(vertex, Context):  # a leaf
-            if wanted is None:
+            if wanted is None and (only is None or id(vertex) in only):
                 _accumulate_into_grad(vertex, grad, handed_out)
             continue
-        output = vertex._output()
-        if wanted is None and output is not None and output._retains_grad:
-            _accumulate_into_grad(output, grad, handed_out)
+        if wanted is None:
+            output = vertex._output() if only is None else only.get(id(vertex))
+            if output is not None and (output._retains_grad or only is not None):
+                _accumulate_into_grad(output, grad, handed_out)
         if type(grad) is np.ndarray:
             input_grads = vertex.function.backward(vertex, grad)
         else:
             device = device_of(grad)
             with device_context(device):
                 input_grads = vertex.function.backward(vertex, grad)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
-        if len(input_grads) != len(vertex.parents):
-            raise RuntimeError(
-                f"{vertex.function.__name__}.backward returned {len(input_grads)} gradients "
-                f"for {len(vertex.parents)} inputs"
-            )
-        for parent, parent_grad, needed in zip(vertex.parents, input_grads,
-                                               vertex.needs_input_grad):
-            if not needed or parent_grad is None or parent is None:
-                continue
-            parent_grad = _checked_gradient(vertex, parent, parent_grad)
-            key = id(parent)
-            grads[key] = grads[key] + parent_grad if key in grads else parent_grad
+        _pass_on(vertex, input_grads, grads, recorded=False)
         if not retain_graph:
             vertex.release()
 
 
+def _run_recorded(tensors, grad_tensors, wanted, only, stop) -> None:
+    """_run_backward's recorded pass: the same walk, on Tensors, each node's backward recorded.
+    The graph is kept (its nodes are in the new one: Exp's gradient reads Exp's output)."""
+    from minigrad.autograd.higher import recorded_backward
+
+    grads = {}
+    for tensor, gradient in zip(tensors, grad_tensors):
+        seed, key = _seed_gradient(tensor, gradient), id(_vertex(tensor))
+        grads[key] = grads[key] + seed if key in grads else seed
+    for vertex in reversed(_topological_order([_vertex(t) for t in tensors], stop)):
+        grad = grads.pop(id(vertex), None)
+        if grad is None:
+            continue
+        if wanted is not None and id(vertex) in wanted:
+            wanted[id(vertex)] = grad
+        if not isinstance(vertex, Context):  # a leaf
+            if wanted is None and (only is None or id(vertex) in only):
+                vertex.grad = grad if vertex.grad is None else vertex.grad + grad
+            continue
+        if wanted is None:
+            output = vertex._output() if only is None else only.get(id(vertex))
+            if output is not None and (output._retains_grad or only is not None):
+                output.grad = grad if output.grad is None else output.grad + grad
+        if id(vertex) in stop:
+            continue
+        device = device_of(grad.array)
+        if device.type == "cpu":
+            input_grads = recorded_backward(vertex, grad)
+        else:
+            with device_context(device):
+                input_grads = recorded_backward(vertex, grad)
+        _pass_on(vertex, input_grads, grads, recorded=True)
+
+
+def _pass_on(vertex: Context, input_grads, grads: dict, recorded: bool) -> None:
+    """Add the gradients a node's backward returned to those of the vertices it came from."""
+    if not isinstance(input_grads, tuple):
+        input_grads = (input_grads,)
+    if len(input_grads) != len(vertex.parents):
+        raise RuntimeError(
+            f"{vertex.function.__name__}.backward returned {len(input_grads)} gradients "
+            f"for {len(vertex.parents)} inputs"
+        )
+    for parent, parent_grad, needed in zip(vertex.parents, input_grads, vertex.needs_input_grad):
+        if not needed or parent_grad is None or parent is None:
+            continue
+        parent_grad = _checked_gradient(vertex, parent, parent_grad, recorded)
+        key = id(parent)
+        grads[key] = grads[key] + parent_grad if key in grads else parent_grad
+
+
 def _seed_gradient(tensor, gradient):
-    """The array that starts the backward pass at `tensor`, checked against its shape."""
+    """The Tensor that starts the backward pass at `tensor`, checked against its shape."""
     from minigrad.tensor import Tensor
 
     if not tensor.requires_grad:
@@ -402,7 +525,7 @@ def _seed_gradient(tensor, gradient):
                 f"output, but this tensor has shape {tensor.shape}; pass "
                 f"backward(gradient=...) of that shape"
             )
-        return get_array_module(tensor.array).ones_like(tensor.array)
+        return Tensor(get_array_module(tensor.array).ones_like(tensor.array))
     if not isinstance(gradient, Tensor):
         raise TypeError(f"backward: gradient must be a Tensor, got {type(gradient).__name__}")
     if gradient.shape != tensor.shape or gradient.dtype != tensor.dtype:
@@ -414,16 +537,26 @@ def _seed_gradient(tensor, gradient):
         raise RuntimeError(
             f"backward: gradient is on {gradient.device} but the tensor is on {tensor.device}"
         )
-    return gradient.array
+    return gradient
 
 
-def _checked_gradient(node: Context, parent, grad):
+def _checked_gradient(node: Context, parent, grad, recorded: bool):
     """A gradient from `node`'s backward, checked to have its input's shape and dtype.
 
     A mismatch is a bug in that op's backward; catching it here stops it from being broadcast
-    or promoted silently further down the graph.
+    or promoted silently further down the graph. In a recorded pass (Tensors) an array is one
+    too: a step of the formula went outside the graph, and a second derivative would be lost.
     """
-    if not is_array(grad):
+    from minigrad.tensor import Tensor
+
+    if isinstance(grad, Tensor) != recorded:
+        raise RuntimeError(
+            f"{node.function.__name__}.backward returned a {type(grad).__name__} in a "
+            + ("recorded backward pass (create_graph=True), not a Tensor: some step of its "
+               "formula works on arrays only, so its second derivative would be lost"
+               if recorded else "backward pass on arrays")
+        )
+    if not recorded and not is_array(grad):
         grad = get_array_module(grad).asarray(grad)  # NumPy turns 0-d results into scalars
     if isinstance(parent, Context):
         shape, dtype = parent.output_shape, parent.output_dtype
@@ -455,3 +588,13 @@ def _accumulate_into_grad(tensor, grad, handed_out: list) -> None:
         tensor.grad = Tensor(grad)
     else:
         tensor.grad.array = tensor.grad.array + grad
+
+
+def __getattr__(name: str):
+    """mg.autograd.gradcheck and gradgradcheck, as torch.autograd has them (they live in
+    minigrad/gradcheck.py, which imports this module)."""
+    if name in ("gradcheck", "gradgradcheck", "GradcheckError"):
+        import importlib
+
+        return getattr(importlib.import_module("minigrad.gradcheck"), name)
+    raise AttributeError(f"module 'minigrad.autograd' has no attribute {name!r}")

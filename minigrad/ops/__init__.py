@@ -7,7 +7,7 @@ function and that one decorator.
 """
 
 from minigrad.ops import activation, elementwise, inplace, linalg, reduce, registry, shape
-from minigrad.ops.activation import log_softmax, relu, sigmoid, softmax, tanh
+from minigrad.ops.activation import erf, log_softmax, relu, sigmoid, softmax, tanh
 from minigrad.ops.elementwise import (
     abs,
     add,

@@ -12,13 +12,15 @@ from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops import fast
 from minigrad.ops.dims import normalize_dim
-from minigrad.ops.elementwise import as_floating
+from minigrad.ops.elementwise import as_floating, exp, log1p, maximum, minimum, where
 from minigrad.ops.reduce import in_float32
 from minigrad.ops.registry import tensor_method
 from minigrad.tensor import Tensor
 
 
 class ReLU(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x):
         out = get_array_module(x).maximum(x, 0)
@@ -34,6 +36,8 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, negative_slope):
         ctx.save_for_backward(x > 0)
@@ -47,6 +51,8 @@ class LeakyReLU(Function):
 
 
 class Sigmoid(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x):
         # 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0: exp never overflows
@@ -63,6 +69,8 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x):
         out = get_array_module(x).tanh(x)
@@ -77,6 +85,8 @@ class Tanh(Function):
 
 class Softmax(Function):
     """exp(x) / sum(exp(x)) along `dim`, shifted by the max so that exp never overflows."""
+
+    twice_differentiable = True
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -96,6 +106,8 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     """x - logsumexp(x) along `dim`."""
+
+    twice_differentiable = True
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -138,9 +150,38 @@ def _erf(x):
     return (np.sign(x) * (1 - erfc)).astype(x.dtype)
 
 
+class Erf(Function):
+    """The error function; its derivative is 2 / sqrt(pi) e^(-x^2)."""
+
+    twice_differentiable = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _erf(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (2 / math.sqrt(math.pi)) * get_array_module(grad).exp(-x * x)
+
+
+@tensor_method()
+def erf(x: Tensor) -> Tensor:
+    return Erf.apply(as_floating(x))
+
+
+def _gelu_formula(x, approximate):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    return x * 0.5 * (1 + erf(x / math.sqrt(2)))
+
+
 class GELU(Function):
     """x * Phi(x), Phi the standard normal's distribution function (PyTorch's exact GELU;
     approximate="tanh" gives 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))))."""
+
+    formula = staticmethod(_gelu_formula)
 
     @staticmethod
     def forward(ctx, x, approximate):
@@ -171,6 +212,10 @@ class ELU(Function):
     """x where x > 0, else alpha (e^x - 1)."""
 
     @staticmethod
+    def formula(x, alpha):
+        return where(x > 0, x, alpha * (exp(minimum(x, 0.0)) - 1))
+
+    @staticmethod
     def forward(ctx, x, alpha):
         xp = get_array_module(x)
         negative = alpha * xp.expm1(xp.minimum(x, 0))
@@ -186,6 +231,8 @@ class ELU(Function):
 
 class SiLU(Function):
     """x * sigmoid(x) (also called swish)."""
+
+    formula = staticmethod(lambda x: x * sigmoid(x))
 
     @staticmethod
     def forward(ctx, x):
@@ -203,6 +250,11 @@ class SiLU(Function):
 
 class Softplus(Function):
     """log(1 + e^(beta x)) / beta, and x itself where beta x > threshold (as PyTorch)."""
+
+    @staticmethod
+    def formula(x, beta, threshold):
+        z = beta * x
+        return where(z > threshold, x, (maximum(z, 0.0) + log1p(exp(-z.abs()))) / beta)
 
     @staticmethod
     def forward(ctx, x, beta, threshold):
@@ -226,6 +278,8 @@ class Softplus(Function):
 class Hardtanh(Function):
     """x clipped to [min_val, max_val]; the gradient passes strictly inside only (PyTorch)."""
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, min_val, max_val):
         ctx.save_for_backward((x > min_val) & (x < max_val))
@@ -240,6 +294,11 @@ class Hardtanh(Function):
 class PReLU(Function):
     """x where x > 0, else weight * x, with a learned slope: one for all channels, or one per
     channel (dim 1)."""
+
+    @staticmethod
+    def formula(x, weight):
+        slope = weight.reshape((1, -1) + (1,) * (x.ndim - 2)) if weight.numel() > 1 else weight
+        return where(x > 0, x, slope * x)
 
     @staticmethod
     def forward(ctx, x, weight):

@@ -77,7 +77,67 @@ def col2im(grad_cols, grad_pad, kernel, stride, dilation, out_size):
     return grad_pad
 
 
+class Windows(Function):
+    """im2col as an op of its own: the windows of x_pad (N, C, Hp, Wp), copied out as
+    (KH, KW, N, C, OH, OW), the layout col2im adds back from. It is linear, so its gradient is
+    col2im (WindowsAdd), and col2im's gradient is im2col again: both are twice differentiable,
+    and so is whatever is built on them (a convolution's formula, pooling's backward)."""
+
+    twice_differentiable = True
+
+    @staticmethod
+    def forward(ctx, x_pad, kernel, stride, dilation, out_size):
+        ctx.geometry = x_pad.shape, kernel, stride, dilation, out_size
+        windows = im2col_view(x_pad, kernel, stride, dilation, out_size)
+        return windows.transpose(2, 3, 0, 1, 4, 5).copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, kernel, stride, dilation, out_size = ctx.geometry
+        return WindowsAdd.run(grad, shape=shape, kernel=kernel, stride=stride,
+                              dilation=dilation, out_size=out_size)
+
+
+class WindowsAdd(Function):
+    """col2im as an op: window gradients (KH, KW, N, C, OH, OW) added into zeros of `shape`
+    at the pixels they were read from."""
+
+    twice_differentiable = True
+
+    @staticmethod
+    def forward(ctx, grad_windows, shape, kernel, stride, dilation, out_size):
+        ctx.geometry = kernel, stride, dilation, out_size
+        zeros = get_array_module(grad_windows).zeros(shape, dtype=grad_windows.dtype)
+        return col2im(grad_windows, zeros, kernel, stride, dilation, out_size)
+
+    @staticmethod
+    def backward(ctx, grad):
+        kernel, stride, dilation, out_size = ctx.geometry
+        return Windows.run(grad, kernel=kernel, stride=stride, dilation=dilation,
+                           out_size=out_size)
+
+
+def conv2d_formula(x, weight, bias=None, *, stride, padding, dilation, groups):
+    """Conv2d's forward again, in twice-differentiable ops on Tensors (Windows, a matrix
+    product, reshapes): what a second derivative of a convolution differentiates."""
+    from minigrad.ops.shape import pad as pad_tensor
+
+    n, (oc, _, kh, kw) = x.shape[0], weight.shape
+    top, bottom, left, right = padding
+    x_pad = pad_tensor(x, (left, right, top, bottom))
+    oh = output_size(x_pad.shape[2], kh, stride[0], 0, dilation[0])
+    ow = output_size(x_pad.shape[3], kw, stride[1], 0, dilation[1])
+    windows = Windows.apply(x_pad, kernel=(kh, kw), stride=stride, dilation=dilation,
+                            out_size=(oh, ow))  # (KH, KW, N, C, OH, OW)
+    cols = windows.permute(3, 0, 1, 2, 4, 5).reshape(groups, -1, n * oh * ow)
+    w = weight.reshape(groups, oc // groups, -1)
+    out = (w @ cols).reshape(oc, n, oh, ow).permute(1, 0, 2, 3)
+    return out if bias is None else out + bias.reshape(1, oc, 1, 1)
+
+
 class Conv2d(Function):
+    formula = staticmethod(conv2d_formula)  # a second derivative's way (autograd/higher.py)
+
     @staticmethod
     def forward(ctx, x, weight, bias=None, *, stride, padding, dilation, groups):
         n, (oc, _, kh, kw) = x.shape[0], weight.shape

@@ -9,6 +9,9 @@ from minigrad.autograd import Function
 
 
 class Dropout(Function):
+    twice_differentiable = True
+    constant_saves = (0,)  # the mask
+
     @staticmethod
     def forward(ctx, x, *, mask):
         ctx.save_for_backward(mask)

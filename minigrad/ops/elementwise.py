@@ -97,6 +97,8 @@ def as_floating(x: Tensor) -> Tensor:
 
 
 class Add(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = a.shape, b.shape
@@ -109,6 +111,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = a.shape, b.shape
@@ -122,6 +126,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, a, b):
         # a's gradient reads b and b's reads a: keep only what a wanted gradient will read
@@ -140,6 +146,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, a, b):
         out = a / b
@@ -157,6 +165,8 @@ class Div(Function):
 
 
 class Pow(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, a, b):
         out = a**b
@@ -185,6 +195,8 @@ class Pow(Function):
 
 
 class Neg(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x):
         return -x
@@ -234,6 +246,8 @@ def neg(x: Tensor) -> Tensor:
 
 
 class Exp(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x):
         out = get_array_module(x).exp(x)
@@ -247,6 +261,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -259,6 +275,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x):
         out = get_array_module(x).sqrt(x)
@@ -272,6 +290,8 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -284,6 +304,8 @@ class Abs(Function):
 
 
 class Clamp(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, min=None, max=None):
         xp = get_array_module(x)
@@ -339,6 +361,8 @@ def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tens
 
 
 class Where(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, condition, x, y):
         ctx.save_for_backward(condition)
@@ -371,6 +395,8 @@ def where(condition: Tensor, x, y) -> Tensor:
 
 
 class Clone(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x):
         return x.copy()
@@ -387,6 +413,8 @@ def clone(x: Tensor) -> Tensor:
 
 
 class Sin(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -399,6 +427,8 @@ class Sin(Function):
 
 
 class Cos(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -412,6 +442,8 @@ class Cos(Function):
 
 class Log1p(Function):
     """log(1 + x), accurate for small x."""
+
+    twice_differentiable = True
 
     @staticmethod
     def forward(ctx, x):
@@ -428,6 +460,8 @@ class Maximum(Function):
     """The larger of a and b, elementwise; where they are equal each gets half the gradient,
     as in PyTorch. (Minimum is the same with a and b's roles read the other way.)"""
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, a, b, smaller=False):
         xp = get_array_module(a)
@@ -441,13 +475,16 @@ class Maximum(Function):
     @staticmethod
     def backward(ctx, grad):
         (halves,) = ctx.saved_tensors
-        share = halves.astype(grad.dtype) * 0.5
+        share = get_array_module(grad).asarray(halves, dtype=grad.dtype) * 0.5
         return (unbroadcast(grad * share, ctx.a_shape),
                 unbroadcast(grad * (1 - share), ctx.b_shape))
 
 
 class Remainder(Function):
     """a - b * floor(a / b): Python's %, with the sign of b, as torch.remainder."""
+
+    twice_differentiable = True
+    constant_saves = (0,)  # floor(a / b) is constant between its jumps
 
     @staticmethod
     def forward(ctx, a, b):
@@ -556,6 +593,8 @@ ge = tensor_method()(_compare("ge", "greater_equal"))
 
 
 class Cast(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.dtype = x.dtype
@@ -563,7 +602,7 @@ class Cast(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.astype(ctx.dtype)
+        return get_array_module(grad).asarray(grad, dtype=ctx.dtype)
 
 
 class ToDevice(Function):

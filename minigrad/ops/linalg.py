@@ -20,6 +20,8 @@ class MatMul(Function):
     and sums each over the batch dims its input was broadcast along.
     """
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, a, b):
         # a's gradient reads b and b's reads a: keep only what a wanted gradient will read
@@ -57,6 +59,8 @@ class Linear(Function):
     Backward, with the leading dims of x and g flattened into one batch dim B:
         grad_x = g @ weight      grad_weight = g^T (out, B) @ x (B, in)      grad_bias = sum_B g
     """
+
+    twice_differentiable = True
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):

@@ -9,6 +9,8 @@ rounded to float16 (`in_float32`), as PyTorch's CPU float16 losses accumulate in
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from minigrad import amp, backend
@@ -27,6 +29,20 @@ def _log_softmax(x, axis: int):
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
+def _soft_targets(logits, target, weight, label_smoothing, ignore_index):
+    """Each sample's target distribution q (below), zero for an ignored sample; and which
+    samples count, and their targets with 0 in place of ignore_index."""
+    xp = get_array_module(logits)
+    n, classes = logits.shape
+    kept = target != ignore_index
+    safe_target = xp.where(kept, target, 0)
+    q = xp.zeros_like(logits)
+    q[xp.arange(n), safe_target] = (1 - label_smoothing) * weight[safe_target]
+    q += (label_smoothing / classes) * weight
+    q *= kept[:, None]
+    return q, kept, safe_target
+
+
 class CrossEntropy(Function):
     """Class-index cross-entropy on logits (N, C), fused with log_softmax.
 
@@ -41,17 +57,26 @@ class CrossEntropy(Function):
     """
 
     @staticmethod
+    def formula(logits, target, weight, *, label_smoothing, reduction, ignore_index):
+        """-sum_c q[c] log_softmax(x)[c], reduced: for a second derivative."""
+        from minigrad.ops.activation import log_softmax
+
+        q, kept, safe_target = _soft_targets(logits.array, target.array, weight.array,
+                                             label_smoothing, ignore_index)
+        losses = -(log_softmax(logits, 1) * q).sum(axis=1)
+        if reduction == "none":
+            return losses
+        total = losses.sum()
+        return total if reduction == "sum" else total / (weight.array[safe_target] * kept).sum()
+
+    @staticmethod
     def forward(ctx, logits, target, weight, *, label_smoothing, reduction, ignore_index):
         xp = get_array_module(logits)
         n, classes = logits.shape
         log_probs = _log_softmax(logits, axis=1)
-        kept = target != ignore_index
-        safe_target = xp.where(kept, target, 0)
+        q, kept, safe_target = _soft_targets(logits, target, weight, label_smoothing,
+                                             ignore_index)
         rows = xp.arange(n)
-        q = xp.zeros_like(logits)
-        q[rows, safe_target] = (1 - label_smoothing) * weight[safe_target]
-        q += (label_smoothing / classes) * weight
-        q *= kept[:, None]
         with np.errstate(invalid="ignore"):  # a zero weight on a -inf logit: NaN, as in torch
             losses = -(1 - label_smoothing) * weight[safe_target] * log_probs[rows, safe_target]
             if label_smoothing:
@@ -73,6 +98,8 @@ class CrossEntropy(Function):
 class NLLLoss(Function):
     """-w[y] * log_probs[y] for each sample; the gradient is -w[y] at the target's place."""
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, log_probs, target, weight, *, reduction, ignore_index):
         xp = get_array_module(log_probs)
@@ -84,22 +111,25 @@ class NLLLoss(Function):
             losses = -log_probs[xp.arange(n), safe_target] * weight[safe_target]
         losses = xp.where(kept, losses, 0)  # an ignored sample's loss is 0, even where it is inf
         divisor = sample_weight.sum() if reduction == "mean" else None
-        ctx.save_for_backward(safe_target, sample_weight, divisor)
+        # constants (no input's values), kept as they are: the backward is linear in grad
+        ctx.safe_target, ctx.sample_weight, ctx.divisor = safe_target, sample_weight, divisor
         ctx.shape, ctx.reduction = log_probs.shape, reduction
         return _reduce(losses, reduction, divisor)
 
     @staticmethod
     def backward(ctx, grad):
-        safe_target, sample_weight, divisor = ctx.saved_tensors
-        xp = get_array_module(sample_weight)
-        grad_log_probs = xp.zeros(ctx.shape, dtype=sample_weight.dtype)
-        grad_log_probs[xp.arange(ctx.shape[0]), safe_target] = -sample_weight
-        return _spread_loss_grad(grad_log_probs, grad, ctx.reduction, divisor), None, None
+        xp = get_array_module(ctx.sample_weight)
+        grad_log_probs = xp.zeros(ctx.shape, dtype=ctx.sample_weight.dtype)
+        grad_log_probs[xp.arange(ctx.shape[0]), ctx.safe_target] = -ctx.sample_weight
+        return (_spread_loss_grad(grad_log_probs, grad, ctx.reduction, ctx.divisor), None,
+                None)
 
 
 class BinaryCrossEntropy(Function):
     """-w * (y log p + (1 - y) log(1 - p)); each log is clamped at -100, as in PyTorch, so
     that p = 0 or 1 gives a finite loss. d/dp = w * (p - y) / max(p (1 - p), 1e-12)."""
+
+    twice_differentiable = True
 
     @staticmethod
     def forward(ctx, p, target, weight, *, reduction):
@@ -126,6 +156,9 @@ class BinaryCrossEntropyWithLogits(Function):
     where pw (pos_weight) scales the positive term;
         d/dx = w * ((1 - y) - (1 + (pw - 1) y) * sigmoid(-x)).
     """
+
+    twice_differentiable = True
+    constant_saves = (3,)  # 1 + (pw - 1) y: pos_weight and the target get no gradient
 
     @staticmethod
     def forward(ctx, x, target, weight, pos_weight, *, reduction):
@@ -163,7 +196,7 @@ def _spread_loss_grad(grad_per_element, grad, reduction: str, divisor):
         shape = grad.shape + (1,) * (grad_per_element.ndim - grad.ndim)
         return grad_per_element * grad.reshape(shape)
     if reduction == "mean":
-        count = grad_per_element.size if divisor is None else divisor
+        count = math.prod(grad_per_element.shape) if divisor is None else divisor
         xp = get_array_module(grad)
         # nothing counted (every target ignored): no gradient, as in PyTorch, not 0 * inf
         if isinstance(count, (int, np.integer)):  # known on the host

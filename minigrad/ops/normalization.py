@@ -51,7 +51,32 @@ def update_running_statistics(running_mean, running_var, mean, var, m: int, mome
         running_var += momentum * var * (m / max(m - 1, 1))
 
 
+def batch_norm_formula(x, weight, bias, *, running_mean, running_var, training, momentum, eps):
+    """BatchNorm's forward again, in twice-differentiable ops on Tensors, for a second
+    derivative (the running statistics are read, never updated, here)."""
+    from minigrad.tensor import Tensor
+
+    axes = (0,) if x.ndim == 2 else (0, 2, 3)
+    shape = (1, -1) if x.ndim == 2 else (1, -1, 1, 1)
+    if training:
+        mean = x.mean(axes, keepdim=True)
+        var = ((x - mean) ** 2).mean(axes, keepdim=True)
+    else:
+        mean, var = (Tensor(s.astype(x.dtype, copy=False)).reshape(shape)
+                     for s in (running_mean, running_var))
+    x_hat = (x - mean) / (var + eps).sqrt()
+    return x_hat * weight.reshape(shape) + bias.reshape(shape)
+
+
+def standardize_formula(x, axes, eps):
+    """Standardize's forward again, in twice-differentiable ops on Tensors."""
+    centered = x - x.mean(axes, keepdim=True)
+    return centered / ((centered * centered).mean(axes, keepdim=True) + eps).sqrt()
+
+
 class BatchNorm(Function):
+    formula = staticmethod(batch_norm_formula)  # a second derivative's way (autograd/higher.py)
+
     @staticmethod
     def forward(ctx, x, weight, bias, *, running_mean, running_var, training, momentum, eps):
         axes = (0,) if x.ndim == 2 else (0, 2, 3)
@@ -135,6 +160,8 @@ class Standardize(Function):
     Backward, with y the output and every mean taken over `axes`:
         dx = (g - mean(g) - y * mean(g * y)) / sqrt(var + eps)
     """
+
+    formula = staticmethod(standardize_formula)
 
     @staticmethod
     def forward(ctx, x, axes, eps):

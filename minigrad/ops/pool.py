@@ -19,7 +19,8 @@ from minigrad import backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops import fast
-from minigrad.ops.conv import col2im, im2col_view, pad, pair
+from minigrad.ops.conv import WindowsAdd, im2col_view, pad, pair
+from minigrad.ops.shape import IndexAdd
 
 
 def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int = 1,
@@ -57,6 +58,8 @@ class MaxPool2d(Function):
     windows as well). The gradient goes to that one element: the first maximum in the
     window's row-major order, as PyTorch picks it among ties."""
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, dilation=(1, 1), ceil_mode=False):
         xp = get_array_module(x)
@@ -80,8 +83,9 @@ class MaxPool2d(Function):
         # each window's gradient, placed at the offset of its max: (KH, KW, N, C, OH, OW)
         offsets = xp.arange(kh * kw).reshape(kh, kw, 1, 1, 1, 1)
         grad_windows = (offsets == winner) * grad
-        grad_pad = col2im(grad_windows, xp.zeros(ctx.x_pad_shape, dtype=grad.dtype), ctx.kernel,
-                          ctx.stride, ctx.dilation, ctx.out_size)
+        grad_pad = WindowsAdd.run(grad_windows, shape=ctx.x_pad_shape, kernel=ctx.kernel,
+                                  stride=ctx.stride, dilation=ctx.dilation,
+                                  out_size=ctx.out_size)
         return _interior(grad_pad, ctx.padding, ctx.x_shape)
 
 
@@ -89,6 +93,8 @@ class AvgPool2d(Function):
     """The mean of each window. The divisor counts the window's elements over the input and,
     with count_include_pad (the default), over the zero padding too, but never the part past
     the padding that ceil mode adds; divisor_override replaces it."""
+
+    twice_differentiable = True
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, ceil_mode=False, count_include_pad=True,
@@ -114,8 +120,8 @@ class AvgPool2d(Function):
         xp = get_array_module(grad)
         share = grad / ctx.counts
         grad_windows = xp.broadcast_to(share, ctx.kernel + share.shape)  # (KH, KW, N, C, OH, OW)
-        grad_pad = col2im(grad_windows, xp.zeros(ctx.x_pad_shape, dtype=grad.dtype), ctx.kernel,
-                          ctx.stride, (1, 1), ctx.out_size)
+        grad_pad = WindowsAdd.run(grad_windows, shape=ctx.x_pad_shape, kernel=ctx.kernel,
+                                  stride=ctx.stride, dilation=(1, 1), out_size=ctx.out_size)
         return _interior(grad_pad, ctx.padding, ctx.x_shape)
 
 
@@ -132,6 +138,9 @@ class AdaptiveAvgPool2d(Function):
     """Average over PyTorch's adaptive bins, which are rectangles, so the pooling separates into
     two small matrix products: out = A_h (OH, H) @ x @ A_w^T (W, OW); the backward is
     A_h^T @ grad @ A_w. No loop over output pixels, and bins may overlap."""
+
+    twice_differentiable = True
+    constant_saves = (0, 1)  # the bin matrices
 
     @staticmethod
     def forward(ctx, x, output_size):
@@ -226,6 +235,8 @@ class AdaptiveMaxPool2d(Function):
     then one per output row (OW + OH passes, each over the whole batch). The gradient goes to
     the first maximum of the bin in row-major order."""
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, output_size):
         xp = get_array_module(x)
@@ -243,18 +254,14 @@ class AdaptiveMaxPool2d(Function):
             row_arg[:, :, i] = first + start
             out[:, :, i] = xp.take_along_axis(col_max[:, :, start:end], first[:, :, None], 2)[
                 :, :, 0]
-        ctx.save_for_backward(row_arg, xp.take_along_axis(col_arg, row_arg, axis=2))
-        ctx.x_shape = x.shape
+        cols = xp.take_along_axis(col_arg, row_arg, axis=2)
+        samples, channels = backend.open_grid(xp, row_arg.shape)[:2]
+        ctx.x_shape, ctx.winners = x.shape, (samples, channels, row_arg, cols)
         return out
 
     @staticmethod
-    def backward(ctx, grad):
-        rows, cols = ctx.saved_tensors
-        xp = get_array_module(grad)
-        grad_x = xp.zeros(ctx.x_shape, dtype=grad.dtype)
-        samples, channels = backend.open_grid(xp, rows.shape)[:2]
-        backend.scatter_add(grad_x, (samples, channels, rows, cols), grad)  # bins may overlap
-        return grad_x
+    def backward(ctx, grad):  # bins may overlap: gradients at one element add up
+        return IndexAdd.run(grad, shape=ctx.x_shape, index=ctx.winners, advanced=True)
 
 
 def adaptive_max_pool2d(x, output_size, return_indices: bool = False):

@@ -15,7 +15,7 @@ import numpy as np
 
 from minigrad import amp, backend
 from minigrad.autograd import Function
-from minigrad.backend import get_array_module
+from minigrad.backend import get_array_module, is_array
 from minigrad.ops.dims import normalize_dim, normalize_dims
 from minigrad.ops.registry import tensor_method
 from minigrad.tensor import Tensor
@@ -27,12 +27,14 @@ values_indices_min = namedtuple("min", ["values", "indices"])
 def _spread(grad, shape: tuple, axes: tuple, keepdim: bool):
     """The gradient of a reduction over `axes`, broadcast back to the input's `shape`.
 
-    Returns a new array (not a read-only broadcast view), since it may become a `.grad`.
+    Returns a new array (not a read-only broadcast view), since it may become a `.grad`; on
+    Tensors (a recorded backward) the broadcast is an Expand node of its own.
     """
     xp = get_array_module(grad)
     if not keepdim:
         grad = xp.expand_dims(grad, axes)
-    return xp.broadcast_to(grad, shape).copy()
+    spread = xp.broadcast_to(grad, shape)
+    return spread.copy() if is_array(spread) else spread
 
 
 def _drop_axes(out, axes: tuple):
@@ -65,6 +67,8 @@ def _check_floating(op: str, x: Tensor) -> None:
 
 
 class Sum(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
@@ -76,6 +80,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
@@ -94,27 +100,32 @@ class Amax(Function):
     `amax` and full `max()` do (a NaN is the extremum; several NaNs share the gradient).
     """
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, axes, keepdim, largest=True):
         out = x.max(axis=axes, keepdims=True) if largest else x.min(axis=axes, keepdims=True)
-        ctx.save_for_backward(x, out)
-        ctx.axes, ctx.keepdim = axes, keepdim
-        return out if keepdim else _drop_axes(out, axes)
+        ctx.axes, ctx.keepdim, ctx.kept_shape = axes, keepdim, out.shape
+        result = out if keepdim else _drop_axes(out, axes)
+        ctx.save_for_backward(x, result)  # the output itself: a second derivative reads it
+        return result
 
     @staticmethod
     def backward(ctx, grad):
         x, out = ctx.saved_tensors
         if not ctx.keepdim:
-            grad = grad.reshape(out.shape)
+            grad, out = grad.reshape(ctx.kept_shape), out.reshape(ctx.kept_shape)
         xp = get_array_module(x)
         # a NaN is the extremum wherever there is one (PyTorch's rule): the NaNs share it
         winners = xp.where(xp.isnan(out), xp.isnan(x), x == out)
         count = winners.sum(axis=ctx.axes, keepdims=True)
-        return winners * (grad / count.astype(grad.dtype))
+        return winners * (grad / xp.asarray(count, dtype=grad.dtype))
 
 
 class MaxAlongDim(Function):
     """`x.max(dim)` / `x.min(dim)`: the value at the arg-max index, which gets all the gradient."""
+
+    twice_differentiable = True
 
     @staticmethod
     def forward(ctx, x, dim, keepdim, largest=True):
@@ -138,7 +149,7 @@ class MaxAlongDim(Function):
 
 
 def _variance(ctx, x, axes, keepdim, correction):
-    """sum((x - mean)^2) / (n - correction) over `axes`; keeps x - mean for the backward."""
+    """sum((x - mean)^2) / (n - correction) over `axes`, and x - mean."""
     centered = x - x.mean(axis=axes, keepdims=True)
     ctx.divisor = builtins.max(math.prod(x.shape[a] for a in axes) - correction, 0)
     ctx.axes, ctx.keepdim = axes, keepdim
@@ -149,15 +160,18 @@ def _variance(ctx, x, axes, keepdim, correction):
 class Var(Function):
     """Variance over `axes` with Bessel's `correction` (1: unbiased, PyTorch's default)."""
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, axes, keepdim, correction):
-        centered, var = _variance(ctx, x, axes, keepdim, correction)
-        ctx.save_for_backward(centered)
+        _, var = _variance(ctx, x, axes, keepdim, correction)
+        ctx.save_for_backward(x)  # x, not x - mean: a second derivative goes through the mean
         return var
 
     @staticmethod
     def backward(ctx, grad):
-        (centered,) = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
+        centered = x - x.mean(axis=ctx.axes, keepdims=True)
         if not ctx.keepdim:
             grad = get_array_module(grad).expand_dims(grad, ctx.axes)
         return grad * (2 * centered / ctx.divisor)
@@ -168,17 +182,20 @@ class Std(Function):
     (x - mean) / (divisor * std), taken as 0 where std is 0 (a constant), as PyTorch does,
     rather than 0 / 0."""
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, axes, keepdim, correction):
-        centered, var = _variance(ctx, x, axes, keepdim, correction)
+        _, var = _variance(ctx, x, axes, keepdim, correction)
         out = get_array_module(x).sqrt(var)
-        ctx.save_for_backward(centered, out)
+        ctx.save_for_backward(x, out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        centered, out = ctx.saved_tensors
+        x, out = ctx.saved_tensors
         xp = get_array_module(grad)
+        centered = x - x.mean(axis=ctx.axes, keepdims=True)
         if not ctx.keepdim:
             grad, out = xp.expand_dims(grad, ctx.axes), xp.expand_dims(out, ctx.axes)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -190,6 +207,8 @@ class LogSumExp(Function):
     """log(sum(exp(x))) over `axes`, computed as m + log(sum(exp(x - m))) with m the max, so
     that no exp overflows."""
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, axes, keepdim):
         xp = get_array_module(x)
@@ -197,20 +216,32 @@ class LogSumExp(Function):
         shift = xp.where(xp.isfinite(shift), shift, 0)  # rows of -inf give -inf, not nan
         with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer there
             out = xp.log(xp.exp(x - shift).sum(axis=axes, keepdims=True)) + shift
-        ctx.save_for_backward(x, out)
-        ctx.keepdim = keepdim
-        return out if keepdim else _drop_axes(out, axes)
+        ctx.keepdim, ctx.kept_shape = keepdim, out.shape
+        result = out if keepdim else _drop_axes(out, axes)
+        ctx.save_for_backward(x, result)
+        return result
 
     @staticmethod
     def backward(ctx, grad):
         x, out = ctx.saved_tensors
         if not ctx.keepdim:
-            grad = grad.reshape(out.shape)
+            grad, out = grad.reshape(ctx.kept_shape), out.reshape(ctx.kept_shape)
         return grad * get_array_module(x).exp(x - out)  # softmax(x) * grad
 
 
+def _aliases(op: str, dim, keepdim, axis, keepdims):
+    """dim and keepdim, given also as NumPy's axis and keepdims (torch takes both spellings)."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{op}: got both dim and its alias axis")
+        dim = axis
+    return dim, (keepdim or bool(keepdims))
+
+
 @tensor_method()
-def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - PyTorch's name
+def sum(x: Tensor, dim=None, keepdim: bool = False, *, axis=None,  # noqa: A001 - torch's name
+        keepdims: bool = False) -> Tensor:
+    dim, keepdim = _aliases("sum", dim, keepdim, axis, keepdims)
     x = amp.full_precision_one(x)  # float32 inside mg.autocast
     if _is_half(x):
         return in_float32(sum, x, dim, keepdim)
@@ -221,7 +252,9 @@ def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001 - P
 
 
 @tensor_method()
-def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def mean(x: Tensor, dim=None, keepdim: bool = False, *, axis=None,
+         keepdims: bool = False) -> Tensor:
+    dim, keepdim = _aliases("mean", dim, keepdim, axis, keepdims)
     _check_floating("mean", x)
     if _is_half(x):
         return in_float32(mean, x, dim, keepdim)
@@ -345,6 +378,8 @@ class CumSum(Function):
     """Running sums along `dim`; the gradient is the running sum of the gradient taken from
     the other end."""
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, dim):
         ctx.dim = dim
@@ -353,7 +388,7 @@ class CumSum(Function):
     @staticmethod
     def backward(ctx, grad):
         xp = get_array_module(grad)
-        return xp.flip(xp.flip(grad, axis=ctx.dim).cumsum(axis=ctx.dim), axis=ctx.dim)
+        return xp.flip(xp.cumsum(xp.flip(grad, axis=ctx.dim), axis=ctx.dim), axis=ctx.dim)
 
 
 @tensor_method()
@@ -372,6 +407,8 @@ class Norm(Function):
     is taken as 0 where x is 0 and where the norm is 0, as PyTorch does: the zero subgradient
     of the norm at x = 0 rather than 0 / 0 (and, for p < 1, rather than an infinite slope)."""
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, axes, keepdim, p):
         xp = get_array_module(x)
@@ -379,16 +416,17 @@ class Norm(Function):
             out = xp.sqrt((x * x).sum(axis=axes, keepdims=True))
         else:
             out = (xp.abs(x) ** p).sum(axis=axes, keepdims=True) ** (1 / p)
-        ctx.save_for_backward(x, out)
-        ctx.keepdim, ctx.p = keepdim, p
-        return out if keepdim else _drop_axes(out, axes)
+        ctx.keepdim, ctx.p, ctx.kept_shape = keepdim, p, out.shape
+        result = out if keepdim else _drop_axes(out, axes)
+        ctx.save_for_backward(x, result)
+        return result
 
     @staticmethod
     def backward(ctx, grad):
         x, out = ctx.saved_tensors
         xp = get_array_module(x)
         if not ctx.keepdim:
-            grad = grad.reshape(out.shape)
+            grad, out = grad.reshape(ctx.kept_shape), out.reshape(ctx.kept_shape)
         with np.errstate(divide="ignore", invalid="ignore"):
             slope = xp.sign(x) * (xp.abs(x) / out) ** (ctx.p - 1)
         return grad * xp.where((x == 0) | (out == 0), 0, slope)
@@ -439,6 +477,18 @@ def _products_of_the_others(x, axis: int):
 class Prod(Function):
     """The product over `dim` (all elements when None); each element's gradient is the product
     of the others."""
+
+    @staticmethod
+    def formula(x, dim, keepdim):
+        """The product as a chain of multiplications, one per element along dim: exact where
+        x has zeros, as the backward's running products are."""
+        if dim is None:
+            x, dim = x.reshape(-1), 0
+        before = (slice(None),) * dim
+        out = x[before + (slice(0, 1),)]
+        for i in range(1, x.shape[dim]):
+            out = out * x[before + (slice(i, i + 1),)]
+        return out if keepdim else out.squeeze(dim)
 
     @staticmethod
     def forward(ctx, x, dim, keepdim):

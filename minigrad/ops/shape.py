@@ -29,6 +29,8 @@ def _sizes(args: tuple) -> tuple:
 
 
 class Reshape(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
@@ -40,6 +42,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, dims):
         ctx.dims = dims
@@ -50,10 +54,12 @@ class Permute(Function):
         inverse = [0] * len(ctx.dims)
         for position, dim in enumerate(ctx.dims):
             inverse[dim] = position
-        return grad.transpose(inverse)
+        return get_array_module(grad).transpose(grad, inverse)
 
 
 class Expand(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
@@ -162,6 +168,8 @@ def expand(x: Tensor, *sizes) -> Tensor:
 
 
 class Cat(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, *arrays, dim):
         ctx.dim = dim
@@ -174,6 +182,8 @@ class Cat(Function):
 
 
 class Stack(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, *arrays, dim):
         ctx.dim = dim
@@ -230,6 +240,8 @@ class Index(Function):
     """x[index] for basic (ints, slices, None, ...) and advanced (integer or bool arrays)
     indexing. Integer arrays may pick one element twice; its gradient then adds up."""
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, index):
         ctx.shape, ctx.index = x.shape, index
@@ -238,13 +250,29 @@ class Index(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        xp = get_array_module(grad)
-        grad_x = xp.zeros(ctx.shape, dtype=grad.dtype)
-        if ctx.advanced:
-            backend.scatter_add(grad_x, ctx.index, grad)
+        return IndexAdd.run(grad, shape=ctx.shape, index=ctx.index, advanced=ctx.advanced)
+
+
+class IndexAdd(Function):
+    """Indexing's gradient: `grad` put into zeros of the input's shape at `index`, added up
+    where an integer index repeats. Its own gradient is indexing again (each is the other's
+    transpose), so both are twice differentiable, to any order."""
+
+    twice_differentiable = True
+
+    @staticmethod
+    def forward(ctx, grad, shape, index, advanced):
+        ctx.index = index
+        grad_x = get_array_module(grad).zeros(shape, dtype=grad.dtype)
+        if advanced:
+            backend.scatter_add(grad_x, index, grad)
         else:
-            grad_x[ctx.index] = grad
+            grad_x[index] = grad
         return grad_x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Index.run(grad, index=ctx.index)
 
 
 def index(x: Tensor, key) -> Tensor:
@@ -334,24 +362,21 @@ class Gather(Function):
     """out[..., i, ...] = x[..., index[..., i, ...], ...] along `dim` (index has out's shape).
     The gradient adds each output's gradient back at the place it was read from."""
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, index, dim):
-        ctx.x_shape, ctx.dim = x.shape, dim
-        ctx.save_for_backward(index)
+        ctx.x_shape, ctx.dim, ctx.index = x.shape, dim, index
         # index may be shorter than x in the other dims: read the leading block of those
         block = tuple(slice(None) if k == dim else slice(0, n) for k, n in enumerate(index.shape))
         return get_array_module(x).take_along_axis(x[block], index, axis=dim)
 
     @staticmethod
     def backward(ctx, grad):
-        (index,) = ctx.saved_tensors
-        xp = get_array_module(grad)
-        grad_x = xp.zeros(ctx.x_shape, dtype=grad.dtype)
         # the full index of every output element: its own position, with `dim` from index
-        where = backend.open_grid(xp, index.shape)
-        where[ctx.dim] = index
-        backend.scatter_add(grad_x, tuple(where), grad)
-        return grad_x, None
+        where = backend.open_grid(get_array_module(ctx.index), ctx.index.shape)
+        where[ctx.dim] = ctx.index
+        return IndexAdd.run(grad, shape=ctx.x_shape, index=tuple(where), advanced=True), None
 
 
 @tensor_method()
@@ -470,6 +495,8 @@ def masked_fill(x: Tensor, mask: Tensor, value) -> Tensor:
 
 class Pad(Function):
     """x with `value` around its last dims; the gradient is the middle part of the output's."""
+
+    twice_differentiable = True
 
     @staticmethod
     def forward(ctx, x, widths, value):

@@ -25,11 +25,31 @@ from minigrad import amp, backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module, matmul
 from minigrad.ops import fast
-from minigrad.ops.conv import col2im, im2col_view, pad, pair, unpad
+from minigrad.ops.conv import WindowsAdd, col2im, im2col_view, pad, pair, unpad
+from minigrad.ops.shape import IndexAdd
 from minigrad.tensor import Tensor
 
 
+def conv_transpose2d_formula(x, weight, bias=None, *, stride, padding, output_padding, dilation,
+                             groups):
+    """ConvTranspose2d's forward again, in twice-differentiable ops on Tensors (a matrix
+    product, WindowsAdd, a crop): what a second derivative differentiates."""
+    (n, cin, h, w), (_, cout_g, kh, kw) = x.shape, weight.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    hp = (h - 1) * sh + dh * (kh - 1) + 1 + output_padding[0]
+    wp = (w - 1) * sw + dw * (kw - 1) + 1 + output_padding[1]
+    x2 = x.permute(1, 0, 2, 3).reshape(groups, cin // groups, n * h * w)
+    w3 = weight.reshape(groups, cin // groups, cout_g * kh * kw)
+    cols = (w3.transpose(1, 2) @ x2).reshape(cout_g * groups, kh, kw, n, h, w)
+    out = WindowsAdd.apply(cols.permute(1, 2, 3, 0, 4, 5), shape=(n, cout_g * groups, hp, wp),
+                           kernel=(kh, kw), stride=stride, dilation=dilation, out_size=(h, w))
+    out = out[:, :, ph : hp - ph, pw : wp - pw]
+    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
+
+
 class ConvTranspose2d(Function):
+    formula = staticmethod(conv_transpose2d_formula)
+
     @staticmethod
     def forward(ctx, x, weight, bias=None, *, stride, padding, output_padding, dilation,
                 groups):
@@ -114,14 +134,18 @@ class Resize2d(Function):
     """out = rows @ x @ cols^T over the last two axes; rows (OH, H) and cols (OW, W) hold the
     weights each output row and column takes from the input's."""
 
+    twice_differentiable = True
+    constant_saves = (0, 1)
+
     @staticmethod
     def forward(ctx, x, *, rows, cols):
-        ctx.rows, ctx.cols = rows, cols
+        ctx.save_for_backward(rows, cols)
         return rows @ x @ cols.T
 
     @staticmethod
     def backward(ctx, grad):
-        return ctx.rows.T @ grad @ ctx.cols
+        rows, cols = ctx.saved_tensors
+        return rows.T @ grad @ cols
 
 
 def _weights(size_in: int, size_out: int, scale, mode: str, align_corners: bool) -> np.ndarray:
@@ -188,6 +212,8 @@ class Embedding(Function):
     """weight[indices]: one row of the table per index. Backward: a row's gradient is the sum
     of the gradients of every place that looked it up, and none for padding_idx."""
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, weight, *, indices, padding_idx):
         if indices.size:
@@ -198,11 +224,10 @@ class Embedding(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        grad_weight = get_array_module(grad).zeros(ctx.shape, dtype=grad.dtype)
-        backend.scatter_add(grad_weight, ctx.indices, grad)  # a repeated index adds up
-        if ctx.padding_idx is not None:
-            grad_weight[ctx.padding_idx] = 0
-        return grad_weight
+        if ctx.padding_idx is not None:  # no gradient for the padding row
+            grad = grad * (ctx.indices != ctx.padding_idx)[..., None]
+        # a repeated index adds up
+        return IndexAdd.run(grad, shape=ctx.shape, index=(ctx.indices,), advanced=True)
 
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:  # noqa: A002

@@ -14,7 +14,7 @@ import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.kernels import cpu as kernels
-from minigrad.ops.activation import ReLU
+from minigrad.ops.activation import GELU, LogSoftmax, ReLU, SiLU, Softmax
 from minigrad.ops.fast.cpu_pool import same_layout
 
 
@@ -38,6 +38,7 @@ def _flat(x):
 
 
 class GELUCPU(Function):
+    reference = GELU
     supports = staticmethod(compiled_float32)
 
     @staticmethod
@@ -59,6 +60,7 @@ class GELUCPU(Function):
 
 
 class SiLUCPU(Function):
+    reference = SiLU
     supports = staticmethod(compiled_float32)
 
     @staticmethod
@@ -111,6 +113,7 @@ def _softmax_backward(ctx, grad):
 
 
 class SoftmaxCPU(Function):
+    reference = Softmax  # (it saves its output dim-last: not the output itself)
     supports = staticmethod(compiled_float32_rows)
 
     @staticmethod
@@ -123,6 +126,7 @@ class SoftmaxCPU(Function):
 
 
 class LogSoftmaxCPU(Function):
+    reference = LogSoftmax
     supports = staticmethod(compiled_float32_rows)
 
     @staticmethod
@@ -146,6 +150,8 @@ class ReLUCPU(ReLU):
     """The reference's forward (one np.maximum); the backward in one pass, in the layout of
     the output (batch innermost after a CPU conv; a gradient in another layout is copied into
     it first), where NumPy compares, makes a boolean temporary and multiplies."""
+
+    reference, saves_as_reference = ReLU, True
 
     supports = staticmethod(compiled_float32)
 

@@ -26,7 +26,7 @@ import numpy as np
 from minigrad.autograd import Function
 from minigrad.backend import matmul
 from minigrad.ops import fast
-from minigrad.ops.conv import col2im, im2col_view, output_size, unpad
+from minigrad.ops.conv import Conv2d, col2im, im2col_view, output_size, unpad
 
 CHUNK_BYTES = 4 * 2**20  # a larger cols is built a block of output rows at a time
 
@@ -70,6 +70,8 @@ def _input_rows(first: int, stop: int, stride: int, dilation: int, kernel: int) 
 
 
 class Conv2dCPU(Function):
+    reference = Conv2d
+
     @staticmethod
     def forward(ctx, x, weight, bias=None, *, stride, padding, dilation, groups):
         n = x.shape[0]

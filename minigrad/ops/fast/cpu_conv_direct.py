@@ -41,7 +41,7 @@ import numpy as np
 from minigrad.autograd import Function
 from minigrad.kernels import cpu as kernels
 from minigrad.ops import fast
-from minigrad.ops.conv import output_size, unpad
+from minigrad.ops.conv import Conv2d, output_size, unpad
 from minigrad.ops.fast.cpu_conv import CHUNK_BYTES, Conv2dCPU, _pad, batch_innermost, dense
 
 MAX_WEIGHTS_PER_POSITION = 32768  # C * KH * KW * OC
@@ -64,6 +64,8 @@ def _direct_fits(max_out_channels, *, stride=None, dilation=None, groups=None, d
 
 
 class Conv2dDirectCPU(Function):
+    reference = Conv2d
+
     @staticmethod
     def supports(**facts) -> bool:
         return _direct_fits(MAX_OUT_CHANNELS, **facts)

@@ -26,9 +26,12 @@ from minigrad.autograd import Function
 from minigrad.backend import matmul
 from minigrad.ops.conv import col2im, unpad
 from minigrad.ops.fast.cpu_conv import _im2col, _pad, batch_innermost, dense
+from minigrad.ops.upsample import ConvTranspose2d
 
 
 class ConvTranspose2dCPU(Function):
+    reference = ConvTranspose2d
+
     @staticmethod
     def forward(ctx, x, weight, bias=None, *, stride, padding, output_padding, dilation,
                 groups):

@@ -20,11 +20,23 @@ from minigrad.autograd import Function
 from minigrad.kernels import cpu as kernels
 from minigrad.ops.fast.cpu_activation import compiled_float32, row_parts
 from minigrad.ops.fast.cpu_pool import same_layout
-from minigrad.ops.normalization import update_running_statistics
+from minigrad.ops.normalization import (
+    BatchNorm,
+    Standardize,
+    standardize_formula,
+    update_running_statistics,
+)
 
 
 class LayerNormCPU(Function):
     """layer_norm over the last `normalized_ndim` dims, scale and shift included."""
+
+    reference = Standardize
+
+    @staticmethod
+    def formula(x, weight, bias, *, normalized_ndim, eps):
+        axes = tuple(range(x.ndim - normalized_ndim, x.ndim))
+        return standardize_formula(x, axes, eps) * weight + bias
 
     @staticmethod
     def supports(kind=None, dtype=None, **_):
@@ -63,6 +75,15 @@ class LayerNormCPU(Function):
 
 class GroupNormCPU(Function):
     """group_norm of x (N, C, *) in `num_groups` groups, per-channel scale and shift."""
+
+    reference = Standardize
+
+    @staticmethod
+    def formula(x, weight, bias, *, num_groups, eps):
+        n, c = x.shape[:2]
+        out = standardize_formula(x.reshape(n, num_groups, -1), (2,), eps).reshape(x.shape)
+        per_channel = (1, c) + (1,) * (x.ndim - 2)
+        return out * weight.reshape(per_channel) + bias.reshape(per_channel)
 
     @staticmethod
     def supports(kind=None, dtype=None, **_):
@@ -118,6 +139,8 @@ def _channels_first(a):
 class BatchNormCPU(Function):
     """batch_norm of (N, C) or (N, C, H, W), in the layout x comes in (NCHW or the CPU
     conv's batch-innermost one), the output in the same layout."""
+
+    reference = BatchNorm
 
     supports = staticmethod(compiled_float32)
 

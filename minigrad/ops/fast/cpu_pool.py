@@ -16,7 +16,7 @@ import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.kernels import cpu as kernels
-from minigrad.ops.pool import _bin_matrix
+from minigrad.ops.pool import AdaptiveAvgPool2d, MaxPool2d, _bin_matrix
 
 
 def same_layout(array, like):
@@ -36,6 +36,8 @@ class MaxPool2dTiledCPU(Function):
     the windows. The backward walks the offsets in the same order and gives each window's
     gradient to the first sub-grid that holds its maximum (PyTorch's choice among ties).
     """
+
+    reference = MaxPool2d
 
     @staticmethod
     def supports(*, kernel, stride, padding, dilation=(1, 1), ceil_mode=False) -> bool:
@@ -93,6 +95,8 @@ class AdaptiveAvgPool2dCPU(Function):
         batch innermost:      out (C, OH*OW, N) = A @ x (C, H*W, N)      grad_x = A^T @ grad
     For float32 and float64 outputs whose A is small (at most MAX_ENTRIES: pooling to 1x1 is
     one row of 1/(H*W)); larger ones take the reference's separable products."""
+
+    reference = AdaptiveAvgPool2d
 
     MAX_ENTRIES = 1 << 16
 

@@ -29,6 +29,7 @@ from minigrad.autograd import Function
 from minigrad.kernels import cpu as kernels
 from minigrad.kernels.winograd import F2
 from minigrad.ops import fast
+from minigrad.ops.conv import Conv2d
 from minigrad.ops.fast.cpu_conv import dense
 
 MIN_CHANNELS = 16  # fewer input channels: the transforms cost more than the GEMMs save
@@ -61,6 +62,8 @@ def _geometry(x_shape, padding):
 
 
 class Conv2dWinogradCPU(Function):
+    reference = Conv2d
+
     @staticmethod
     def supports(*, stride=None, dilation=None, groups=None, kernel=None, dtype=None,
                  channels=None, batch=None, out_width=None, **_) -> bool:

@@ -9,6 +9,8 @@ from minigrad.ops.activation import ReLU
 
 
 class ReLUCUDA(ReLU):
+    reference, saves_as_reference = ReLU, True
+
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors

@@ -30,7 +30,7 @@ from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.kernels import im2col as cuda_kernels
 from minigrad.ops import fast
-from minigrad.ops.conv import output_size
+from minigrad.ops.conv import Conv2d, output_size
 
 # the columns of one chunk of the batch, at most. On the H100 (VGG16, batch 64, TF32): 256 MiB
 # 319 images/s and 5.6 GiB peak, 512 MiB 717 and 6.0 GiB, 1 GiB 734 and 6.6 GiB, 2 GiB 737 and
@@ -56,6 +56,8 @@ def _group_products(xp, a, b, groups: int, transpose_a=False, transpose_b=False)
 
 
 class Conv2dCUDA(Function):
+    reference = Conv2d
+
     @staticmethod
     def forward(ctx, x, weight, bias=None, *, stride, padding, dilation, groups):
         xp = get_array_module(x)

@@ -8,10 +8,12 @@ from __future__ import annotations
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.kernels import norm as cuda_kernels
-from minigrad.ops.normalization import statistics
+from minigrad.ops.normalization import BatchNorm, statistics
 
 
 class BatchNormCUDA(Function):
+    reference = BatchNorm
+
     @staticmethod
     def forward(ctx, x, weight, bias, *, running_mean, running_var, training, momentum, eps):
         xp = get_array_module(x)

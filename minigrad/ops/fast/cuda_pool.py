@@ -8,10 +8,12 @@ from __future__ import annotations
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.kernels import pool as cuda_kernels
-from minigrad.ops.pool import pool_output_size
+from minigrad.ops.pool import MaxPool2d, pool_output_size
 
 
 class MaxPool2dCUDA(Function):
+    reference = MaxPool2d
+
     @staticmethod
     def supports(*, dilation=(1, 1), **settings) -> bool:
         return dilation == (1, 1)  # the kernel scans undilated windows (ceil mode included)

@@ -45,6 +45,7 @@ from minigrad.backend import get_array_module
 from minigrad.kernels import gemm
 from minigrad.kernels import winograd as kernels
 from minigrad.ops import fast
+from minigrad.ops.conv import Conv2d
 
 # Which tile each precision uses: F(4x4) only where its rounding stays within 1e-5 of the
 # output's range against float64 on VGG16's layers (benchmarks/winograd_accuracy.py).
@@ -73,6 +74,8 @@ def _plan(x_shape, padding, m: int) -> kernels.Plan:
 
 
 class Conv2dWinogradCUDA(Function):
+    reference = Conv2d
+
     @staticmethod
     def supports(*, stride=None, padding=None, dilation=None, groups=None, kernel=None, dtype=None,
                  channels=None, **_) -> bool:
