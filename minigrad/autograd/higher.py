@@ -70,9 +70,9 @@ def _formula(function):
     reference = function.reference
     if reference is None:
         return None
-    if reference.formula is not None:
+    if getattr(reference, "formula", None) is not None:
         return reference.formula
-    return reference.apply if reference.twice_differentiable else None
+    return reference.apply if getattr(reference, "twice_differentiable", False) else None
 
 
 def _linked(array, parent):

@@ -32,7 +32,7 @@ from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.module import Module, Parameter
 from minigrad.nn.utils.rnn import PackedSequence
-from minigrad.ops import fast
+from minigrad.ops import fast, recurrent
 from minigrad.ops.elementwise import where
 from minigrad.ops.shape import cat, stack
 from minigrad.tensor import empty, tensor, zeros
@@ -78,22 +78,9 @@ class _RNNBase(Module):
             init.uniform_(parameter, -bound, bound)
 
     def _cell(self, x_part, h, c, w_hh, b_hh):
-        """One step: x_part = x W_ih^T + b_ih for this step; returns (h', c')."""
-        hidden = self.hidden_size
-        h_part = F.linear(h, w_hh, b_hh)
-        if self.mode == "LSTM":
-            gates = x_part + h_part
-            i, f = gates[:, :hidden].sigmoid(), gates[:, hidden:2 * hidden].sigmoid()
-            g, o = gates[:, 2 * hidden:3 * hidden].tanh(), gates[:, 3 * hidden:].sigmoid()
-            c = f * c + i * g
-            return o * c.tanh(), c
-        if self.mode == "GRU":
-            r = (x_part[:, :hidden] + h_part[:, :hidden]).sigmoid()
-            z = (x_part[:, hidden:2 * hidden] + h_part[:, hidden:2 * hidden]).sigmoid()
-            n = (x_part[:, 2 * hidden:] + r * h_part[:, 2 * hidden:]).tanh()
-            return (1 - z) * n + z * h, None
-        pre = x_part + h_part
-        return (pre.tanh() if self.mode == "RNN_TANH" else pre.relu()), None
+        """One step: x_part = x W_ih^T + b_ih for this step; returns (h', c') (the cell's
+        arithmetic is ops/recurrent.py's, shared with the fused layer's formula)."""
+        return recurrent.cell(self.mode, x_part, h, c, w_hh, b_hh)
 
     def _direction(self, x, h, c, suffix: str, reverse: bool, mask):
         """Run one layer in one direction over x (T, B, F); returns (outputs (T, B, H), h, c)."""

@@ -42,6 +42,7 @@ import numpy as np
 
 from minigrad.autograd import Function
 from minigrad.kernels import cpu as kernels
+from minigrad.ops.recurrent import recurrence_formula
 
 # ---------------------------------------------------------------------------------------------
 # the NumPy twins of the compiled cell kernels: the same arguments, the same results
@@ -132,6 +133,8 @@ def cells(dtype):
 class RecurrenceCPU(Function):
     """One layer, one direction, over x (T, B, F), from h0 (and c0, for the LSTM; zeros
     otherwise) with PyTorch's w_ih (G*H, F), w_hh (G*H, H), b_ih and b_hh (G*H,)."""
+
+    formula = staticmethod(recurrence_formula)  # the reference's cells, for a 2nd derivative
 
     @staticmethod
     def supports(mode=None, dtype=None, **_):
