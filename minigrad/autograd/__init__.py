@@ -152,9 +152,10 @@ class Context:
         self._versions: tuple = ()
         self._released = False
         self.output_shape, self.output_dtype, self._output = (), None, None
-        self._ids = None  # twice-differentiable ops: id of each input array, then the output's
-        self._inputs = self._settings = None  # ops differentiated again through a formula
-        self._recorded = None  # saved_tensors as Tensors, during a recorded backward
+
+    # for a recorded backward (autograd/higher.py), set where they are needed
+    _out_id = None  # id(the output array)
+    _inputs = _settings = None  # an op differentiated again through its formula: its inputs
 
     def save_for_backward(self, *arrays) -> None:
         """Keep `arrays` for the backward, with the version of each one's memory: a backward
@@ -164,8 +165,6 @@ class Context:
 
     @property
     def saved_tensors(self) -> tuple:
-        if self._recorded is not None:
-            return self._recorded
         if self._released:
             raise RuntimeError(
                 f"{self.function.__name__}.backward: its saved arrays were freed after the first "
@@ -186,7 +185,9 @@ class Context:
 
     def release(self) -> None:
         """Free the saved arrays and the links to the inputs once the gradient has passed."""
-        self._saved = self._inputs = None
+        self._saved = None
+        if self._inputs is not None:
+            self._inputs = None
         self.parents = ()
         self._released = True
 
@@ -228,6 +229,13 @@ class Function:
 
     An op with neither raises an error naming it when a second derivative reaches it.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # whether a node keeps its inputs, for a second derivative through the formula
+        cls._keeps_inputs = not (cls.saves_as_reference or (cls.twice_differentiable and
+                                                            cls.reference is None)) and (
+            cls.formula is not None or cls.reference is not None)
 
     twice_differentiable = False
     constant_saves: tuple = ()  # positions of saved float arrays constant almost everywhere
@@ -271,27 +279,26 @@ class Function:
         else:
             with device_context(device):
                 out = cls.forward(ctx, *arrays, **settings)
-        if isinstance(out, np.generic):  # NumPy's 0-d results are scalars: the output is
-            out = _as_output_array(ctx, out)  # the 0-d array Tensor makes, also where saved
         result = Tensor(out)
         if record:
+            if result.array is not out:  # a NumPy scalar (a 0-d result), made an array
+                out = _as_output_array(ctx, out, result.array)
             result.requires_grad = True
             result.grad_fn = ctx
-            ctx.output_shape, ctx.output_dtype = out.shape, out.dtype
+            # the output's id tells a recorded backward which saved array is this output (or,
+            # for the next node, its input): an array saved while it is alive, so equal ids
+            # mean the same array (autograd/higher.py)
+            ctx.output_shape, ctx.output_dtype, ctx._out_id = out.shape, out.dtype, id(out)
             ctx._output = weakref.ref(result)
-            if cls.saves_as_reference or (cls.twice_differentiable and cls.reference is None):
-                # which saved arrays are inputs or the output, for a recorded backward: while
-                # the forward runs they are all alive, so equal ids mean the same array
-                ctx._ids = (*map(id, arrays), id(out)) if ctx._saved else ()
-            elif cls.formula is not None or cls.reference is not None:
+            if cls._keeps_inputs:
                 ctx._inputs, ctx._settings = arrays, settings
         return result
 
 
-def _as_output_array(ctx: Context, scalar):
-    """A forward's NumPy scalar as a 0-d array, put in its place among the saved arrays too, so
-    that a saved output is still known to be the output (autograd/higher.py)."""
-    out = np.asarray(scalar)
+def _as_output_array(ctx: Context, scalar, out):
+    """The 0-d array `out` that Tensor made of a forward's NumPy scalar, put in the scalar's
+    place among the saved arrays too, so that a saved output is still known to be the output
+    (autograd/higher.py)."""
     if ctx._saved and any(item is scalar for item in ctx._saved):
         ctx._saved = tuple(out if item is scalar else item for item in ctx._saved)
         ctx._versions = tuple(version(a) if is_array(a) else None for a in ctx._saved)
@@ -331,7 +338,7 @@ def _topological_order(roots: Sequence, stop=()) -> list:
             continue
         visited.add(id(vertex))
         stack.append((vertex, True))
-        if isinstance(vertex, Context) and id(vertex) not in stop:
+        if isinstance(vertex, Context) and (not stop or id(vertex) not in stop):
             if vertex._released:
                 raise RuntimeError(
                     "backward: trying to go through the graph a second time, but its saved "
@@ -444,16 +451,29 @@ def _run_backward(tensors, grad_tensors, retain_graph: bool, wanted: dict | None
                 _accumulate_into_grad(vertex, grad, handed_out)
             continue
         if wanted is None:
-            output = vertex._output() if only is None else only.get(id(vertex))
-            if output is not None and (output._retains_grad or only is not None):
-                _accumulate_into_grad(output, grad, handed_out)
+            if only is None:
+                output = vertex._output()
+                if output is not None and output._retains_grad:
+                    _accumulate_into_grad(output, grad, handed_out)
+            elif id(vertex) in only:  # backward(inputs=[...]) names a non-leaf
+                _accumulate_into_grad(only[id(vertex)], grad, handed_out)
         if type(grad) is np.ndarray:
             input_grads = vertex.function.backward(vertex, grad)
         else:
             device = device_of(grad)
             with device_context(device):
                 input_grads = vertex.function.backward(vertex, grad)
-        _pass_on(vertex, input_grads, grads, recorded=False)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        if len(input_grads) != len(vertex.parents):
+            _wrong_count(vertex, input_grads)
+        for parent, parent_grad, needed in zip(vertex.parents, input_grads,
+                                               vertex.needs_input_grad):
+            if not needed or parent_grad is None or parent is None:
+                continue
+            parent_grad = _checked_gradient(vertex, parent, parent_grad)
+            key = id(parent)
+            grads[key] = grads[key] + parent_grad if key in grads else parent_grad
         if not retain_graph:
             vertex.release()
 
@@ -489,22 +509,33 @@ def _run_recorded(tensors, grad_tensors, wanted, only, stop) -> None:
         else:
             with device_context(device):
                 input_grads = recorded_backward(vertex, grad)
-        _pass_on(vertex, input_grads, grads, recorded=True)
+        _pass_on_recorded(vertex, input_grads, grads)
 
 
-def _pass_on(vertex: Context, input_grads, grads: dict, recorded: bool) -> None:
-    """Add the gradients a node's backward returned to those of the vertices it came from."""
+def _wrong_count(vertex: Context, input_grads: tuple) -> None:
+    raise RuntimeError(f"{vertex.function.__name__}.backward returned {len(input_grads)} "
+                       f"gradients for {len(vertex.parents)} inputs")
+
+
+def _pass_on_recorded(vertex: Context, input_grads, grads: dict) -> None:
+    """The recorded pass's step of _run_backward's loop: add the gradients (Tensors) a node's
+    backward returned to those of the vertices it came from. An array among them is an error:
+    some step of the formula went outside the graph, and a second derivative would be lost."""
+    from minigrad.tensor import Tensor
+
     if not isinstance(input_grads, tuple):
         input_grads = (input_grads,)
     if len(input_grads) != len(vertex.parents):
-        raise RuntimeError(
-            f"{vertex.function.__name__}.backward returned {len(input_grads)} gradients "
-            f"for {len(vertex.parents)} inputs"
-        )
+        _wrong_count(vertex, input_grads)
     for parent, parent_grad, needed in zip(vertex.parents, input_grads, vertex.needs_input_grad):
         if not needed or parent_grad is None or parent is None:
             continue
-        parent_grad = _checked_gradient(vertex, parent, parent_grad, recorded)
+        if not isinstance(parent_grad, Tensor):
+            raise RuntimeError(
+                f"{vertex.function.__name__}.backward returned a {type(parent_grad).__name__} "
+                "in a recorded backward pass (create_graph=True), not a Tensor: some step of "
+                "its formula works on arrays only, so its second derivative would be lost")
+        parent_grad = _checked_gradient(vertex, parent, parent_grad)
         key = id(parent)
         grads[key] = grads[key] + parent_grad if key in grads else parent_grad
 
@@ -540,23 +571,13 @@ def _seed_gradient(tensor, gradient):
     return gradient
 
 
-def _checked_gradient(node: Context, parent, grad, recorded: bool):
+def _checked_gradient(node: Context, parent, grad):
     """A gradient from `node`'s backward, checked to have its input's shape and dtype.
 
     A mismatch is a bug in that op's backward; catching it here stops it from being broadcast
-    or promoted silently further down the graph. In a recorded pass (Tensors) an array is one
-    too: a step of the formula went outside the graph, and a second derivative would be lost.
+    or promoted silently further down the graph.
     """
-    from minigrad.tensor import Tensor
-
-    if isinstance(grad, Tensor) != recorded:
-        raise RuntimeError(
-            f"{node.function.__name__}.backward returned a {type(grad).__name__} in a "
-            + ("recorded backward pass (create_graph=True), not a Tensor: some step of its "
-               "formula works on arrays only, so its second derivative would be lost"
-               if recorded else "backward pass on arrays")
-        )
-    if not recorded and not is_array(grad):
+    if not is_array(grad) and not hasattr(grad, "grad_fn"):  # (a Tensor in a recorded pass)
         grad = get_array_module(grad).asarray(grad)  # NumPy turns 0-d results into scalars
     if isinstance(parent, Context):
         shape, dtype = parent.output_shape, parent.output_dtype

@@ -92,13 +92,20 @@ def _linked(array, parent):
     return linked
 
 
+def _holds(vertex, array) -> bool:
+    """Whether `array` is the value of a graph vertex: a leaf's array, or a node's output."""
+    if isinstance(vertex, Context):
+        return vertex._out_id == id(array)
+    return vertex.array is array
+
+
 def _by_own_formula(node: Context, function, grad):
     """Run `function.backward` on Tensors: grad, and the saved arrays as Tensors linked into
     the graph (inputs to their nodes, the output to this node)."""
     from minigrad.tensor import Tensor
 
-    saved, ids = node.saved_tensors, node._ids  # saved_tensors checks the versions
-    n_inputs = len(node.parents)
+    saved = node.saved_tensors  # (which checks the versions)
+    untracked = any(parent is None for parent in node.parents)
     tensors = []
     for k, array in enumerate(saved):
         if isinstance(array, np.generic):  # NumPy's 0-d results are scalars
@@ -106,25 +113,30 @@ def _by_own_formula(node: Context, function, grad):
         if not is_array(array):  # None, or a number
             tensors.append(array)
             continue
-        where = ids.index(id(array)) if id(array) in ids else None
-        if where is None:
-            if array.dtype.kind not in "biu" and k not in function.constant_saves:
-                raise RuntimeError(
-                    f"{function.__name__}: its backward reads a saved float array (saved array "
-                    f"{k}, shape {tuple(array.shape)}) that is neither an input nor the output, "
-                    "so a second derivative through it cannot be recorded; the op needs a "
-                    "formula (minigrad/autograd/higher.py)"
-                )
-            tensors.append(Tensor(array))  # a mask or indices: constant almost everywhere
-        elif where < n_inputs:
-            tensors.append(_linked(array, node.parents[where]))
-        else:
+        if id(array) == node._out_id:
             tensors.append(_linked(array, node))
-    node._recorded = tuple(tensors)
+            continue
+        parent = next((p for p in node.parents if p is not None and _holds(p, array)), None)
+        if parent is not None:
+            tensors.append(_linked(array, parent))
+            continue
+        # an input that wants no gradient is not told apart from other arrays (nothing of the
+        # inputs is recorded, so that the first-order pass costs what it did): a constant
+        if not untracked and array.dtype.kind not in "biu" and k not in function.constant_saves:
+            raise RuntimeError(
+                f"{function.__name__}: its backward reads a saved float array (saved array "
+                f"{k}, shape {tuple(array.shape)}) that is neither an input nor the output, "
+                "so a second derivative through it cannot be recorded; the op needs a "
+                "formula (minigrad/autograd/higher.py)"
+            )
+        tensors.append(Tensor(array))  # a mask, indices, a constant input
+    # saved_tensors gives the Tensors while this backward runs (their versions were checked)
+    arrays, versions = node._saved, node._versions
+    node._saved, node._versions = tuple(tensors), (None,) * len(tensors)
     try:
         return function.backward(node, grad)
     finally:
-        node._recorded = None
+        node._saved, node._versions = arrays, versions
 
 
 def _by_formula(node: Context, formula, grad):
