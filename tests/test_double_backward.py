@@ -535,3 +535,29 @@ def test_the_functional_api_refuses_what_torch_refuses():
         F_.vhp(lambda a, b: (a * a).sum(), (x, x), (x, x), strict=True)
     with pytest.raises(RuntimeError, match="v\\[0\\] has shape"):
         F_.jvp(lambda a: a * 2, x, mg.tensor(np.ones(2)))
+
+
+@requires_torch
+@pytest.mark.parametrize("name", ["softplus", "sigmoid", "tanh", "gelu", "silu",
+                                  "bce_with_logits", "norm", "log_softmax"])
+def test_second_derivatives_at_exactly_zero_match_torch(name):
+    """Where a stable formula has a kink (|x|, max(x, 0)) the function has none: a recorded
+    backward must not differentiate the kink (sign(0) = 0 would halve or lose a slope).
+    (ELU and PReLU have a true kink at 0, where either side's value is a right answer.)"""
+    t = torch()
+    x = np.array([[0.0, 0.0, 1.5], [-0.5, 0.0, 0.0]])
+    y = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.5]])
+    cases = {
+        "softplus": (F.softplus, _tf().softplus),
+        "sigmoid": (mg.sigmoid, t.sigmoid),
+        "tanh": (mg.tanh, t.tanh),
+        "gelu": (F.gelu, _tf().gelu),
+        "silu": (F.silu, _tf().silu),
+        "bce_with_logits": (lambda a: F.binary_cross_entropy_with_logits(a, mg.tensor(
+            y.astype(a.dtype))), lambda a: _tf().binary_cross_entropy_with_logits(
+            a, t.tensor(y).to(a.dtype))),
+        "norm": (lambda a: a.norm(dim=1), lambda a: a.norm(dim=1)),
+        "log_softmax": (lambda a: F.log_softmax(a, 1), lambda a: _tf().log_softmax(a, 1)),
+    }
+    ours, theirs = cases[name]
+    assert_double_backward_matches_torch(ours, [x], theirs, dtype=np.float64)

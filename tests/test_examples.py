@@ -104,13 +104,14 @@ def _run(script, *args, timeout=120):
 
 @pytest.mark.parametrize("script", ["demo.py", "perceptron.py", "lenet5_fashion_mnist.py",
                                     "vgg16_voc.py", "unet_voc_segmentation.py",
-                                    "lstm_sequence.py"])
+                                    "lstm_sequence.py", "second_order.py"])
 def test_help_lists_every_flag_with_its_help_and_default_and_runs_nothing(script):
     result = _run(script, "--help")
     assert result.returncode == 0 and result.stdout.startswith("usage:"), result.stderr
     ran = {"demo.py": "loss  accuracy", "perceptron.py": "converged",
            "lenet5_fashion_mnist.py": "parameters,", "vgg16_voc.py": "trainable parameters",
-           "unet_voc_segmentation.py": "parameters;", "lstm_sequence.py": "parameters;"}
+           "unet_voc_segmentation.py": "parameters;", "lstm_sequence.py": "parameters;",
+           "second_order.py": "Newton's method on"}
     assert ran[script] not in result.stdout  # --help only shows help
     module = runpy.run_path(str(EXAMPLES / script))
     if "build_parser" in module:
@@ -239,3 +240,17 @@ def test_vgg16_example_takes_precision_and_says_which_is_in_force(tmp_path, prec
     assert says in result.stdout and "val mAP" in result.stdout
     if precision == "amp":
         assert mg.load(tmp_path / "last.npz")["scaler"]["scale"] == 2.0**16
+
+
+def test_second_order_example_converges_quadratically_and_trains_a_penalised_critic():
+    result = _run("second_order.py", "--newton-steps", "6", "--penalty-steps", "12")
+    assert result.returncode == 0, result.stderr
+    xs = [float(x) for x in re.findall(r": x = (-?[\d.]+)", result.stdout)]
+    assert len(xs) == 6 and abs(xs[-1] - 1.1309011226) < 1e-9, result.stdout  # f'(x) = 0
+    rows = re.findall(r"^\s+\d+\s+([\d.]+)\s+([\d.]+)$", result.stdout, flags=re.MULTILINE)
+    newton, descent = [float(a) for a, _ in rows], [float(b) for _, b in rows]
+    assert abs(newton[-1] - newton[-2]) < 1e-9 < abs(descent[-1] - descent[-2]), result.stdout
+    assert newton[-1] < descent[-1], result.stdout
+    penalties = [float(p) for p in re.findall(r"step +\d+: ([\d.]+)$", result.stdout,
+                                              flags=re.MULTILINE)]
+    assert penalties and penalties[-1] < penalties[0], result.stdout

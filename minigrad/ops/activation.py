@@ -12,7 +12,7 @@ from minigrad.autograd import Function
 from minigrad.backend import get_array_module
 from minigrad.ops import fast
 from minigrad.ops.dims import normalize_dim
-from minigrad.ops.elementwise import as_floating, exp, log1p, maximum, minimum, where
+from minigrad.ops.elementwise import as_floating, exp, where
 from minigrad.ops.reduce import in_float32
 from minigrad.ops.registry import tensor_method
 from minigrad.tensor import Tensor
@@ -212,8 +212,8 @@ class ELU(Function):
     """x where x > 0, else alpha (e^x - 1)."""
 
     @staticmethod
-    def formula(x, alpha):
-        return where(x > 0, x, alpha * (exp(minimum(x, 0.0)) - 1))
+    def formula(x, alpha):  # (where, not minimum, whose tie at 0 would halve the slope)
+        return where(x > 0, x, alpha * (exp(where(x > 0, 0.0, x)) - 1))
 
     @staticmethod
     def forward(ctx, x, alpha):
@@ -251,10 +251,7 @@ class SiLU(Function):
 class Softplus(Function):
     """log(1 + e^(beta x)) / beta, and x itself where beta x > threshold (as PyTorch)."""
 
-    @staticmethod
-    def formula(x, beta, threshold):
-        z = beta * x
-        return where(z > threshold, x, (maximum(z, 0.0) + log1p(exp(-z.abs()))) / beta)
+    twice_differentiable = True
 
     @staticmethod
     def forward(ctx, x, beta, threshold):
@@ -263,16 +260,14 @@ class Softplus(Function):
         linear = z > threshold
         # log(1 + e^z) = max(z, 0) + log1p(e^-|z|): no overflow for large z
         out = xp.where(linear, x, (xp.maximum(z, 0) + xp.log1p(xp.exp(-abs(z)))) / beta)
-        ctx.save_for_backward(z, linear)
+        ctx.save_for_backward(x, linear)
+        ctx.beta = beta
         return out
 
     @staticmethod
-    def backward(ctx, grad):
-        z, linear = ctx.saved_tensors
-        xp = get_array_module(grad)
-        e = xp.exp(-abs(z))
-        sigmoid = xp.where(z >= 0, 1, e) / (1 + e)
-        return grad * xp.where(linear, 1, sigmoid)
+    def backward(ctx, grad):  # the slope is sigmoid(beta x), the Function (smooth at 0)
+        x, linear = ctx.saved_tensors
+        return grad * get_array_module(grad).where(linear, 1, Sigmoid.run(ctx.beta * x))
 
 
 class Hardtanh(Function):

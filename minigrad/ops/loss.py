@@ -16,6 +16,7 @@ import numpy as np
 from minigrad import amp, backend
 from minigrad.autograd import Function
 from minigrad.backend import get_array_module
+from minigrad.ops.activation import Sigmoid
 from minigrad.ops.elementwise import where
 from minigrad.ops.reduce import in_float32
 from minigrad.tensor import Tensor
@@ -173,10 +174,8 @@ class BinaryCrossEntropyWithLogits(Function):
     @staticmethod
     def backward(ctx, grad):
         x, target, weight, log_weight = ctx.saved_tensors
-        xp = get_array_module(x)
-        e = xp.exp(-abs(x))
-        sigmoid_neg = xp.where(x >= 0, e, 1) / (1 + e)  # sigmoid(-x), stable
-        grad_x = weight * ((1 - target) - log_weight * sigmoid_neg)
+        # sigmoid(-x) by the Function (stable; smooth at 0, for a second derivative)
+        grad_x = weight * ((1 - target) - log_weight * Sigmoid.run(-x))
         return _spread_loss_grad(grad_x, grad, ctx.reduction, None), None, None, None
 
 
