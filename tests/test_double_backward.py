@@ -144,8 +144,9 @@ def batch_norm(draw):
     mean, var = rng.standard_normal(3) * 0.1, rng.uniform(0.5, 2.0, 3)
 
     def ours(x, w, b):
-        return F.batch_norm(x, mg.tensor(mean.astype(x.dtype)), mg.tensor(var.astype(x.dtype)),
-                            w, b, training=training)
+        return F.batch_norm(x, mg.tensor(mean.astype(x.dtype), device=x.device),
+                            mg.tensor(var.astype(x.dtype), device=x.device), w, b,
+                            training=training)
 
     def theirs(x, w, b):
         t = torch()
@@ -195,6 +196,7 @@ def losses(draw):
     n, c = 4, 3
     if name in ("cross_entropy", "nll_loss"):
         target = rng.integers(0, c, n)
+        target[1] = (target[0] + 1) % c  # (not every target ignored: that mean is nan)
         weight = rng.uniform(0.5, 2.0, c)
         kw = dict(reduction=reduction, ignore_index=int(target[0]))
         if name == "cross_entropy":
@@ -202,8 +204,8 @@ def losses(draw):
 
         def ours(x):
             x = x.log_softmax(1) if name == "nll_loss" else x
-            return getattr(F, name)(x, mg.tensor(target), weight=mg.tensor(
-                weight.astype(x.dtype)), **kw)
+            return getattr(F, name)(x, mg.tensor(target, device=x.device), weight=mg.tensor(
+                weight.astype(x.dtype), device=x.device), **kw)
 
         def theirs(x):
             t = torch()
@@ -225,7 +227,8 @@ def losses(draw):
 
     def call(lib, functional, x, y):
         more = {} if extra is None else {"pos_weight": lib.tensor(extra).to(x.dtype)
-                                         if lib is torch() else lib.tensor(extra.astype(x.dtype))}
+                                         if lib is torch() else
+                                         lib.tensor(extra.astype(x.dtype), device=x.device)}
         return getattr(functional, name)(x, y, **kw, **more)
 
     return Case(lambda x, y: call(mg, F, x, y), [x, target],
@@ -561,3 +564,16 @@ def test_second_derivatives_at_exactly_zero_match_torch(name):
     }
     ours, theirs = cases[name]
     assert_double_backward_matches_torch(ours, [x], theirs, dtype=np.float64)
+
+
+@requires_torch
+@pytest.mark.skipif("cuda" not in DEVICES, reason="no cuda device (nor the CuPy stand-in)")
+@pytest.mark.parametrize("op", ["conv2d", "conv2d_3x3_batch", "max_pool2d", "max_pool2d_tiled",
+                                "batch_norm", "activations", "losses"])
+@settings(max_examples=4)
+@given(data=st.data())
+def test_the_gpu_fast_paths_have_the_references_second_derivatives(op, data):
+    """On "cuda" (a GPU, or the CuPy stand-in) the fast paths (im2col and Winograd
+    convolutions, max pooling's kernels, batch norm's, ReLU's) are recorded through their
+    references' ways: float64, against torch's double backward on the CPU."""
+    _check(data.draw(LAYER_CASES[op]), "cuda", dtypes=(np.float64,))

@@ -193,7 +193,7 @@ def _spread_loss_grad(grad_per_element, grad, reduction: str, divisor):
     """Chain the upstream gradient of the reduced loss into the per-element gradient."""
     if reduction == "none":
         shape = grad.shape + (1,) * (grad_per_element.ndim - grad.ndim)
-        return grad_per_element * grad.reshape(shape)
+        return grad.reshape(shape) * grad_per_element  # (grad first: it may be a Tensor)
     if reduction == "mean":
         count = math.prod(grad_per_element.shape) if divisor is None else divisor
         xp = get_array_module(grad)
@@ -203,7 +203,7 @@ def _spread_loss_grad(grad_per_element, grad, reduction: str, divisor):
         else:  # a device count (the weights of the counted targets)
             with np.errstate(divide="ignore", invalid="ignore"):
                 grad = xp.where(count == 0, 0, grad / count)
-    return grad_per_element * grad
+    return grad * grad_per_element
 
 
 # ---------------------------------------------------------------------------------------------
