@@ -26,6 +26,11 @@ from minigrad.ops.dropout import Dropout
 from minigrad.testing import assert_double_backward_matches_torch, check_second_gradient
 
 
+# a second derivative's check costs several first-order ones: half the profile's examples
+# (HYPOTHESIS_PROFILE=dev or thorough draws more, as everywhere)
+HALF = settings(max_examples=max(3, settings.default.max_examples // 2))
+
+
 def _check(case: Case, device: str = "cpu", dtypes=(np.float32, np.float64)) -> None:
     # central differences of every element where there are few, else along random directions
     many = sum(np.size(a) for a in case.inputs) > 200
@@ -43,6 +48,7 @@ def _check(case: Case, device: str = "cpu", dtypes=(np.float32, np.float64)) -> 
 @requires_torch
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("op", list(CASES))
+@HALF
 @given(data=st.data())
 def test_every_op_has_second_derivatives_as_torch_and_central_differences(op, device, data):
     _check(data.draw(CASES[op]), device)
@@ -280,6 +286,7 @@ def recurrent(draw):
 @requires_torch
 @pytest.mark.parametrize("fast_paths", [True, False], ids=["fast", "reference"])
 @pytest.mark.parametrize("op", list(LAYER_CASES))
+@HALF
 @given(data=st.data())
 def test_every_layer_op_has_second_derivatives_as_torch_and_central_differences(op, fast_paths,
                                                                                data):
