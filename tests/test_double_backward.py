@@ -584,3 +584,28 @@ def test_the_gpu_fast_paths_have_the_references_second_derivatives(op, data):
     convolutions, max pooling's kernels, batch norm's, ReLU's) are recorded through their
     references' ways: float64, against torch's double backward on the CPU."""
     _check(data.draw(LAYER_CASES[op]), "cuda", dtypes=(np.float64,))
+
+
+@requires_torch
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_in_place_ops_casts_and_copies_have_second_derivatives_as_torch(seed):
+    """An in-place op on a tensor in the graph records an out-of-place op on a copy of the
+    old values (ops/inplace.py): the second derivative must still see which saved arrays
+    are whose output."""
+    def fn(lib):
+        def run(x):
+            y = x * 1.5
+            y.mul_(x)
+            z = y.exp() * y
+            w = x.tanh() * 1.0
+            w.add_(x * x)
+            w.mul_(2.0)
+            w.sub_(y.sin())
+            c = x * 2.0
+            c.copy_(x.sin())
+            return (z * w).sum(1) + (c * x.double().float().double()).sum(1)
+        return run
+
+    rng = np.random.default_rng(seed)
+    assert_double_backward_matches_torch(fn(mg), [rng.standard_normal((3, 4))], fn(torch()),
+                                         dtype=np.float64, seed=seed)

@@ -155,6 +155,8 @@ class Context:
 
     # for a recorded backward (autograd/higher.py), set where they are needed
     _out_id = None  # id(the output array)
+    _alias_id = None  # id(the array an in-place op copied the output into), where one did
+    _kept = None  # (ops/inplace.py: the array _out_id names, kept alive with the node)
     _inputs = _settings = None  # an op differentiated again through its formula: its inputs
 
     def save_for_backward(self, *arrays) -> None:

@@ -95,7 +95,8 @@ def _linked(array, parent):
 def _holds(vertex, array) -> bool:
     """Whether `array` is the value of a graph vertex: a leaf's array, or a node's output."""
     if isinstance(vertex, Context):
-        return vertex._out_id == id(array)
+        return (id(array) in (vertex._out_id, vertex._alias_id)
+                and array.shape == vertex.output_shape and array.dtype == vertex.output_dtype)
     return vertex.array is array
 
 
@@ -113,7 +114,7 @@ def _by_own_formula(node: Context, function, grad):
         if not is_array(array):  # None, or a number
             tensors.append(array)
             continue
-        if id(array) == node._out_id:
+        if _holds(node, array):
             tensors.append(_linked(array, node))
             continue
         parent = next((p for p in node.parents if p is not None and _holds(p, array)), None)

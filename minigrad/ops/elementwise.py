@@ -606,6 +606,8 @@ class Cast(Function):
 
 
 class ToDevice(Function):
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, x, device):
         ctx.device = backend.device_of(x)
@@ -613,7 +615,7 @@ class ToDevice(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return backend.to_device(grad, ctx.device)
+        return ToDevice.run(grad, device=ctx.device)
 
 
 def cast(x: Tensor, dtype) -> Tensor:

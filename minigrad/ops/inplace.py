@@ -32,6 +32,8 @@ class Overwrite(Function):
     """The values of `new` (broadcast to `old`'s shape, cast to its dtype) in place of `old`'s:
     what `copy_` and the fills record. The old values get no gradient; `new` gets its own."""
 
+    twice_differentiable = True
+
     @staticmethod
     def forward(ctx, old, new):
         ctx.new_shape, ctx.new_dtype = new.shape, new.dtype
@@ -43,7 +45,8 @@ class Overwrite(Function):
     def backward(ctx, grad):
         grad_new = None
         if ctx.needs_input_grad[1]:
-            grad_new = unbroadcast(grad, ctx.new_shape).astype(ctx.new_dtype, copy=False)
+            grad_new = get_array_module(grad).asarray(unbroadcast(grad, ctx.new_shape),
+                                                      dtype=ctx.new_dtype)
         return None, grad_new
 
 
@@ -65,15 +68,25 @@ def _in_place(tensor: Tensor, name: str, out_of_place, update_array, others=()) 
     if autograd.is_grad_enabled() and in_graph:
         old = Tensor(tensor.array.copy())
         old.requires_grad, old.grad_fn = tensor.requires_grad, tensor.grad_fn
+        if old.grad_fn is not None:  # the node that made the old values: they are in the copy
+            _output_is(old.grad_fn, old.array)
         result = out_of_place(old)
         _check_result(name, tensor, result.shape, result.dtype)
         tensor.array[...] = result.array
         tensor.requires_grad, tensor.grad_fn = True, result.grad_fn
         result.grad_fn._output = weakref.ref(tensor)  # retain_grad reaches this tensor
+        _output_is(result.grad_fn, result.array, also=tensor.array)
     else:
         update_array(tensor.array)
     autograd.bump_version(tensor.array)
     return tensor
+
+
+def _output_is(node, array, also=None) -> None:
+    """Tell a recorded backward (autograd/higher.py) which arrays hold `node`'s output now:
+    `array` (kept alive with the node, so that its id stays its own) and `also`."""
+    node._out_id, node._alias_id, node._kept = id(array), None if also is None else id(also), \
+        array
 
 
 def _check_result(name: str, tensor: Tensor, shape: tuple, dtype) -> None:
