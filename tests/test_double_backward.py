@@ -25,7 +25,6 @@ from minigrad.ops import fast
 from minigrad.ops.dropout import Dropout
 from minigrad.testing import assert_double_backward_matches_torch, check_second_gradient
 
-
 # a second derivative's check costs several first-order ones: half the profile's examples
 # (HYPOTHESIS_PROFILE=dev or thorough draws more, as everywhere)
 HALF = settings(max_examples=max(3, settings.default.max_examples // 2))
