@@ -43,8 +43,9 @@ class Tensor:
     def data(self) -> Tensor:
         """This tensor's values as a Tensor outside the graph that shares their memory, as in
         PyTorch: `w.data.normal_(0, 0.02)` changes w, and no gradient is recorded through it.
-        (The backend array itself is `.array`.)"""
-        return Tensor(self.array)
+        (The backend array itself is `.array`; this one holds a view of it, another array
+        object on the same memory, so a recorded backward never takes it for this tensor.)"""
+        return Tensor(self.array.view())
 
     @data.setter
     def data(self, value: Tensor) -> None:
@@ -131,8 +132,10 @@ class Tensor:
         self._retains_grad = True
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph (shares memory, as in PyTorch)."""
-        return Tensor(self.array)
+        """The same data, cut from the graph (shares memory, as in PyTorch): a view, another
+        array object, so that a recorded backward (autograd/higher.py, which tells saved
+        arrays apart by identity) never takes `x.detach()` in `x * x.detach()` for x."""
+        return Tensor(self.array.view())
 
     def __setitem__(self, index, value) -> None:
         """In-place assignment, for tensors outside the graph (targets, buffers, masks)."""

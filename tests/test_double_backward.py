@@ -608,3 +608,84 @@ def test_in_place_ops_casts_and_copies_have_second_derivatives_as_torch(seed):
     rng = np.random.default_rng(seed)
     assert_double_backward_matches_torch(fn(mg), [rng.standard_normal((3, 4))], fn(torch()),
                                          dtype=np.float64, seed=seed)
+
+
+@requires_torch
+def test_a_detached_copy_and_a_function_reading_its_own_input_are_told_apart_as_torch():
+    t = torch()
+    x0 = np.array([1.0, 2.0])
+    x, tx = mg.tensor(x0, requires_grad=True), t.tensor(x0, requires_grad=True)
+    second = []
+    for a, lib in ((x, mg), (tx, t)):  # x.detach() shares x's memory: a constant all the same
+        (g,) = lib.autograd.grad((a * a.detach()).sum() + (a**3).sum(), a, create_graph=True)
+        second.append(lib.autograd.grad(g.sum(), a)[0].numpy())
+    np.testing.assert_allclose(*second)  # [6, 12]
+    Fm, Ft = mg.autograd.functional, t.autograd.functional
+    for create_graph in (False, True):
+        _close(Fm.hessian(lambda z: (z * x).sum(), x, create_graph=create_graph),
+               Ft.hessian(lambda z: (z * tx).sum(), tx, create_graph=create_graph))
+        _close(Fm.hvp(lambda z: (z * x * z).sum(), x, mg.ones(2, dtype=x.dtype),
+                      create_graph=create_graph)[1],
+               Ft.hvp(lambda z: (z * tx * z).sum(), tx, t.ones(2, dtype=tx.dtype),
+                      create_graph=create_graph)[1])
+
+
+def test_an_input_a_formula_recomputes_from_that_changed_in_place_is_refused():
+    for dtype, make in ((np.float64, lambda y: F.cross_entropy(y, mg.tensor([0]))),
+                        (np.float32, lambda y: F.log_softmax(y, 1).sum())):  # (a fast path)
+        x = mg.tensor(np.array([[0.3, -1.0, 2.0]], dtype), requires_grad=True)
+        y = x * 1.0
+        loss = make(y)
+        y.mul_(3.0)
+        with pytest.raises(RuntimeError, match=r"modified by an inplace operation: \w+Backward's "
+                                               r"input 0 \(shape \(1, 3\)"):
+            mg.autograd.grad(loss, x, create_graph=True)
+
+
+def test_batch_norm_in_eval_mode_keeps_its_running_statistics_of_that_call():
+    bn = mg.nn.BatchNorm2d(2).double()
+    x = mg.tensor(np.random.default_rng(0).standard_normal((2, 2, 3, 3)), requires_grad=True)
+    bn.eval()
+    y = (bn(x) ** 2).sum()
+    (expected,) = mg.autograd.grad((bn(x) ** 2).sum(), x)
+    bn.train()
+    bn(x * 5.0 + 3.0)  # moves the running statistics, in place
+    (g,) = mg.autograd.grad(y, x, create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), expected.numpy(), rtol=1e-12)
+
+
+@requires_torch
+def test_backward_with_create_graph_hands_each_leaf_a_gradient_of_its_own_as_torch():
+    t = torch()
+    w, v = mg.tensor([1.0, 2.0], requires_grad=True), mg.tensor([3.0, 4.0], requires_grad=True)
+    tw, tv = t.tensor([1.0, 2.0], requires_grad=True), t.tensor([3.0, 4.0], requires_grad=True)
+    for a, b, lib in ((w, v, mg), (tw, tv, t)):
+        (a + b).sum().backward(create_graph=True)  # both get the same ones, broadcast
+        lib.nn.utils.clip_grad_norm_([a, b], 1.0)  # in place, each once
+    assert w.grad is not v.grad
+    np.testing.assert_allclose(w.grad.detach().numpy(), tw.grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(v.grad.detach().numpy(), tv.grad.numpy(), rtol=1e-6)
+    y, u = w * 2.0, mg.tensor([1.0, 1.0])
+    y.retain_grad()
+    y.backward(u, create_graph=True)
+    y.grad.mul_(5.0)
+    np.testing.assert_array_equal(u.numpy(), [1.0, 1.0])  # the caller's seed is untouched
+
+
+@requires_torch
+def test_degenerate_std_and_norm_give_zero_not_nan_second_derivatives():
+    """std of a constant row, the norm of a zero row: 0 where the first derivative is 0
+    by convention (torch's first derivative too), not the nan of a 0 / 0 inside a where."""
+    t = torch()
+    x0 = np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 4.0]])
+    x, tx = mg.tensor(x0, requires_grad=True), t.tensor(x0, requires_grad=True)
+    second = []
+    for a, lib in ((x, mg), (tx, t)):
+        (g,) = lib.autograd.grad(a.std(1).sum(), a, create_graph=True)
+        second.append(lib.autograd.grad((g * g).sum(), a)[0].numpy())
+    np.testing.assert_allclose(*second, atol=1e-12)
+    z = mg.tensor(np.zeros((1, 3)), requires_grad=True)
+    (g,) = mg.autograd.grad(z.norm(dim=1).sum() + z.norm(p=3, dim=1).sum(), z,
+                            create_graph=True)
+    (h,) = mg.autograd.grad((g * g).sum() + g.sum(), z)
+    assert np.isfinite(h.numpy()).all()

@@ -158,6 +158,7 @@ class Context:
     _alias_id = None  # id(the array an in-place op copied the output into), where one did
     _kept = None  # (ops/inplace.py: the array _out_id names, kept alive with the node)
     _inputs = _settings = None  # an op differentiated again through its formula: its inputs
+    _input_versions = ()  # (and their versions then)
 
     def save_for_backward(self, *arrays) -> None:
         """Keep `arrays` for the backward, with the version of each one's memory: a backward
@@ -292,8 +293,9 @@ class Function:
             # mean the same array (autograd/higher.py)
             ctx.output_shape, ctx.output_dtype, ctx._out_id = out.shape, out.dtype, id(out)
             ctx._output = weakref.ref(result)
-            if cls._keeps_inputs:
+            if cls._keeps_inputs:  # (with their versions: a change in place is refused)
                 ctx._inputs, ctx._settings = arrays, settings
+                ctx._input_versions = tuple(map(version, arrays))
         return result
 
 
@@ -493,16 +495,18 @@ def _run_recorded(tensors, grad_tensors, wanted, only, stop) -> None:
         grad = grads.pop(id(vertex), None)
         if grad is None:
             continue
+        # what is handed out is a copy (Clone, in the graph): a gradient may be the caller's
+        # seed, another leaf's (a + b hands both the same), or a read-only broadcast view
         if wanted is not None and id(vertex) in wanted:
-            wanted[id(vertex)] = grad
+            wanted[id(vertex)] = grad.clone()
         if not isinstance(vertex, Context):  # a leaf
             if wanted is None and (only is None or id(vertex) in only):
-                vertex.grad = grad if vertex.grad is None else vertex.grad + grad
+                vertex.grad = grad.clone() if vertex.grad is None else vertex.grad + grad
             continue
         if wanted is None:
             output = vertex._output() if only is None else only.get(id(vertex))
             if output is not None and (output._retains_grad or only is not None):
-                output.grad = grad if output.grad is None else output.grad + grad
+                output.grad = grad.clone() if output.grad is None else output.grad + grad
         if id(vertex) in stop:
             continue
         device = device_of(grad.array)

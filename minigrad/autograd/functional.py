@@ -38,11 +38,12 @@ def _as_tuple(value, what: str, who: str) -> tuple[bool, tuple]:
 def _prepared(inputs: tuple, create_graph: bool) -> tuple:
     """What `func` is called on: with create_graph, an input that requires a gradient enters
     through an identity node, so the results stay linked to its graph; otherwise (and for
-    the others) a leaf on the same memory that requires a gradient."""
+    the others) a leaf on the same memory (a view: another array object, never taken for the
+    input itself where func also reads that) that requires a gradient."""
     from minigrad.autograd.higher import Alias
 
     return tuple(Alias.apply(t) if create_graph and t.requires_grad
-                 else Tensor(t.array, requires_grad=True) for t in inputs)
+                 else Tensor(t.array.view(), requires_grad=True) for t in inputs)
 
 
 def _finished(tensors: tuple, create_graph: bool) -> tuple:

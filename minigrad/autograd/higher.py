@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad.autograd import Context, Function, _run_backward, _vertex
+from minigrad.autograd import Context, Function, _run_backward, _vertex, version
 from minigrad.backend import is_array
 
 
@@ -36,7 +36,7 @@ class Alias(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return x
+        return x.view()  # another array object: its node's output is told apart from x
 
     @staticmethod
     def backward(ctx, grad):
@@ -148,6 +148,14 @@ def _by_formula(node: Context, formula, grad):
             f"{node.function.__name__}: its inputs were freed by an earlier backward; pass "
             "retain_graph=True to go through the graph again"
         )
+    for k, (array, before) in enumerate(zip(node._inputs, node._input_versions)):
+        if version(array) != before:
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: {node.function.__name__}Backward's input {k} (shape "
+                f"{tuple(array.shape)}, dtype {array.dtype}) was changed in place "
+                f"{version(array) - before} time(s) since; a second derivative recomputes the "
+                "op from its inputs. Make that change out of place, or after backward()")
     inputs = [_linked(a, parent)
               for a, parent in zip(node._inputs, node.parents)]
     aliases = [Alias.apply(t) if t.requires_grad else t for t in inputs]

@@ -184,8 +184,9 @@ class Pow(Function):
         if ctx.needs_input_grad[0]:
             # b * a^(b-1), taken as 0 where b == 0 (so x**0 has gradient 0 at x = 0 too, as
             # in PyTorch, rather than 0 * inf)
+            # (a taken as 1 there, so that no 0^-1 is even computed: its gradient would be nan)
             with np.errstate(divide="ignore", invalid="ignore"):
-                local = xp.where(b == 0, 0, b * a ** (b - 1))
+                local = xp.where(b == 0, 0, b * xp.where(b == 0, 1, a) ** (b - 1))
             grad_a = unbroadcast(grad * local, a.shape)
         if ctx.needs_input_grad[1]:
             # d(a^b)/db = a^b log a; PyTorch takes it as 0 where a == 0 (and b >= 0)

@@ -146,8 +146,13 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
         raise ValueError("batch_norm: eval mode needs running_mean and running_var")
     weight = weight if weight is not None else ones(channels, dtype=x.dtype, device=x.device)
     bias = bias if bias is not None else zeros(channels, dtype=x.dtype, device=x.device)
-    settings = dict(running_mean=None if running_mean is None else running_mean.array,
-                    running_var=None if running_var is None else running_var.array,
+    # in eval mode the running statistics are constants of this call: copies (C numbers), so
+    # that a later training step, which updates them in place, cannot change this one's
+    # second derivative (recomputed from them, ops/normalization.batch_norm_formula)
+    def statistic(t):
+        return None if t is None else t.array if training else t.array.copy()
+
+    settings = dict(running_mean=statistic(running_mean), running_var=statistic(running_var),
                     training=training, momentum=momentum, eps=eps)
     return fast.select(BatchNorm, x, dict(dtype=x.dtype), **settings).apply(x, weight, bias,
                                                                        **settings)

@@ -198,8 +198,9 @@ class Std(Function):
         centered = x - x.mean(axis=ctx.axes, keepdims=True)
         if not ctx.keepdim:
             grad, out = xp.expand_dims(grad, ctx.axes), xp.expand_dims(out, ctx.axes)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            local = xp.where(out == 0, 0, centered / (ctx.divisor * out))
+        # 0 where std is 0, and no 0 / 0 even inside where (its gradient would be nan)
+        with np.errstate(divide="ignore", invalid="ignore"):  # (a divisor of 0: nan, as torch)
+            local = xp.where(out == 0, 0, centered / (ctx.divisor * xp.where(out == 0, 1, out)))
         return grad * local
 
 
@@ -427,11 +428,15 @@ class Norm(Function):
         xp = get_array_module(x)
         if not ctx.keepdim:
             grad, out = grad.reshape(ctx.kept_shape), out.reshape(ctx.kept_shape)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if ctx.p == 2:  # x / norm: no kink at x = 0 for a second derivative to miss
-                return grad * xp.where(out == 0, 0, x / out)
-            slope = xp.sign(x) * (xp.abs(x) / out) ** (ctx.p - 1)
-        return grad * xp.where((x == 0) | (out == 0), 0, slope)
+        # no 0 / 0 (nor 0^-k) even inside where: its gradient, for a second derivative, is nan
+        zero = out == 0
+        safe_out = xp.where(zero, 1, out)
+        if ctx.p == 2:  # x / norm: no kink at x = 0 for a second derivative to miss
+            return grad * xp.where(zero, 0, x / safe_out)
+        masked = (x == 0) | zero
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            slope = xp.sign(x) * (xp.abs(xp.where(masked, 1, x)) / safe_out) ** (ctx.p - 1)
+        return grad * xp.where(masked, 0, slope)
 
 
 @tensor_method()

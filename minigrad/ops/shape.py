@@ -367,12 +367,14 @@ class Gather(Function):
     @staticmethod
     def forward(ctx, x, index, dim):
         ctx.x_shape, ctx.dim, ctx.index = x.shape, dim, index
+        ctx.save_for_backward(index)  # (so that a change of index in place is refused)
         # index may be shorter than x in the other dims: read the leading block of those
         block = tuple(slice(None) if k == dim else slice(0, n) for k, n in enumerate(index.shape))
         return get_array_module(x).take_along_axis(x[block], index, axis=dim)
 
     @staticmethod
     def backward(ctx, grad):
+        ctx.saved_tensors  # noqa: B018  (checks that index was not changed in place)
         # the full index of every output element: its own position, with `dim` from index
         where = backend.open_grid(get_array_module(ctx.index), ctx.index.shape)
         where[ctx.dim] = ctx.index
