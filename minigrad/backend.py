@@ -175,6 +175,23 @@ class Device:
 
 
 CPU = Device("cpu")
+_default_device = CPU
+
+
+def set_default_device(device) -> None:
+    """The device new tensors are made on when no device is given (torch.set_default_device):
+    the factories (zeros, randn, tensor, arange, ...) and so the layers' parameters. None
+    means the CPU again."""
+    global _default_device
+    device = CPU if device is None else Device(device)
+    if device.type == "cuda":
+        cupy_module()  # (the error that says how to get CuPy, now rather than at first use)
+    _default_device = device
+
+
+def get_default_device() -> Device:
+    """The device new tensors are made on when no device is given."""
+    return _default_device
 
 _cupy: ModuleType | None = None
 

@@ -12,6 +12,7 @@ decimal digits): on an H100 a convolution's GEMM runs ~5x faster. On the CPU, an
 before compute capability 8.0, these switches change nothing. `cudnn.benchmark`,
 `cudnn.deterministic` and `cudnn.enabled` are accepted so that PyTorch scripts run; they change
 nothing either (minigrad's convolutions are deterministic and choose their algorithm by shape).
+`mps.is_available()` (Apple's GPUs, which minigrad does not run on) is False.
 """
 
 from __future__ import annotations
@@ -58,7 +59,12 @@ cudnn = _CudnnModule("minigrad.backends.cudnn", "PyTorch's torch.backends.cudnn 
 cuda = types.ModuleType("minigrad.backends.cuda", "PyTorch's torch.backends.cuda switches.")
 cuda.matmul = _MatmulSettings()
 cuda.is_built = lambda: True
+mps = types.ModuleType("minigrad.backends.mps", "PyTorch's torch.backends.mps: Apple's GPUs, "
+                       "which minigrad does not run on (is_available() and is_built() are False).")
+mps.is_available = lambda: False
+mps.is_built = lambda: False
 sys.modules[cudnn.__name__], sys.modules[cuda.__name__] = cudnn, cuda
+sys.modules[mps.__name__] = mps
 
 get_float32_matmul_precision = backend.get_float32_matmul_precision
 set_float32_matmul_precision = backend.set_float32_matmul_precision

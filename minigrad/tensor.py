@@ -19,10 +19,36 @@ from minigrad import autograd, backend
 from minigrad.backend import Device
 
 
+class Size(tuple):
+    """A tensor's shape, as torch.Size: a tuple (it compares equal to one, unpacks and
+    indexes as one) whose repr is `minigrad.Size([2, 10])`. Its str stays the tuple's,
+    `(2, 10)`, which is how minigrad's error messages name shapes."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"minigrad.Size({list(self)})"
+
+    def __str__(self) -> str:
+        return tuple.__repr__(self)
+
+    def __getitem__(self, key):
+        item = tuple.__getitem__(self, key)
+        return Size(item) if isinstance(key, slice) else item
+
+    def __add__(self, other):
+        return Size(tuple(self) + tuple(other))
+
+    def numel(self) -> int:
+        """The number of elements of a tensor of this shape."""
+        return math.prod(self)
+
+
 class Tensor:
     """An n-dimensional array that can record the operations applied to it."""
 
-    __slots__ = ("array", "grad", "requires_grad", "grad_fn", "_retains_grad", "__weakref__")
+    __slots__ = ("array", "grad", "requires_grad", "grad_fn", "_retains_grad", "_hooks",
+                 "__weakref__")
     __array_ufunc__ = None  # `ndarray + Tensor` defers to Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False):
@@ -34,6 +60,7 @@ class Tensor:
         self.grad: Tensor | None = None
         self.grad_fn = None
         self._retains_grad = False
+        self._hooks = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -57,8 +84,8 @@ class Tensor:
         self.array = value.array
 
     @property
-    def shape(self) -> tuple:
-        return self.array.shape
+    def shape(self) -> Size:
+        return Size(self.array.shape)
 
     @property
     def ndim(self) -> int:
@@ -131,6 +158,32 @@ class Tensor:
             raise RuntimeError("retain_grad: this tensor does not require grad")
         self._retains_grad = True
 
+    def register_hook(self, hook):
+        """Call `hook(grad)` with the gradient of this tensor each time a backward pass
+        computes it; a returned Tensor replaces that gradient (for a leaf, before it goes
+        into `.grad`). Returns a handle whose remove() takes the hook off."""
+        from minigrad.utils.hooks import RemovableHandle
+
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't "
+                               "require gradient")
+        vertex = self if self.grad_fn is None else self.grad_fn
+        if vertex._hooks is None:
+            vertex._hooks = {}
+        handle = RemovableHandle(vertex._hooks)
+        vertex._hooks[handle.id] = hook
+        return handle
+
+    def detach_(self) -> Tensor:
+        """Cut this tensor from the graph in place: it becomes a leaf that does not require
+        grad (the values are kept)."""
+        if self.grad_fn is not None and self.grad_fn._output is not None \
+                and self.grad_fn._output() is not self:
+            raise RuntimeError("detach_: this tensor is a view made by an in-place op; use "
+                               "detach() instead")
+        self.grad_fn, self.requires_grad, self._retains_grad = None, False, False
+        return self
+
     def detach(self) -> Tensor:
         """The same data, cut from the graph (shares memory, as in PyTorch): a view, another
         array object, so that a recorded backward (autograd/higher.py, which tells saved
@@ -138,8 +191,17 @@ class Tensor:
         return Tensor(self.array.view())
 
     def __setitem__(self, index, value) -> None:
-        """In-place assignment, for tensors outside the graph (targets, buffers, masks)."""
-        _check_in_place(self, "__setitem__")
+        """`x[index] = value`, in place. On a tensor in the graph (not a leaf that requires
+        grad), or with a value in the graph, it is recorded (ops/arrange.py index_put): the
+        overwritten places pass no gradient back, the value gets theirs."""
+        if autograd.is_grad_enabled() and (self.requires_grad or (
+                isinstance(value, Tensor) and value.requires_grad)):
+            from minigrad.ops import arrange, inplace  # (_in_place refuses a leaf's change)
+
+            inplace._in_place(self, "__setitem__",
+                              lambda old: arrange.index_put(old, index, value),
+                              lambda array: None, (value,))
+            return
         if isinstance(value, Tensor):
             if value.device != self.device:
                 raise RuntimeError(
@@ -232,15 +294,6 @@ class Tensor:
         return "tensor(" + ", ".join([body, *extras]) + ")"
 
 
-def _check_in_place(tensor: Tensor, op: str) -> None:
-    if tensor.requires_grad and autograd.is_grad_enabled():
-        what = ("a leaf Variable that requires grad is being used in an in-place operation"
-                if tensor.grad_fn is None else "indexed assignment to a tensor in the graph is "
-                "not recorded by minigrad")
-        raise RuntimeError(f"{op}: {what} (shape {tensor.shape}); do it inside "
-                           "`with minigrad.no_grad():`, or build the new tensor out of place")
-
-
 # ---------------------------------------------------------------------------------------------
 # making tensors
 
@@ -321,7 +374,10 @@ def _to_array(data, dtype, device: Device | None = None):
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A new leaf tensor holding a copy of `data` (a number, nested lists or an array)."""
-    device = Device(device) if device is not None else None
+    if device is not None:
+        device = Device(device)
+    elif backend.get_default_device() != backend.CPU and not isinstance(data, Tensor):
+        device = backend.get_default_device()  # (torch.set_default_device)
     array = _to_array(data, dtype, device)
     source = data.array if isinstance(data, Tensor) else data
     if array is source:
@@ -339,7 +395,7 @@ def _shape_of(size: tuple) -> tuple:
 
 
 def _factory(fill, size, dtype, device, requires_grad) -> Tensor:
-    device = Device(device or "cpu")
+    device = Device(device) if device is not None else backend.get_default_device()
     xp = backend.array_module(device)
     dtype = backend.as_dtype(dtype) if dtype is not None else backend.get_default_dtype()
     with backend.device_context(device):
@@ -426,7 +482,7 @@ def randint(low: int, high: int | None = None, size: tuple = (), dtype=None,
 
 
 def _random(draw, size, dtype, device, requires_grad) -> Tensor:
-    device = Device(device or "cpu")
+    device = Device(device) if device is not None else backend.get_default_device()
     dtype = backend.as_dtype(dtype) if dtype is not None else backend.get_default_dtype()
     with backend.device_context(device):
         array = draw(backend.generator(device), _shape_of(size), dtype)
@@ -453,6 +509,9 @@ def from_numpy(array: np.ndarray) -> Tensor:
 def as_tensor(data, dtype=None, device=None) -> Tensor:
     """`data` as a tensor, sharing memory when it already is an array of that dtype and
     device (a Tensor is returned as it is then), else a copy."""
+    if device is None and backend.get_default_device() != backend.CPU and not isinstance(
+            data, Tensor):
+        device = backend.get_default_device()  # (torch.set_default_device)
     if isinstance(data, Tensor):
         if (dtype is None or data.dtype == backend.as_dtype(dtype)) and (
                 device is None or data.device == Device(device)):
@@ -469,3 +528,8 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
 def randn_like(other: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     return randn(*other.shape, dtype=dtype or other.dtype, device=device or other.device,
                  requires_grad=requires_grad)
+
+
+def rand_like(other: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return rand(*other.shape, dtype=dtype or other.dtype, device=device or other.device,
+                requires_grad=requires_grad)

@@ -159,6 +159,7 @@ class Context:
     _kept = None  # (ops/inplace.py: the array _out_id names, kept alive with the node)
     _inputs = _settings = None  # an op differentiated again through its formula: its inputs
     _input_versions = ()  # (and their versions then)
+    _hooks = None  # {handle id: hook} of the output tensor's register_hook, where it has any
 
     def save_for_backward(self, *arrays) -> None:
         """Keep `arrays` for the backward, with the version of each one's memory: a backward
@@ -448,6 +449,8 @@ def _run_backward(tensors, grad_tensors, retain_graph: bool, wanted: dict | None
         grad = grads.pop(id(vertex), None)
         if grad is None:
             continue
+        if vertex._hooks:  # Tensor.register_hook
+            grad = _run_hooks(vertex, Tensor(grad)).array
         if wanted is not None and id(vertex) in wanted:
             wanted[id(vertex)] = grad.copy()
         if not isinstance(vertex, Context):  # a leaf
@@ -495,6 +498,8 @@ def _run_recorded(tensors, grad_tensors, wanted, only, stop) -> None:
         grad = grads.pop(id(vertex), None)
         if grad is None:
             continue
+        if vertex._hooks:  # Tensor.register_hook
+            grad = _run_hooks(vertex, grad)
         # what is handed out is a copy (Clone, in the graph): a gradient may be the caller's
         # seed, another leaf's (a + b hands both the same), or a read-only broadcast view
         if wanted is not None and id(vertex) in wanted:
@@ -516,6 +521,28 @@ def _run_recorded(tensors, grad_tensors, wanted, only, stop) -> None:
             with device_context(device):
                 input_grads = recorded_backward(vertex, grad)
         _pass_on_recorded(vertex, input_grads, grads)
+
+
+def _run_hooks(vertex, grad):
+    """The gradient reaching `vertex` (a leaf, or the node that made a tensor) passed through
+    the hooks registered on that tensor (Tensor.register_hook), in order: each gets the
+    gradient and may return a replacement of the same shape, dtype and device."""
+    from minigrad.tensor import Tensor
+
+    for hook in list(vertex._hooks.values()):
+        new = hook(grad)
+        if new is None:
+            continue
+        if not isinstance(new, Tensor):
+            raise TypeError(f"register_hook: the hook {getattr(hook, '__name__', hook)!r} "
+                            f"returned a {type(new).__name__}, not a Tensor or None")
+        if new.shape != grad.shape or new.dtype != grad.dtype or new.device != grad.device:
+            raise RuntimeError(
+                f"register_hook: the hook {getattr(hook, '__name__', hook)!r} returned a "
+                f"gradient of shape {tuple(new.shape)}, dtype {new.dtype} on {new.device} for "
+                f"one of shape {tuple(grad.shape)}, dtype {grad.dtype} on {grad.device}")
+        grad = new
+    return grad
 
 
 def _wrong_count(vertex: Context, input_grads: tuple) -> None:

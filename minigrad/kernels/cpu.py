@@ -1146,8 +1146,9 @@ def conv2d_direct_backward_input(g, weight, kernel_w, stride_h, dilation_h, dx):
 
 @_jit()
 def max_pool_tiled_backward(x, out, grad, kernel_h, kernel_w, dx):
-    """dx gets each window's gradient at the first offset (row-major) holding its maximum,
-    zeros elsewhere (and on the border the tiles leave out)."""
+    """dx gets each window's gradient at the first offset (row-major) holding its maximum
+    (or a NaN, which max pooling passes on), zeros elsewhere (and on the border the tiles
+    leave out)."""
     channels, height, width, batch = x.shape
     _, out_h, out_w, _ = out.shape
     done = np.empty(batch, dtype=np.bool_)
@@ -1168,7 +1169,8 @@ def max_pool_tiled_backward(x, out, grad, kernel_h, kernel_w, dx):
                     for dj in range(kernel_w):
                         h, w = i * kernel_h + di, j * kernel_w + dj
                         for n in range(batch):
-                            hit = (x[c, h, w, n] == out[c, i, j, n]) and not done[n]
+                            value = x[c, h, w, n]  # (a NaN is its window's max)
+                            hit = (value == out[c, i, j, n] or value != value) and not done[n]
                             dx[c, h, w, n] = grad[c, i, j, n] if hit else 0.0
                             done[n] = done[n] or hit
 

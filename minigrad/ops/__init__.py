@@ -6,8 +6,29 @@ The end of this file is where the ops become Tensor operators and methods: `Tens
 function and that one decorator.
 """
 
-from minigrad.ops import activation, elementwise, inplace, linalg, reduce, registry, shape
+from minigrad.ops import (
+    activation,
+    arrange,
+    elementwise,
+    inplace,
+    linalg,
+    reduce,
+    registry,
+    shape,
+)
 from minigrad.ops.activation import erf, log_softmax, relu, sigmoid, softmax, tanh
+from minigrad.ops.arrange import (
+    argsort,
+    diag,
+    index_add,
+    index_put,
+    roll,
+    scatter,
+    scatter_add,
+    tril,
+    triu,
+    unfold,
+)
 from minigrad.ops.elementwise import (
     abs,
     add,
@@ -72,6 +93,7 @@ from minigrad.ops.shape import (
     index,
     index_select,
     masked_fill,
+    movedim,
     permute,
     repeat,
     reshape,

@@ -323,8 +323,9 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
     return fast.select(ReLU, x, _facts(x)).apply(x)
 
 
-def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    """x where x > 0, else negative_slope * x."""
+def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x where x > 0, else negative_slope * x. `inplace=True` is accepted and gives the same
+    result, computed out of place (as relu's)."""
     return LeakyReLU.apply(x, negative_slope=negative_slope)
 
 

@@ -23,11 +23,12 @@ class Dropout(Function):
         return grad * mask  # the mask is a constant: no gradient for it
 
 
-def dropout(x, p: float = 0.5, training: bool = True):
+def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False):
     """x with each element zeroed with probability p and the rest scaled by 1/(1-p).
 
     Identity in eval mode and for p=0; p=1 gives zeros (not NaN). The mask is drawn from the
-    device's seeded generator (`minigrad.manual_seed`).
+    device's seeded generator (`minigrad.manual_seed`). `inplace=True` is accepted and gives
+    the same result, computed out of place (as F.relu's: ops/activation.py).
     """
     if not 0 <= p <= 1:
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
@@ -45,7 +46,7 @@ def _mask(x, p: float, shape: tuple):
     return keep.astype(x.dtype) * (1 / (1 - p))
 
 
-def dropout2d(x, p: float = 0.5, training: bool = True):
+def dropout2d(x, p: float = 0.5, training: bool = True, inplace: bool = False):
     """Whole channels zeroed with probability p, the rest scaled by 1/(1-p): one draw per
     (sample, channel) of an (N, C, H, W) or (C, H, W) input, as torch's dropout2d."""
     if not 0 <= p <= 1:

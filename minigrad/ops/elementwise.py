@@ -80,7 +80,15 @@ def operands(op: str, *values) -> tuple:
             if type(b) in (float, int):  # a Python number takes a floating tensor's dtype
                 return a, Tensor(get_array_module(a.array).asarray(b, dtype=a.dtype))
     like = next(v for v in values if isinstance(v, Tensor))
-    tensors = promote(*[_as_tensor(v, like) for v in values])
+    tensors = [_as_tensor(v, like) for v in values]
+    if any(backend.is_array(v) and not v.ndim for v in values):
+        # a NumPy array takes part in the dtype as a tensor with dims, even a 0-d one (as in
+        # torch: float32 * np.array(2.0) is float64), unlike a number or a 0-d tensor
+        dtype = result_dtype(*[Tensor(t.array.reshape(1)) if backend.is_array(v) else t
+                               for t, v in zip(tensors, values)])
+        tensors = [t if t.dtype == dtype else cast(t, dtype) for t in tensors]
+    else:
+        tensors = promote(*tensors)
     shapes = [t.shape for t in tensors if t.ndim]  # a 0-d tensor broadcasts with any shape
     if any(s != shapes[0] for s in shapes[1:]):
         broadcast_shape(op, *shapes)
@@ -627,6 +635,18 @@ def cast(x: Tensor, dtype) -> Tensor:
     return x if x.dtype == dtype else Cast.apply(x, dtype=dtype)
 
 
+@tensor_method("type")
+def type_(x: Tensor, dtype=None):
+    """x.type(dtype): x cast to dtype; x.type() alone: its type's name, as torch's
+    ('minigrad.FloatTensor' for float32 on the CPU)."""
+    if dtype is not None:
+        return cast(x, dtype)
+    names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+             "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+    prefix = "minigrad.cuda." if x.device.type == "cuda" else "minigrad."
+    return f"{prefix}{names.get(str(x.dtype), str(x.dtype))}Tensor"
+
+
 @tensor_method()
 def type_as(x: Tensor, other: Tensor) -> Tensor:
     return cast(x, other.dtype)
@@ -636,12 +656,22 @@ def type_as(x: Tensor, other: Tensor) -> Tensor:
 def to(x: Tensor, *args, **kwargs) -> Tensor:
     """`x.to(device)`, `x.to(dtype)`, `x.to(device, dtype)` or `x.to(other_tensor)`.
 
-    Returns `x` itself when nothing changes, as PyTorch does.
+    Returns `x` itself when nothing changes, as PyTorch does (a copy with copy=True).
+    `non_blocking` is accepted: a copy to the GPU is queued on the current stream anyway, and
+    one back to the host must wait for the values it reads.
     """
     device = kwargs.pop("device", None)
     dtype = kwargs.pop("dtype", None)
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("memory_format", None)  # (minigrad's ops take any memory layout)
+    copy = kwargs.pop("copy", False)
     if kwargs:
         raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
+    original = x
+    flags = [a for a in args if isinstance(a, bool)]  # to(device, dtype, non_blocking, copy)
+    if len(flags) == 2:
+        copy = flags[1]
+    args = [a for a in args if not isinstance(a, bool)]
     for arg in args:
         if isinstance(arg, Tensor):
             device, dtype = arg.device, arg.dtype
@@ -655,4 +685,6 @@ def to(x: Tensor, *args, **kwargs) -> Tensor:
         device = backend.Device(device)
         if device != x.device:
             x = ToDevice.apply(x, device=device)
+    if copy and x is original:
+        x = clone(x)
     return x

@@ -196,3 +196,58 @@ def relu_(tensor: Tensor) -> Tensor:
         get_array_module(array).maximum(array, 0, out=array)
 
     return _in_place(tensor, "relu_", relu, update)
+
+
+@tensor_method()
+def bernoulli_(tensor: Tensor, p=0.5) -> Tensor:
+    """Each element set to 1 with probability p (a number, or a tensor of probabilities that
+    broadcasts to this one), else 0; from the device's seeded generator."""
+    rng = backend.generator(tensor.device)
+    if isinstance(p, Tensor):
+        if p.device != tensor.device:
+            raise RuntimeError(f"bernoulli_: p is on {p.device} but the tensor is on "
+                               f"{tensor.device}")
+        p = p.array
+    elif not 0 <= p <= 1:
+        raise ValueError(f"bernoulli_: p must be in [0, 1], got {p}")
+    draws = rng.random(tensor.shape, dtype=np.float64 if tensor.dtype == np.float64
+                       else np.float32) < p
+    return _overwrite(tensor, "bernoulli_", Tensor(draws.astype(tensor.dtype)))
+
+
+@tensor_method()
+def scatter_(tensor: Tensor, dim: int, index: Tensor, src=None, *, value=None,
+             reduce: str | None = None) -> Tensor:
+    """Tensor.scatter_: scatter (ops/arrange.py) into this tensor's memory."""
+    from minigrad.ops import arrange
+
+    def update(array):
+        array[...] = arrange.scatter(Tensor(array), dim, index, src, value=value,
+                                     reduce=reduce).array
+
+    return _in_place(tensor, "scatter_", lambda old: arrange.scatter(
+        old, dim, index, src, value=value, reduce=reduce), update, (src,))
+
+
+@tensor_method()
+def scatter_add_(tensor: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
+    """Tensor.scatter_add_: scatter_add (ops/arrange.py) into this tensor's memory."""
+    from minigrad.ops import arrange
+
+    def update(array):
+        array[...] = arrange.scatter_add(Tensor(array), dim, index, src).array
+
+    return _in_place(tensor, "scatter_add_",
+                     lambda old: arrange.scatter_add(old, dim, index, src), update, (src,))
+
+
+@tensor_method()
+def index_add_(tensor: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
+    """Tensor.index_add_: index_add (ops/arrange.py) into this tensor's memory."""
+    from minigrad.ops import arrange
+
+    def update(array):
+        array[...] = arrange.index_add(Tensor(array), dim, index, source, alpha=alpha).array
+
+    return _in_place(tensor, "index_add_", lambda old: arrange.index_add(
+        old, dim, index, source, alpha=alpha), update, (source,))

@@ -237,3 +237,35 @@ def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
     if weight is not None:
         out = out * weight.reshape(per_channel)
     return out + bias.reshape(per_channel) if bias is not None else out
+
+
+def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5):
+    """PyTorch's F.instance_norm: each channel of each sample normalised over its positions
+    (group norm with a group per channel), then a per-channel scale and shift. With running
+    statistics, training (use_input_stats) also updates them in place, by the mean over the
+    batch of each instance's mean and unbiased variance; use_input_stats=False normalises by
+    them instead (batch norm in eval mode)."""
+    from minigrad.autograd import no_grad
+
+    if x.ndim < 3:
+        raise ValueError(f"instance_norm: expected an input (N, C, ...) with positions, got "
+                         f"shape {tuple(x.shape)}")
+    c = x.shape[1]
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise ValueError("instance_norm: use_input_stats=False needs running_mean and "
+                             "running_var")
+        flat = x.reshape(x.shape[0], c, 1, -1)  # (batch norm's layout, whatever the dims)
+        return batch_norm(flat, running_mean, running_var, weight, bias, False, momentum,
+                          eps).reshape(x.shape)
+    if running_mean is not None or running_var is not None:
+        with no_grad():
+            axes = tuple(range(2, x.ndim))
+            count = x.numel() // (x.shape[0] * c)
+            mean = x.detach().mean(axes).mean(0)
+            var = x.detach().var(axes, correction=1 if count > 1 else 0).mean(0)
+            for running, stat in ((running_mean, mean), (running_var, var)):
+                if running is not None:
+                    running.mul_(1 - momentum).add_(stat.to(running.dtype) * momentum)
+    return group_norm(x, c, weight, bias, eps)

@@ -187,15 +187,31 @@ def _pool_arguments(op, x, kernel_size, stride, padding, dilation=1):
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False):
     """The maximum over each kernel_size window (dilated by `dilation`), moved by stride
-    (default: kernel_size); ceil_mode keeps the last, partial windows."""
-    if return_indices:
-        raise NotImplementedError("max_pool2d: return_indices=True (for max_unpool2d) is not "
-                                  "supported by minigrad")
+    (default: kernel_size); ceil_mode keeps the last, partial windows. With return_indices,
+    (values, indices): where each maximum is, as max_unpool2d reads it."""
     kernel, stride, padding, dilation = _pool_arguments("max_pool2d", x, kernel_size, stride,
                                                         padding, dilation)
     settings = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation,
                     ceil_mode=bool(ceil_mode))
-    return fast.select(MaxPool2d, x, **settings).apply(x, **settings)
+    out = fast.select(MaxPool2d, x, **settings).apply(x, **settings)
+    if return_indices:  # (for max_unpool2d: ops/one_d.py)
+        return out, max_pool_indices(x, kernel, stride, padding, dilation, bool(ceil_mode))
+    return out
+
+
+def max_pool_indices(x, kernel, stride, padding, dilation, ceil_mode):
+    """Where each window's maximum is (the first, in the window's row-major order; a NaN
+    wins): its flat position h * W + w in the input plane, int64 (N, C, OH, OW)."""
+    from minigrad.tensor import Tensor
+
+    xp = get_array_module(x.array)
+    windows, _, (oh, ow) = _windows(x.array, kernel, stride, padding, dilation, ceil_mode,
+                                    -xp.inf)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    winner = windows.reshape(*x.shape[:2], kh * kw, oh, ow).argmax(axis=2)
+    rows = xp.arange(oh).reshape(oh, 1) * sh - ph + (winner // kw) * dh
+    cols = xp.arange(ow).reshape(1, ow) * sw - pw + (winner % kw) * dw
+    return Tensor((rows * x.shape[3] + cols).astype(backend.int64))
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False,

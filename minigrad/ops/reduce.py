@@ -275,13 +275,23 @@ def _extremum(op: str, x: Tensor, dim, keepdim: bool, largest: bool):
 
 @tensor_method()
 def max(x: Tensor, dim: int | None = None, keepdim: bool = False):  # noqa: A001
-    """The largest element; with `dim`, a (values, indices) pair along that axis."""
+    """The largest element; with `dim`, a (values, indices) pair along that axis; with
+    another tensor (`max(a, b)`), the elementwise maximum, as torch's overload."""
+    if isinstance(dim, Tensor):
+        from minigrad.ops.elementwise import maximum
+
+        return maximum(x, dim)
     return _extremum("max", x, dim, keepdim, largest=True)
 
 
 @tensor_method()
 def min(x: Tensor, dim: int | None = None, keepdim: bool = False):  # noqa: A001
-    """The smallest element; with `dim`, a (values, indices) pair along that axis."""
+    """The smallest element; with `dim`, a (values, indices) pair along that axis; with
+    another tensor (`min(a, b)`), the elementwise minimum, as torch's overload."""
+    if isinstance(dim, Tensor):
+        from minigrad.ops.elementwise import minimum
+
+        return minimum(x, dim)
     return _extremum("min", x, dim, keepdim, largest=False)
 
 

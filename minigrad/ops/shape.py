@@ -548,13 +548,78 @@ def view_as(x: Tensor, other: Tensor) -> Tensor:
 
 
 @tensor_method()
-def new_zeros(x: Tensor, *size, dtype=None) -> Tensor:
+def new_zeros(x: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Zeros of `size`, on x's device, of x's dtype unless another is given."""
-    xp = get_array_module(x.array)
-    return Tensor(xp.zeros(_sizes(size), dtype=dtype or x.dtype))
+    from minigrad.tensor import zeros
+
+    return zeros(*size, dtype=dtype or x.dtype, device=device or x.device,
+                 requires_grad=requires_grad)
 
 
 @tensor_method()
 def contiguous(x: Tensor) -> Tensor:
     """x itself: minigrad's ops take any memory layout."""
     return x
+
+
+@tensor_method("movedim", "moveaxis")
+def movedim(x: Tensor, source, destination) -> Tensor:
+    """x with its dims `source` moved to the places `destination`, the others in order."""
+    source = [source] if isinstance(source, int) else list(source)
+    destination = [destination] if isinstance(destination, int) else list(destination)
+    if len(source) != len(destination):
+        raise ValueError(f"movedim: {len(source)} source dims for {len(destination)} "
+                         "destinations")
+    source = [normalize_dim("movedim", d, x.ndim) for d in source]
+    destination = [normalize_dim("movedim", d, x.ndim) for d in destination]
+    rest = iter(d for d in range(x.ndim) if d not in source)
+    placed = dict(zip(destination, source))
+    return permute(x, [placed[k] if k in placed else next(rest) for k in range(x.ndim)])
+
+
+@tensor_method()
+def reshape_as(x: Tensor, other: Tensor) -> Tensor:
+    return reshape(x, other.shape)
+
+
+@tensor_method()
+def is_contiguous(x: Tensor, memory_format=None) -> bool:
+    """Whether x's elements lie in memory in row-major order, without gaps (torch's meaning;
+    minigrad's ops take any layout, so it is a question, never a requirement)."""
+    return bool(x.array.flags.c_contiguous)
+
+
+@tensor_method()
+def new_tensor(x: Tensor, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor of `data` (copied), with x's dtype and device unless given."""
+    from minigrad.tensor import tensor
+
+    if isinstance(data, Tensor):
+        data = data.detach().numpy()
+    return tensor(data, dtype=dtype or x.dtype, device=device or x.device,
+                  requires_grad=requires_grad)
+
+
+@tensor_method()
+def new_ones(x: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    from minigrad.tensor import ones
+
+    return ones(*size, dtype=dtype or x.dtype, device=device or x.device,
+                requires_grad=requires_grad)
+
+
+@tensor_method()
+def new_full(x: Tensor, size, fill_value, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    from minigrad.tensor import full
+
+    return full(size, fill_value, dtype=dtype or x.dtype, device=device or x.device,
+                requires_grad=requires_grad)
+
+
+@tensor_method()
+def new_empty(x: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    from minigrad.tensor import empty
+
+    return empty(*size, dtype=dtype or x.dtype, device=device or x.device,
+                 requires_grad=requires_grad)

@@ -4,5 +4,6 @@
 import sys
 
 from minigrad import data
+from minigrad.utils import hooks  # noqa: F401  (minigrad.utils.hooks.RemovableHandle)
 
 sys.modules[__name__ + ".data"] = data

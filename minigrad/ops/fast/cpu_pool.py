@@ -77,10 +77,13 @@ class MaxPool2dTiledCPU(Function):
         grad = same_layout(grad, out)  # one copy if need be, not four mismatched reads
         open_ = np.ones_like(out, dtype=bool)  # windows whose max has not had its gradient yet
         winner = np.empty_like(open_)
+        nan = np.isnan(out).any()  # a window's NaN is its max (NaN == NaN is False, though)
         for i in range(kh):
             for j in range(kw):
                 rows, cols = slice(i, i + kh * oh, kh), slice(j, j + kw * ow, kw)
                 np.equal(x[:, :, rows, cols], out, out=winner)
+                if nan:
+                    winner |= np.isnan(x[:, :, rows, cols])
                 winner &= open_
                 open_ ^= winner  # winner lies inside open_: this removes it
                 np.multiply(grad, winner, out=grad_x[:, :, rows, cols])
