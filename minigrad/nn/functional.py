@@ -29,7 +29,14 @@ from minigrad.ops.loss import (
     nll_loss,
     smooth_l1_loss,
 )
-from minigrad.ops.normalization import batch_norm, group_norm, layer_norm
+from minigrad.ops.normalization import batch_norm, group_norm, instance_norm, layer_norm
+from minigrad.ops.one_d import (
+    avg_pool1d,
+    conv1d,
+    max_pool1d,
+    max_unpool1d,
+    max_unpool2d,
+)
 from minigrad.ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 from minigrad.ops.reduce import normalize
 from minigrad.ops.shape import flatten, one_hot, pad
@@ -44,4 +51,5 @@ __all__ = [
     "binary_cross_entropy_with_logits", "conv2d", "cross_entropy", "dropout", "dropout2d",
     "flatten", "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse_loss", "nll_loss",
     "normalize", "one_hot", "pad", "relu", "sigmoid", "softmax", "tanh",
+    "avg_pool1d", "conv1d", "instance_norm", "max_pool1d", "max_unpool1d", "max_unpool2d",
 ]

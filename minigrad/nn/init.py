@@ -141,3 +141,37 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
         return (gain * q).astype(dtype).reshape(shape)
 
     return _fill(tensor, draw)
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """The 2-D tensor filled with the identity matrix (ones on the diagonal): a Linear layer
+    that passes its input through, where the sizes allow."""
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: only 2-D tensors are supported, got shape {tensor.shape}")
+    return _fill(tensor, lambda rng, shape, dtype: backend.array_module(tensor.device).eye(
+        *shape, dtype=dtype))
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """A convolution's weight (OC, C, K...) of 3 to 5 dims made the identity: output channel
+    i of each group copies input channel i at the kernel's centre (as many channels as the
+    smaller count has), zeros elsewhere. The convolution then passes its input through."""
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"dirac_: only 3-, 4- and 5-D tensors are supported, got shape "
+                         f"{tensor.shape}")
+    if tensor.shape[0] % groups:
+        raise ValueError(f"dirac_: dim 0 ({tensor.shape[0]}) must be divisible by groups "
+                         f"({groups})")
+    per_group = tensor.shape[0] // groups
+    channels = min(per_group, tensor.shape[1])
+
+    def draw(rng, shape, dtype):
+        xp = backend.array_module(tensor.device)
+        weight = xp.zeros(shape, dtype=dtype)
+        centre = tuple(k // 2 for k in shape[2:])
+        for g in range(groups):
+            for d in range(channels):
+                weight[(g * per_group + d, d) + centre] = 1
+        return weight
+
+    return _fill(tensor, draw)

@@ -268,15 +268,19 @@ class BatchNorm2d(_BatchNorm):
 
 
 class Dropout(Module):
-    def __init__(self, p: float = 0.5):
+    """Elements zeroed with probability p in training (see F.dropout). `inplace=True` is
+    accepted and gives the same result, computed out of place (as ReLU's)."""
+
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         self.p = checks.number(type(self).__name__, "p", p, low=0, high=1)
+        self.inplace = inplace
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class Dropout2d(Dropout):
@@ -301,15 +305,20 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    def __init__(self, negative_slope: float = 0.01):
+    """x where x > 0, else negative_slope * x. `inplace=True` is accepted and gives the same
+    result, computed out of place (as ReLU's)."""
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
         self.negative_slope = checks.number("LeakyReLU", "negative_slope", negative_slope)
+        self.inplace = inplace
 
     def forward(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, self.negative_slope)
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace
+                                                           else "")
 
 
 class Sigmoid(Module):
@@ -604,3 +613,184 @@ class Embedding(Module):
         text = f"{self.num_embeddings}, {self.embedding_dim}"
         return text + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None
                        else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# 1-D layers and unpooling (ops/one_d.py: their 2-D twins on a signal one pixel high)
+
+
+class Conv1d(Module):
+    """1-D convolution of (N, C, L); weight (out_channels, in_channels/groups, K), initialised
+    as Conv2d's (PyTorch's)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device=None, dtype=None):
+        super().__init__()
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"Conv1d: padding_mode={padding_mode!r}; minigrad pads "
+                                      "with zeros only")
+        self.in_channels, self.out_channels, self.groups = _channels(
+            "Conv1d", in_channels, out_channels, groups)
+        self.kernel_size = (_one("Conv1d", "kernel_size", kernel_size),)
+        self.stride = (_one("Conv1d", "stride", stride),)
+        self.dilation = (_one("Conv1d", "dilation", dilation),)
+        if isinstance(padding, str):
+            self.padding = checks.choice("Conv1d", "padding", padding, ("valid", "same"))
+            if padding == "same" and self.stride != (1,):
+                raise ValueError(f"Conv1d: padding='same' needs stride 1, got stride "
+                                 f"{self.stride} (as in PyTorch)")
+        else:
+            self.padding = (_one("Conv1d", "padding", padding),)
+        self.padding_mode = padding_mode
+        shape = (out_channels, in_channels // groups, *self.kernel_size)
+        self.weight = Parameter(empty(*shape, device=device, dtype=dtype))
+        self.bias = Parameter(empty(out_channels, device=device, dtype=dtype)) if bias else None
+        self.reset_parameters()
+
+    reset_parameters = Conv2d.reset_parameters
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in (2, 3) or x.shape[-2] != self.in_channels:
+            raise ValueError(
+                f"{self!r}: expected input (N, {self.in_channels}, L) or "
+                f"({self.in_channels}, L) with {self.in_channels} channels (in_channels), got "
+                f"shape {tuple(x.shape)}")
+        try:
+            return F.conv1d(x, self.weight, self.bias, self.stride, self.padding,
+                            self.dilation, self.groups)
+        except ValueError as error:
+            raise ValueError(f"{self!r}: {error}") from None
+
+    def extra_repr(self) -> str:
+        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}")
+        if self.padding not in ((0,), "valid"):
+            text += f", padding={self.padding}"
+        if self.dilation != (1,):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        return text + ("" if self.bias is not None else ", bias=False")
+
+
+def _one(owner: str, name: str, value) -> int:
+    """A 1-D layer's size argument: an int >= its minimum, or a 1-tuple of one."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    return checks.integer(owner, name, value, minimum=0 if name == "padding" else 1)
+
+
+class MaxPool1d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
+                 return_indices: bool = False, ceil_mode: bool = False):
+        super().__init__()
+        self.kernel_size = _one("MaxPool1d", "kernel_size", kernel_size)
+        self.stride = self.kernel_size if stride is None else _one("MaxPool1d", "stride", stride)
+        self.padding = _one("MaxPool1d", "padding", padding)
+        self.dilation = _one("MaxPool1d", "dilation", dilation)
+        _pooling("MaxPool1d", (1, self.kernel_size), None, (0, self.padding),
+                 (1, self.dilation))
+        self.return_indices, self.ceil_mode = return_indices, ceil_mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _named(self, F.max_pool1d, x, self.kernel_size, self.stride, self.padding,
+                      self.dilation, self.ceil_mode, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool1d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+                 count_include_pad: bool = True):
+        super().__init__()
+        self.kernel_size = _one("AvgPool1d", "kernel_size", kernel_size)
+        self.stride = self.kernel_size if stride is None else _one("AvgPool1d", "stride", stride)
+        self.padding = _one("AvgPool1d", "padding", padding)
+        _pooling("AvgPool1d", (1, self.kernel_size), None, (0, self.padding))
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _named(self, F.avg_pool1d, x, self.kernel_size, self.stride, self.padding,
+                      self.ceil_mode, self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool2d(Module):
+    """max_pool2d undone: `unpool(values, indices)` with the indices of
+    MaxPool2d(return_indices=True); zeros except at each maximum's place (SegNet's decoder)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = checks.pair("MaxUnpool2d", "kernel_size", kernel_size, minimum=1)
+        self.stride = self.kernel_size if stride is None else checks.pair(
+            "MaxUnpool2d", "stride", stride, minimum=1)
+        self.padding = checks.pair("MaxUnpool2d", "padding", padding, minimum=0)
+
+    def forward(self, x: Tensor, indices: Tensor, output_size=None) -> Tensor:
+        return _named(self, F.max_unpool2d, x, indices, self.kernel_size, self.stride,
+                      self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(Module):
+    """max_pool1d undone, as MaxUnpool2d."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = _one("MaxUnpool1d", "kernel_size", kernel_size)
+        self.stride = self.kernel_size if stride is None else _one("MaxUnpool1d", "stride",
+                                                                    stride)
+        self.padding = _one("MaxUnpool1d", "padding", padding)
+
+    def forward(self, x: Tensor, indices: Tensor, output_size=None) -> Tensor:
+        return _named(self, F.max_unpool1d, x, indices, self.kernel_size, self.stride,
+                      self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class _InstanceNorm(_BatchNorm):
+    """Each channel of each sample normalised over its positions (F.instance_norm); PyTorch's
+    defaults: no affine parameters and no running statistics. With track_running_stats, eval
+    mode normalises by the running statistics, as batch norm does."""
+
+    expected_ndim: tuple = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = False, track_running_stats: bool = False, device=None,
+                 dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
+                         dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        unbatched = x.ndim == self.expected_ndim[0] - 1
+        if unbatched:
+            x = x.unsqueeze(0)
+        if x.ndim not in self.expected_ndim or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"{self!r}: expected a {self.expected_ndim[0]}-D input (or an unbatched "
+                f"{self.expected_ndim[0] - 1}-D one) with {self.num_features} channels, got "
+                f"shape {tuple(x.shape)}")
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.array += 1
+        out = F.instance_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias,
+            self.training or not self.track_running_stats,
+            0.1 if self.momentum is None else self.momentum, self.eps)
+        return out.squeeze(0) if unbatched else out
+
+
+class InstanceNorm1d(_InstanceNorm):
+    expected_ndim = (3,)
+
+
+class InstanceNorm2d(_InstanceNorm):
+    expected_ndim = (4,)

@@ -16,6 +16,7 @@ import numpy as np
 
 from minigrad import backend
 from minigrad.autograd import bump_version, no_grad
+from minigrad.nn import hooks
 from minigrad.tensor import Tensor
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -42,6 +43,9 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_non_persistent", set())  # buffers left out of state_dict
         object.__setattr__(self, "training", True)
+        for name in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks"):
+            object.__setattr__(self, name, OrderedDict())  # (nn/hooks.py)
+        object.__setattr__(self, "_hooks_with_kwargs", {})
 
     # -- registration -------------------------------------------------------------------------
     def __setattr__(self, name: str, value) -> None:
@@ -111,7 +115,32 @@ class Module:
         if args and type(self).__module__.startswith("minigrad.") and _not_a_tensor(args[0]):
             raise TypeError(f"{type(self).__name__}: expected a minigrad Tensor, got "
                             f"{_type_name(args[0])}; wrap it with minigrad.tensor(...)")
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+            return hooks.call(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    # -- hooks (nn/hooks.py) ------------------------------------------------------------------
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False,
+                                  with_kwargs: bool = False):
+        """hook(module, args) before each forward (may return new args); a handle."""
+        return hooks.register(self._forward_pre_hooks, hook, prepend, self._hooks_with_kwargs,
+                              with_kwargs)
+
+    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False):
+        """hook(module, args, output) after each forward (may return a new output); a
+        handle."""
+        return hooks.register(self._forward_hooks, hook, prepend, self._hooks_with_kwargs,
+                              with_kwargs)
+
+    def register_full_backward_hook(self, hook, prepend: bool = False):
+        """hook(module, grad_input, grad_output) when the gradients of this module's tensor
+        inputs are computed (may return new grad_input); a handle."""
+        return hooks.register(self._backward_hooks, hook, prepend)
+
+    def register_backward_hook(self, hook):
+        """PyTorch's deprecated name; minigrad's is the full backward hook."""
+        return self.register_full_backward_hook(hook)
 
     # -- walking the tree ---------------------------------------------------------------------
     def named_modules(self, prefix: str = "", remove_duplicate: bool = True,
@@ -144,26 +173,33 @@ class Module:
     def children(self) -> Iterator[Module]:
         return (module for _, module in self.named_children())
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """Every parameter once (a shared one under its first name), with its dotted name."""
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """Every parameter once (a shared one under its first name), with its dotted name;
+        with recurse=False only this module's own."""
         seen = set()
-        for module_name, module in self.named_modules(prefix):
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
             for name, param in module._parameters.items():
-                if param is not None and id(param) not in seen:
+                if param is not None and (not remove_duplicate or id(param) not in seen):
                     seen.add(id(param))
                     yield (f"{module_name}.{name}" if module_name else name), param
 
-    def parameters(self) -> Iterator[Parameter]:
-        return (param for _, param in self.named_parameters())
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        return (param for _, param in self.named_parameters(recurse=recurse))
 
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        for module_name, module in self.named_modules(prefix):
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
+        seen = set()
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
             for name, buffer in module._buffers.items():
-                if buffer is not None:
+                if buffer is not None and (not remove_duplicate or id(buffer) not in seen):
+                    seen.add(id(buffer))
                     yield (f"{module_name}.{name}" if module_name else name), buffer
 
-    def buffers(self) -> Iterator[Tensor]:
-        return (buffer for _, buffer in self.named_buffers())
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        return (buffer for _, buffer in self.named_buffers(recurse=recurse))
 
     # -- modes and devices --------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
@@ -191,8 +227,11 @@ class Module:
         floating ones to a dtype: `model.to("cuda")`, `model.to(mg.float64)`. Returns self."""
         device = kwargs.pop("device", None)
         dtype = kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)  # (accepted, as Tensor.to does)
+        kwargs.pop("memory_format", None)
         if kwargs:
             raise TypeError(f"Module.to: unexpected arguments {sorted(kwargs)}")
+        args = [a for a in args if not isinstance(a, bool)]
         for arg in args:
             if isinstance(arg, (str, backend.Device)):
                 device = arg

@@ -38,7 +38,8 @@ class Adam(Optimizer):
                                       maximize=maximize))
 
     @no_grad()
-    def step(self) -> None:
+    def step(self, closure=None):
+        loss = self._loss_of(closure)
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             weight_decay, amsgrad = group["weight_decay"], group.get("amsgrad", False)
@@ -67,6 +68,7 @@ class Adam(Optimizer):
                     v = state["max_exp_avg_sq"]
                 denominator = xp.sqrt(v) / math.sqrt(1 - beta2**t) + eps
                 p.array -= (lr / (1 - beta1**t)) * m / denominator
+        return loss
 
 
 class AdamW(Adam):

@@ -41,7 +41,8 @@ class RMSprop(Optimizer):
                                       momentum=momentum, centered=centered, maximize=maximize))
 
     @no_grad()
-    def step(self) -> None:
+    def step(self, closure=None):
+        loss = self._loss_of(closure)
         for group in self.param_groups:
             alpha, eps, momentum = group["alpha"], group["eps"], group["momentum"]
             for p in self._params_with_grad(group):
@@ -72,6 +73,7 @@ class RMSprop(Optimizer):
                     p.array -= group["lr"] * buf
                 else:
                     p.array -= group["lr"] * grad / avg
+        return loss
 
 
 class Adagrad(Optimizer):
@@ -85,7 +87,8 @@ class Adagrad(Optimizer):
                                       eps=eps, maximize=maximize))
 
     @no_grad()
-    def step(self) -> None:
+    def step(self, closure=None):
+        loss = self._loss_of(closure)
         for group in self.param_groups:
             for p in self._params_with_grad(group):
                 xp, grad = get_array_module(p.array), _gradient(p, group)
@@ -97,6 +100,7 @@ class Adagrad(Optimizer):
                 step_size = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
                 state["sum"] += grad * grad
                 p.array -= step_size * grad / (xp.sqrt(state["sum"]) + group["eps"])
+        return loss
 
 
 class Adadelta(Optimizer):
@@ -107,7 +111,8 @@ class Adadelta(Optimizer):
                                       maximize=maximize))
 
     @no_grad()
-    def step(self) -> None:
+    def step(self, closure=None):
+        loss = self._loss_of(closure)
         for group in self.param_groups:
             rho, eps = group["rho"], group["eps"]
             for p in self._params_with_grad(group):
@@ -125,3 +130,4 @@ class Adadelta(Optimizer):
                 acc_delta *= rho
                 acc_delta += (1 - rho) * delta * delta
                 p.array -= group["lr"] * delta
+        return loss

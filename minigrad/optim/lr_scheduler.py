@@ -169,6 +169,191 @@ class LambdaLR(LRScheduler):
         return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
 
 
+class MultiplicativeLR(LRScheduler):
+    """lr times lr_lambda(epoch) at every epoch after the first (one function for all groups
+    or one per group): a product of factors, so chained, with no closed form."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1):
+        groups = len(optimizer.param_groups)
+        self.lr_lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else (
+            [lr_lambda] * groups)
+        if len(self.lr_lambdas) != groups:
+            raise ValueError(f"MultiplicativeLR: {len(self.lr_lambdas)} functions for {groups} "
+                             "groups")
+        super().__init__(optimizer, last_epoch)
+
+    def step(self, epoch: int | None = None) -> None:
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        if self.last_epoch > 0:
+            for group, fn in zip(self.optimizer.param_groups, self.lr_lambdas):
+                group["lr"] = group["lr"] * fn(self.last_epoch)
+
+    def _resume(self) -> None:
+        self.step()
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
+
+
+class ConstantLR(LRScheduler):
+    """lr = base_lr * factor for the first total_iters epochs, then base_lr."""
+
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
+                 last_epoch: int = -1):
+        if not 0 <= checks.number("ConstantLR", "factor", factor) <= 1:
+            raise ValueError(f"ConstantLR: factor must be between 0 and 1, got {factor}")
+        self.factor = factor
+        self.total_iters = checks.integer("ConstantLR", "total_iters", total_iters, minimum=0)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr: float, epoch: int) -> float:
+        return base_lr * (self.factor + (epoch >= self.total_iters) * (1 - self.factor))
+
+    def next_lr(self, lr: float, base_lr: float, epoch: int) -> float:
+        if epoch == 0:
+            return lr * self.factor
+        return lr * (1.0 / self.factor) if epoch == self.total_iters else lr
+
+
+class LinearLR(LRScheduler):
+    """The lr's factor goes in a straight line from start_factor to end_factor over
+    total_iters epochs, then stays: lr = base_lr * (start + (end - start) * min(epoch,
+    total_iters) / total_iters), stepped as the ratio of consecutive factors."""
+
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3,
+                 end_factor: float = 1.0, total_iters: int = 5, last_epoch: int = -1):
+        if not 0 < checks.number("LinearLR", "start_factor", start_factor) <= 1:
+            raise ValueError(f"LinearLR: start_factor must be in (0, 1], got {start_factor}")
+        if not 0 <= checks.number("LinearLR", "end_factor", end_factor) <= 1:
+            raise ValueError(f"LinearLR: end_factor must be in [0, 1], got {end_factor}")
+        self.start_factor, self.end_factor = start_factor, end_factor
+        self.total_iters = checks.integer("LinearLR", "total_iters", total_iters, minimum=1)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr: float, epoch: int) -> float:
+        progress = min(self.total_iters, epoch) / self.total_iters
+        return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * progress)
+
+    def next_lr(self, lr: float, base_lr: float, epoch: int) -> float:
+        if epoch == 0:
+            return lr * self.start_factor
+        if epoch > self.total_iters:
+            return lr
+        change = self.end_factor - self.start_factor
+        return lr * (1.0 + change / (self.total_iters * self.start_factor + (epoch - 1) * change))
+
+
+class PolynomialLR(LRScheduler):
+    """lr = base_lr * (1 - min(epoch, total_iters) / total_iters) ** power: down to 0 at
+    total_iters, stepped as the ratio of consecutive values."""
+
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0,
+                 last_epoch: int = -1):
+        self.total_iters = checks.integer("PolynomialLR", "total_iters", total_iters, minimum=1)
+        self.power = checks.number("PolynomialLR", "power", power)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr: float, epoch: int) -> float:
+        return base_lr * (1.0 - min(self.total_iters, epoch) / self.total_iters) ** self.power
+
+    def next_lr(self, lr: float, base_lr: float, epoch: int) -> float:
+        if epoch == 0 or epoch > self.total_iters:
+            return lr
+        return lr * ((1.0 - epoch / self.total_iters)
+                     / (1.0 - (epoch - 1) / self.total_iters)) ** self.power
+
+
+class CyclicLR(LRScheduler):
+    """The cyclical learning rate (Smith, 2017), stepped once per batch: up from base_lr to
+    max_lr over step_size_up batches, down over step_size_down, again and again; mode
+    "triangular" keeps the height, "triangular2" halves it every cycle, "exp_range" scales it
+    by gamma ** batch (or scale_fn of the cycle or batch: scale_mode). The momentum (SGD's
+    momentum or Adam's beta1) cycles the other way, between max_momentum and base_momentum."""
+
+    def __init__(self, optimizer: Optimizer, base_lr, max_lr, step_size_up: int = 2000,
+                 step_size_down: int | None = None, mode: str = "triangular",
+                 gamma: float = 1.0, scale_fn=None, scale_mode: str = "cycle",
+                 cycle_momentum: bool = True, base_momentum=0.8, max_momentum=0.9,
+                 last_epoch: int = -1):
+        groups = optimizer.param_groups
+        base_lrs = _per_group("CyclicLR", "base_lr", base_lr, groups)
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, groups):
+                group["lr"] = lr
+        self.max_lrs = _per_group("CyclicLR", "max_lr", max_lr, groups)
+        up = float(checks.number("CyclicLR", "step_size_up", step_size_up, low=1))
+        down = up if step_size_down is None else float(
+            checks.number("CyclicLR", "step_size_down", step_size_down, low=1))
+        self.total_size, self.step_ratio = up + down, up / (up + down)
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise ValueError(f"CyclicLR: mode must be 'triangular', 'triangular2' or "
+                             f"'exp_range' (or give scale_fn), got {mode!r}")
+        self.mode, self.gamma = mode, gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode if scale_fn is not None else (
+            "iterations" if mode == "exp_range" else "cycle")
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("CyclicLR: optimizer must support momentum or beta1 with "
+                                 "`cycle_momentum` option enabled")
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = _per_group("CyclicLR", "base_momentum", base_momentum, groups)
+            self.max_momentums = _per_group("CyclicLR", "max_momentum", max_momentum, groups)
+            if last_epoch == -1:
+                for high, low, group in zip(self.max_momentums, self.base_momentums, groups):
+                    _set_momentum(group, high, self.use_beta1)
+                    group["max_momentum"], group["base_momentum"] = high, low
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def scale_fn(self, x) -> float:
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        return self.gamma**x
+
+    def _resume(self) -> None:
+        self.step()
+
+    def step(self, epoch: int | None = None) -> None:
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle  # how far into this cycle
+        rise = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
+        for group, base_lr, max_lr in zip(self.optimizer.param_groups, self.base_lrs,
+                                          self.max_lrs):
+            group["lr"] = base_lr + (max_lr - base_lr) * rise * scale
+        if self.cycle_momentum:
+            for group, low, high in zip(self.optimizer.param_groups, self.base_momentums,
+                                        self.max_momentums):
+                _set_momentum(group, high - (high - low) * rise * scale, self.use_beta1)
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in super().state_dict().items() if k != "_scale_fn_custom"}
+
+
+def _per_group(owner: str, name: str, value, groups: list) -> list:
+    """One value per parameter group: a list of them, or one for all."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(groups):
+            raise ValueError(f"{owner}: expected {len(groups)} values of {name}, got "
+                             f"{len(value)}")
+        return list(value)
+    return [value] * len(groups)
+
+
+def _set_momentum(group: dict, momentum: float, use_beta1: bool) -> None:
+    if use_beta1:
+        group["betas"] = (momentum, *group["betas"][1:])
+    else:
+        group["momentum"] = momentum
+
+
 class CosineAnnealingWarmRestarts(LRScheduler):
     """Cosine annealing from base_lr to eta_min over T_0 epochs, then a restart; each period
     T_mult times the one before (SGDR)."""

@@ -64,8 +64,21 @@ class Optimizer:
                 elif p.grad is not None:
                     p.grad.array[...] = 0
 
-    def step(self) -> None:
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient. `closure` (optional), a
+        function that clears the gradients, computes the loss, calls backward and returns
+        the loss, is called first, with gradients enabled; step returns its loss."""
         raise NotImplementedError
+
+    @staticmethod
+    def _loss_of(closure):
+        """The closure's loss, computed with gradients on (step itself runs under no_grad)."""
+        if closure is None:
+            return None
+        from minigrad.autograd import enable_grad
+
+        with enable_grad():
+            return closure()
 
     def _params_with_grad(self, group: dict):
         for p in group["params"]:
@@ -118,11 +131,7 @@ class Optimizer:
         self.state = {}
         for i, value in state_dict["state"].items():
             p = by_index[int(i)]
-            self.state[p] = {
-                name: backend.to_device(np.asarray(v, dtype=p.dtype), p.device)
-                if isinstance(v, np.ndarray) else v
-                for name, v in value.items()
-            }
+            self.state[p] = {name: _restored(name, v, p) for name, v in value.items()}
 
     def __repr__(self) -> str:
         lines = [type(self).__name__ + " ("]
@@ -130,6 +139,23 @@ class Optimizer:
             lines.append(f"Parameter Group {i}")
             lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
         return "\n".join(lines + [")"])
+
+
+def _restored(name: str, value, p):
+    """A saved state entry as this optimizer keeps it: arrays on p's device in p's dtype.
+    A torch optimizer's state_dict holds tensors (its 'step' a 0-d float tensor): they are
+    read as arrays, and a 0-d one as a Python number (an int for 'step')."""
+    if isinstance(value, Tensor):
+        value = value.numpy()
+    elif hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch.Tensor
+        value = value.detach().cpu().numpy()
+    if backend.is_array(value) and value.ndim == 0:
+        number = value.item()
+        return int(number) if name == "step" else number
+    if backend.is_array(value):  # (a copy: a torch state_dict shares its live state's memory)
+        host = value if isinstance(value, np.ndarray) else backend.to_device(value, backend.CPU)
+        return backend.to_device(np.array(host, dtype=p.dtype), p.device)
+    return value
 
 
 def _host_copy(value):

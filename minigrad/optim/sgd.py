@@ -6,6 +6,8 @@ step as torch.optim.SGD:
     buf = momentum * buf + (1 - dampening) * d (later steps)
     d = d + momentum * buf if nesterov else buf
     p = p - lr * d
+
+(maximize=True climbs: d starts from -grad.)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from minigrad.optim.optimizer import Optimizer
 
 class SGD(Optimizer):
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False):
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False):
         for name, value in (("lr", lr), ("momentum", momentum), ("dampening", dampening),
                             ("weight_decay", weight_decay)):
             checks.number("SGD", name, value)
@@ -27,15 +29,17 @@ class SGD(Optimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize))
 
     @no_grad()
-    def step(self) -> None:
+    def step(self, closure=None):
+        loss = self._loss_of(closure)
         for group in self.param_groups:
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov = group["weight_decay"], group["nesterov"]
             for p in self._params_with_grad(group):
-                d = p.grad.array
+                d = -p.grad.array if group.get("maximize", False) else p.grad.array
                 if weight_decay:
                     d = d + weight_decay * p.array
                 if momentum:
@@ -48,3 +52,4 @@ class SGD(Optimizer):
                         buf += (1 - dampening) * d if dampening else d
                     d = d + momentum * buf if nesterov else buf
                 p.array -= lr * d
+        return loss
