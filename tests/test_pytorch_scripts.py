@@ -341,3 +341,137 @@ def test_the_tutorial_two_layer_networks_run_unchanged():
     ours, theirs = (two_layer_net_with_nn(L, m) for L, m in zip(libraries, models))
     np.testing.assert_allclose(ours, theirs, rtol=1e-6)  # torch sums in threads
     assert ours[-1] < 0.75 * ours[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# the "Learn the Basics" series (tensors, datasets, build model, autograd, optimization,
+# save/load), its code as it stands, on a synthetic stand-in for FashionMNIST
+
+
+def learn_the_basics(L, tmp_path, images, labels, weights):
+    torch, nn = L.torch, L.nn
+    from_torch = getattr(torch.utils, "data", None)
+    DataLoader, TensorDataset = from_torch.DataLoader, from_torch.TensorDataset  # noqa: N806
+    out = {}
+    # tensors
+    data = [[1, 2], [3, 4]]
+    x_data = torch.tensor(data)
+    x_ones = torch.ones_like(x_data)
+    x_rand = torch.rand_like(x_data, dtype=torch.float)
+    tensor = torch.ones(4, 4)
+    tensor[:, 1] = 0
+    t1 = torch.cat([tensor, tensor, tensor], dim=1)
+    y1 = tensor @ tensor.T
+    agg = tensor.sum()
+    tensor.add_(5)
+    out["tensors"] = [x_ones.tolist(), list(x_rand.shape), list(t1.shape), y1.tolist(),
+                      agg.item(), tensor.tolist(), str(tensor.dtype).split(".")[-1]]
+    device = (torch.accelerator.current_accelerator().type
+              if torch.accelerator.is_available() else "cpu")
+    device = "cpu" if device != "cpu" else device  # (both runs on the CPU, to compare)
+
+    # datasets and dataloaders
+    training_data = TensorDataset(torch.tensor(images), torch.tensor(labels))
+    train_dataloader = DataLoader(training_data, batch_size=16)
+    train_features, train_labels = next(iter(train_dataloader))
+    out["batch"] = [list(train_features.size()), list(train_labels.size())]
+
+    # build the model
+    class NeuralNetwork(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.flatten = nn.Flatten()
+            self.linear_relu_stack = nn.Sequential(
+                nn.Linear(28 * 28, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
+                nn.Linear(32, 10))
+
+        def forward(self, x):
+            x = self.flatten(x)
+            return self.linear_relu_stack(x)
+
+    model = NeuralNetwork().to(device)
+    model.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
+    logits = model(torch.tensor(images[:1]))
+    pred_probab = nn.Softmax(dim=1)(logits)
+    out["predicted"] = pred_probab.argmax(1).tolist()
+
+    # autograd
+    x = torch.ones(5)
+    y = torch.zeros(3)
+    w = torch.tensor(np.linspace(-1, 1, 15).reshape(5, 3).astype(np.float32),
+                     requires_grad=True)
+    b = torch.tensor([0.1, 0.2, 0.3], requires_grad=True)
+    z = torch.matmul(x, w) + b
+    loss = L.F.binary_cross_entropy_with_logits(z, y)
+    loss.backward()
+    out["autograd"] = [w.grad.numpy().tolist(), b.grad.numpy().tolist()]
+    with torch.no_grad():
+        z = torch.matmul(x, w) + b
+    out["no_grad"] = [z.requires_grad, z.detach().requires_grad]
+
+    # optimization
+    loss_fn = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-1)
+    losses = []
+
+    def train_loop(dataloader, model, loss_fn, optimizer):
+        model.train()
+        for _batch, (X, y) in enumerate(dataloader):
+            pred = model(X)
+            loss = loss_fn(pred, y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+
+    def test_loop(dataloader, model, loss_fn):
+        model.eval()
+        test_loss, correct = 0, 0
+        with torch.no_grad():
+            for X, y in dataloader:
+                pred = model(X)
+                test_loss += loss_fn(pred, y).item()
+                correct += (pred.argmax(1) == y).type(torch.float).sum().item()
+        return test_loss / len(dataloader), correct / len(dataloader.dataset)
+
+    for _ in range(3):
+        train_loop(train_dataloader, model, loss_fn, optimizer)
+    out["losses"] = losses
+    out["test"] = list(test_loop(train_dataloader, model, loss_fn))
+
+    # save and load
+    path = str(tmp_path / f"model_weights_{torch.__name__}.pth")
+    torch.save(model.state_dict(), path)
+    model2 = NeuralNetwork()
+    model2.load_state_dict(torch.load(path, weights_only=True) if torch.__name__ == "torch"
+                           else torch.load(path))
+    model2.eval()
+    out["reloaded"] = model2(torch.tensor(images[:2])).detach().numpy().tolist()
+    return out, model
+
+
+@requires_torch
+def test_the_learn_the_basics_tutorials_run_step_for_step_as_pytorch(tmp_path):
+    ours_lib, theirs_lib = _libraries()
+    for L, real in ((ours_lib, minigrad), (theirs_lib, torch())):
+        L.torch = real
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 64)
+    images = (rng.random((64, 1, 28, 28)) * 0.3 + labels[:, None, None, None] / 10).astype(
+        np.float32)  # (each class a brightness: learnable)
+    start = {}  # the same initial weights for both (Linear's shapes, PyTorch's layout)
+    for k, (fan_out, fan_in) in enumerate([(32, 784), (32, 32), (10, 32)]):
+        bound = 1 / math.sqrt(fan_in)
+        start[f"linear_relu_stack.{2 * k}.weight"] = rng.uniform(
+            -bound, bound, (fan_out, fan_in)).astype(np.float32)
+        start[f"linear_relu_stack.{2 * k}.bias"] = rng.uniform(-bound, bound, fan_out).astype(
+            np.float32)
+    theirs, _ = learn_the_basics(theirs_lib, tmp_path, images, labels, start)
+    ours, _ = learn_the_basics(ours_lib, tmp_path, images, labels, start)
+    for key in ("tensors", "batch", "predicted", "no_grad"):
+        assert ours[key] == theirs[key], key
+    np.testing.assert_allclose(ours["autograd"][0], theirs["autograd"][0], rtol=1e-6)
+    np.testing.assert_allclose(ours["losses"], theirs["losses"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours["test"], theirs["test"], rtol=1e-4)
+    np.testing.assert_allclose(ours["reloaded"], theirs["reloaded"], rtol=1e-4, atol=1e-5)
+    assert ours["losses"][-1] < ours["losses"][0]
