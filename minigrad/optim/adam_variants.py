@@ -47,6 +47,16 @@ class _AdamLike(Optimizer):
                 grad = grad + group["weight_decay"] * p.array
         return grad
 
+    @staticmethod
+    def _moments(state: dict, grad, beta1: float, beta2: float) -> tuple:
+        """Adam's moving averages, updated in place: m of the gradient, v of its square."""
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        return m, v
+
     def _state(self, p, *names: str) -> dict:
         state = self.state.setdefault(p, {})
         if not state:
@@ -110,11 +120,7 @@ class NAdam(_AdamLike):
                 mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
                 state["mu_product"] *= mu
                 product = state["mu_product"]
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m *= beta1
-                m += (1 - beta1) * grad
-                v *= beta2
-                v += (1 - beta2) * grad * grad
+                m, v = self._moments(state, grad, beta1, beta2)
                 denominator = xp.sqrt(v / (1 - beta2**t)) + eps
                 p.array -= lr * (1 - mu) / (1 - product) * grad / denominator
                 p.array -= lr * mu_next / (1 - product * mu_next) * m / denominator
@@ -142,11 +148,7 @@ class RAdam(_AdamLike):
                 state = self._state(p, "exp_avg", "exp_avg_sq")
                 state["step"] += 1
                 t = state["step"]
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m *= beta1
-                m += (1 - beta1) * grad
-                v *= beta2
-                v += (1 - beta2) * grad * grad
+                m, v = self._moments(state, grad, beta1, beta2)
                 m_hat = m / (1 - beta1**t)
                 rho_t = rho_inf - 2 * t * beta2**t / (1 - beta2**t)
                 if rho_t > 5:
