@@ -21,16 +21,12 @@ from minigrad.backend import Device
 
 class Size(tuple):
     """A tensor's shape, as torch.Size: a tuple (it compares equal to one, unpacks and
-    indexes as one) whose repr is `minigrad.Size([2, 10])`. Its str stays the tuple's,
-    `(2, 10)`, which is how minigrad's error messages name shapes."""
+    indexes as one) that prints as `minigrad.Size([2, 10])`; a slice of it is a Size too."""
 
     __slots__ = ()
 
     def __repr__(self) -> str:
         return f"minigrad.Size({list(self)})"
-
-    def __str__(self) -> str:
-        return tuple.__repr__(self)
 
     def __getitem__(self, key):
         item = tuple.__getitem__(self, key)

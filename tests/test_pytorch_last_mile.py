@@ -171,6 +171,20 @@ def test_a_numpy_array_takes_part_in_the_dtype_as_torch():
         ours = (mg.ones(3, dtype=dtype) * value).dtype
         theirs = (t.ones(3, dtype=getattr(t, np.dtype(dtype).name)) * value).dtype
         assert str(ours) == str(theirs).removeprefix("torch."), (dtype, value)
+    # an array with dims of every dtype beside a tensor of every dtype (torch hands the op to
+    # NumPy: float32 * an int64 array is float64, int64 * a float32 array too)
+    for dtype in (np.float16, np.float32, np.float64, np.int32, np.int64):
+        for other in (np.int8, np.uint8, np.int32, np.int64, np.float16, np.float32,
+                      np.float64, np.bool_):
+            for shape in ((3,), ()):
+                value = np.ones(shape, dtype=other)
+                ours = mg.ones(3, dtype=dtype) + value
+                theirs = t.ones(3, dtype=getattr(t, np.dtype(dtype).name)) + value
+                assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), (
+                    dtype, other, shape)
+    x = mg.ones(3, requires_grad=True)  # and it stays differentiable (torch refuses this)
+    (x * np.arange(3)).sum().backward()
+    assert x.grad.dtype == mg.float32 and x.grad.tolist() == [0.0, 1.0, 2.0]
 
 
 @requires_torch
@@ -178,6 +192,8 @@ def test_size_tensor_methods_and_to_as_torch():
     t = torch()
     x = mg.randn(2, 10)
     assert repr(x.shape) == repr(t.randn(2, 10).shape).replace("torch", "minigrad")
+    for shown in (str, lambda s: f"{s}", lambda s: str(s[1:])):  # print(t.shape) as torch
+        assert shown(x.shape) == shown(t.randn(2, 10).shape).replace("torch", "minigrad")
     assert x.shape == (2, 10) and x.size()[1:] == (10,) and x.shape.numel() == 20
     assert isinstance(x.shape[1:], mg.Size) and x.size(1) == 10
     assert x.reshape_as(mg.zeros(5, 4)).shape == (5, 4)
@@ -239,9 +255,9 @@ def test_errors_name_the_op_and_the_shapes():
     with pytest.raises(IndexError, match=r"scatter: index 3 is out of bounds for dim 0 of "
                                          r"size 3"):
         x.scatter(0, mg.tensor([[3, 0, 0, 0]]), 1.0)
-    with pytest.raises(ValueError, match=r"index_add: source of shape \(2, 4\) does not fit"):
+    with pytest.raises(ValueError, match=r"index_add: source of shape minigrad.Size\(\[2, 4\]\) does not fit"):
         x.index_add(0, mg.tensor([0]), mg.ones(2, 4))
-    with pytest.raises(ValueError, match=r"__setitem__: a value of shape \(3,\) cannot be "
+    with pytest.raises(ValueError, match=r"__setitem__: a value of shape minigrad.Size\(\[3\]\) cannot be "
                                          r"assigned"):
         y = mg.randn(3, 4, requires_grad=True) * 1
         y[0] = mg.ones(3)
@@ -326,6 +342,10 @@ def test_hooks_as_torch():
         x = L.tensor(np.arange(6.0).reshape(2, 3), dtype=L.float64, requires_grad=True)
         (lin(x) * L.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=L.float64)).sum().backward()
         lin(L.ones(1, 3, dtype=L.float64)).sum().backward()  # no input wants a gradient
+        unused = lin(x)  # an output no gradient reaches: the hook is not called (as torch)
+        (x * 2).sum().backward()
+        del unused
+        log.append([len(log)])
         pre.remove(), post.remove(), back.remove()
         plain = lin(x).detach().numpy()
         z = x * 2
@@ -334,7 +354,8 @@ def test_hooks_as_torch():
         x.grad = None
         z.sum().backward()
         handle.remove()
-        return [*features, *[a for entry in log for a in entry], x.grad.numpy(), plain]
+        return [*features, *[np.asarray(a) if isinstance(a, int) else a
+                             for entry in log for a in entry], x.grad.numpy(), plain]
 
     import warnings
 

@@ -38,7 +38,7 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
+        if x.ndim == 0 or x.array.shape[-1] != self.in_features:
             hint = (f" (if a Flatten comes before this layer, the layers before it produce "
                     f"{x.shape[-1]} features per sample, not {self.in_features})"
                     if x.ndim == 2 else "")

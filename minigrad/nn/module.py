@@ -46,6 +46,7 @@ class Module:
         for name in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks"):
             object.__setattr__(self, name, OrderedDict())  # (nn/hooks.py)
         object.__setattr__(self, "_hooks_with_kwargs", {})
+        object.__setattr__(self, "_hooked", False)  # set once a hook is registered
 
     # -- registration -------------------------------------------------------------------------
     def __setattr__(self, name: str, value) -> None:
@@ -112,10 +113,11 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
-        if args and type(self).__module__.startswith("minigrad.") and _not_a_tensor(args[0]):
+        if (args and type(args[0]) is not Tensor and _not_a_tensor(args[0])
+                and type(self).__module__.startswith("minigrad.")):
             raise TypeError(f"{type(self).__name__}: expected a minigrad Tensor, got "
                             f"{_type_name(args[0])}; wrap it with minigrad.tensor(...)")
-        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+        if self._hooked:  # one test on the fast path; hooks.call runs whatever is registered
             return hooks.call(self, args, kwargs)
         return self.forward(*args, **kwargs)
 
@@ -123,6 +125,7 @@ class Module:
     def register_forward_pre_hook(self, hook, *, prepend: bool = False,
                                   with_kwargs: bool = False):
         """hook(module, args) before each forward (may return new args); a handle."""
+        object.__setattr__(self, "_hooked", True)
         return hooks.register(self._forward_pre_hooks, hook, prepend, self._hooks_with_kwargs,
                               with_kwargs)
 
@@ -130,12 +133,14 @@ class Module:
                               always_call: bool = False):
         """hook(module, args, output) after each forward (may return a new output); a
         handle."""
+        object.__setattr__(self, "_hooked", True)
         return hooks.register(self._forward_hooks, hook, prepend, self._hooks_with_kwargs,
                               with_kwargs)
 
     def register_full_backward_hook(self, hook, prepend: bool = False):
         """hook(module, grad_input, grad_output) when the gradients of this module's tensor
         inputs are computed (may return new grad_input); a handle."""
+        object.__setattr__(self, "_hooked", True)
         return hooks.register(self._backward_hooks, hook, prepend)
 
     def register_backward_hook(self, hook):

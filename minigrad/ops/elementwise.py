@@ -81,11 +81,11 @@ def operands(op: str, *values) -> tuple:
                 return a, Tensor(get_array_module(a.array).asarray(b, dtype=a.dtype))
     like = next(v for v in values if isinstance(v, Tensor))
     tensors = [_as_tensor(v, like) for v in values]
-    if any(backend.is_array(v) and not v.ndim for v in values):
-        # a NumPy array takes part in the dtype as a tensor with dims, even a 0-d one (as in
-        # torch: float32 * np.array(2.0) is float64), unlike a number or a 0-d tensor
-        dtype = result_dtype(*[Tensor(t.array.reshape(1)) if backend.is_array(v) else t
-                               for t, v in zip(tensors, values)])
+    if any(backend.is_array(v) for v in values):
+        # with a NumPy array beside it, torch hands the op to NumPy, so NumPy's promotion
+        # decides the dtype: float32 * np.array(2.0) and float32 * an int64 array are float64
+        dtype = np.result_type(*[t.dtype if backend.is_array(v) or isinstance(v, Tensor) else v
+                                 for t, v in zip(tensors, values)])
         tensors = [t if t.dtype == dtype else cast(t, dtype) for t in tensors]
     else:
         tensors = promote(*tensors)

@@ -89,12 +89,13 @@ class Linear(Function):
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, checked: x's last dim must equal weight's in_features."""
-    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+    x_shape, w_shape = x.array.shape, weight.array.shape  # (arrays': no Size on a hot path)
+    if len(w_shape) != 2 or not x_shape or x_shape[-1] != w_shape[1]:
         raise ValueError(
             f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 0} features in "
             f"its last dim, but the weight {weight.shape} expects {weight.shape[-1]}"
         )
-    if bias is not None and bias.shape != (weight.shape[0],):
+    if bias is not None and bias.array.shape != (w_shape[0],):
         raise ValueError(f"linear: bias has shape {bias.shape}, expected ({weight.shape[0]},)")
     x, weight, bias = amp.lower_precision(x, weight, bias)  # float16 inside mg.autocast
     inputs = (x, weight) if bias is None else (x, weight, bias)
