@@ -9,7 +9,8 @@ from minigrad import autograd, backend
 
 
 def test_matmul_of_mismatched_inner_dimensions_names_both_shapes():
-    with pytest.raises(ValueError, match=r"matmul: cannot multiply shapes minigrad.Size\(\[2, 3\]\) and minigrad.Size\(\[4, 5\]\)"):
+    with pytest.raises(ValueError, match=r"matmul: cannot multiply shapes minigrad.Size\(\[2, "
+                                         r"3\]\) and minigrad.Size\(\[4, 5\]\)"):
         mg.randn(2, 3) @ mg.randn(4, 5)
 
 
@@ -51,7 +52,8 @@ def test_tensors_on_cpu_and_gpu_are_refused():
 
 def test_backward_on_a_non_scalar_without_a_gradient():
     x = mg.randn(2, 3, requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"single-element output.*shape minigrad.Size\(\[2, 3\]\)"):
+    with pytest.raises(RuntimeError, match=r"single-element output.*shape minigrad.Size\(\[2, "
+                                           r"3\]\)"):
         (x * 2).backward()
 
 
@@ -96,7 +98,8 @@ def test_indexing_out_of_range_names_the_index_the_axis_and_the_shape(key, messa
 
 
 def test_reshape_to_a_different_number_of_elements():
-    with pytest.raises(RuntimeError, match=r"reshape: cannot view a tensor of shape minigrad.Size\(\[2, 3\]\)"):
+    with pytest.raises(RuntimeError, match=r"reshape: cannot view a tensor of shape "
+                                           r"minigrad.Size\(\[2, 3\]\)"):
         mg.randn(2, 3).reshape(4, -1)
 
 
@@ -113,7 +116,8 @@ def test_shape_ops_with_invalid_dims():
 
 
 def test_cat_and_stack_of_mismatched_shapes():
-    expected = r"cat: tensor 1 has shape minigrad.Size\(\[2, 4\]\) but tensor 0 has shape minigrad.Size\(\[2, 3\]\)"
+    expected = (r"cat: tensor 1 has shape minigrad.Size\(\[2, 4\]\) but tensor 0 has shape "
+                r"minigrad.Size\(\[2, 3\]\)")
     with pytest.raises(ValueError, match=expected):
         mg.cat([mg.randn(2, 3), mg.randn(2, 4)], dim=0)
     with pytest.raises(ValueError, match=r"stack: tensor 1 has shape minigrad.Size\(\[3\]\)"):
@@ -161,5 +165,6 @@ def test_in_place_changes_to_a_leaf_that_records_gradients_are_refused():
 
 
 def test_item_of_a_tensor_with_several_elements():
-    with pytest.raises(RuntimeError, match=r"item: only one-element tensors.*shape minigrad.Size\(\[2\]\)"):
+    with pytest.raises(RuntimeError, match=r"item: only one-element tensors.*shape "
+                                           r"minigrad.Size\(\[2\]\)"):
         mg.randn(2).item()

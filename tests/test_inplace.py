@@ -160,7 +160,8 @@ def test_in_place_results_must_keep_the_shape_and_cast_to_the_dtype():
     counts *= 2
     np.testing.assert_array_equal(counts.numpy(), [2, 4, 6])
     x = mg.zeros(3)
-    with pytest.raises(RuntimeError, match=r"add_: output with shape minigrad.Size\(\[3\]\) doesn't match the "
+    with pytest.raises(RuntimeError, match=r"add_: output with shape minigrad.Size\(\[3\]\) "
+                                           r"doesn't match the "
                                            r"broadcast shape \(2, 3\)"):
         x += mg.ones(2, 3)
     x += mg.ones(3, dtype=mg.float64)  # float64 into float32 is allowed, as in PyTorch

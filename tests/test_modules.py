@@ -313,7 +313,8 @@ def test_conv2d_input_smaller_than_the_kernel():
 
 def test_linear_with_the_wrong_feature_count_says_what_flatten_produced():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(100, 10))
-    with pytest.raises(ValueError, match=r"Linear\(in_features=100.*got shape minigrad.Size\(\[4, 72\]\).*produce "
+    with pytest.raises(ValueError, match=r"Linear\(in_features=100.*got shape "
+                                         r"minigrad.Size\(\[4, 72\]\).*produce "
                                          r"72 features per sample, not 100"):
         model(mg.randn(4, 1, 8, 8))
 
@@ -326,7 +327,8 @@ def test_class_targets_out_of_range_or_floating():
         nn.functional.nll_loss(logits, mg.tensor([0, -2, 1]))
     with pytest.raises(TypeError, match="integer class indices.*float32"):
         nn.CrossEntropyLoss()(logits, mg.tensor([0.0, 1.0, 2.0]))
-    with pytest.raises(ValueError, match=r"target of shape minigrad.Size\(\[2\]\) does not match input"):
+    with pytest.raises(ValueError, match=r"target of shape minigrad.Size\(\[2\]\) does not "
+                                         r"match input"):
         nn.CrossEntropyLoss()(logits, mg.tensor([0, 1]))
 
 

@@ -255,9 +255,11 @@ def test_errors_name_the_op_and_the_shapes():
     with pytest.raises(IndexError, match=r"scatter: index 3 is out of bounds for dim 0 of "
                                          r"size 3"):
         x.scatter(0, mg.tensor([[3, 0, 0, 0]]), 1.0)
-    with pytest.raises(ValueError, match=r"index_add: source of shape minigrad.Size\(\[2, 4\]\) does not fit"):
+    with pytest.raises(ValueError, match=r"index_add: source of shape minigrad.Size\(\[2, 4\]\) "
+                                         r"does not fit"):
         x.index_add(0, mg.tensor([0]), mg.ones(2, 4))
-    with pytest.raises(ValueError, match=r"__setitem__: a value of shape minigrad.Size\(\[3\]\) cannot be "
+    with pytest.raises(ValueError, match=r"__setitem__: a value of shape minigrad.Size\(\[3\]\) "
+                                         r"cannot be "
                                          r"assigned"):
         y = mg.randn(3, 4, requires_grad=True) * 1
         y[0] = mg.ones(3)
