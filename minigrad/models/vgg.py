@@ -79,6 +79,8 @@ def load_pretrained(model: nn.Module, path, strict: bool = True):
     PyTorch .pth state_dict (also wrapped as {"state_dict": ...} or {"model": ...}; reading
     it needs torch, and never unpickles anything but tensors). Errors name the file."""
     wanted = set(model.state_dict())
+    if hasattr(model, "old_key_names"):  # DenseNet: torchvision's old names load too
+        wanted |= model.old_key_names()
     state = read_state_dict(path, wanted=wanted, who="load_pretrained")
     try:
         return model.load_state_dict(state, strict=strict)
@@ -100,3 +102,32 @@ def replace_head(model: VGG, num_classes: int) -> VGG:
     nn.init.zeros_(head.bias)
     model.classifier[6] = head
     return model
+
+
+class CifarVGG(nn.Module):
+    """VGG16's 13 convolutions (configuration D) for 32x32 images, as CIFAR studies use it:
+    BN after each conv (by default), five poolings leave 1x1x512, and one linear layer
+    classifies (no 4096-wide layers: at 32x32 they would hold 90% of the parameters)."""
+
+    def __init__(self, num_classes: int = 10, batch_norm: bool = True, width_mult: float = 1.0):
+        super().__init__()
+        checks.integer("CifarVGG", "num_classes", num_classes, minimum=1)
+        vgg = VGG(CONFIG_D, num_classes, batch_norm, width_mult=width_mult)
+        self.features = vgg.features  # (and its initialisation)
+        self.classifier = nn.Linear(_last_width(vgg.features), num_classes)
+        nn.init.normal_(self.classifier.weight, 0.0, 0.01)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, x):
+        if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[2:]) != (32, 32):
+            raise ValueError(f"CifarVGG: expected images (N, 3, 32, 32), got shape {x.shape}")
+        return self.classifier(self.features(x).flatten(1))
+
+
+def _last_width(features: nn.Sequential) -> int:
+    return [m for m in features if isinstance(m, nn.Conv2d)][-1].out_channels
+
+
+def cifar_vgg16(num_classes: int = 10, batch_norm: bool = True,
+                width_mult: float = 1.0) -> CifarVGG:
+    return CifarVGG(num_classes, batch_norm, width_mult)
