@@ -1,5 +1,6 @@
 """The README's first command: the demo trains, and its loss falls."""
 
+import json
 import re
 import runpy
 import signal
@@ -254,3 +255,52 @@ def test_second_order_example_converges_quadratically_and_trains_a_penalised_cri
     penalties = [float(p) for p in re.findall(r"step +\d+: ([\d.]+)$", result.stdout,
                                               flags=re.MULTILINE)]
     assert penalties and penalties[-1] < penalties[0], result.stdout
+
+
+STUDY = ["--data", "synthetic", "--synthetic-size", 120, "--width", 0.0625, "--batch-size", 24,
+         "--no-progress"]
+
+
+def test_architecture_study_trains_each_model_and_writes_the_table_and_plot(tmp_path):
+    out = run_example(EXAMPLES / "architecture_study.py", *STUDY, "--epochs", 2,
+                      "--out", tmp_path)
+    rows = json.loads((tmp_path / "study.json").read_text())
+    assert [r["model"] for r in rows] == ["preact_resnet18", "resnet18", "densenet121", "vgg16"]
+    for r in rows:  # each row's figures are its own model's, measured independently here
+        model = {"preact_resnet18": lambda: mg.models.preact_resnet18(10, width_mult=0.0625),
+                 "resnet18": lambda: mg.models.cifar_resnet18(10, width_mult=0.0625),
+                 "densenet121": lambda: mg.models.DenseNet(2, (6, 12, 24, 16), 4, num_classes=10),
+                 "vgg16": lambda: mg.models.cifar_vgg16(10, width_mult=0.0625)}[r["model"]]()
+        assert r["parameters"] == sum(p.numel() for p in model.parameters()), r
+        assert r["epochs"] == 2 and r["seconds_per_epoch"] > 0 and 0 <= r["test_accuracy"] <= 1
+        assert r["mult_adds"] > r["parameters"] / 2  # conv weights are used at many positions
+        assert (tmp_path / r["model"] / "last.npz").is_file()
+        assert f"| {r['title']} | {r['parameters']:,} |" in out
+    assert (tmp_path / "study.png").stat().st_size > 10_000
+    assert (tmp_path / "study.csv").read_text().splitlines()[0].startswith("model,title,")
+    again = run_example(EXAMPLES / "architecture_study.py", *STUDY, "--epochs", 2,
+                        "--out", tmp_path, "--resume", "--models", "vgg16")
+    assert "nothing to train" in again and "| VGG16-BN (32x32) |" in again
+
+
+def test_architecture_study_ctrl_c_keeps_the_models_finished(tmp_path):
+    command = [sys.executable, str(EXAMPLES / "architecture_study.py"), *map(str, STUDY),
+               "--epochs", "1", "--models", "vgg16", "densenet121", "--out", str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=ROOT)
+    for line in process.stdout:  # the second model has begun
+        if line.startswith("DenseNet-121:"):
+            break
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    rows = json.loads((tmp_path / "study.json").read_text())
+    assert [r["model"] for r in rows] == ["vgg16"]
+    assert "wrote the table of the 1 models finished" in out
+
+
+def test_architecture_study_without_cifar_says_how_to_get_it(tmp_path):
+    result = _run("architecture_study.py", "--data-dir", tmp_path, "--out", tmp_path / "run")
+    assert result.returncode == 1
+    assert "--data-dir" in result.stderr and "--download" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
