@@ -9,7 +9,7 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
-from helpers import requires_torch, torch
+from helpers import DEVICES, requires_torch, torch
 
 import minigrad as mg
 from minigrad import nn
@@ -429,3 +429,16 @@ def test_summary_of_a_densenet_matches_torchvisions_figure():
     stats = summary(densenet121(), input_size=(1, 3, 224, 224), depth=1, verbose=0)
     assert stats.total_params == 7_978_856
     assert math.isclose(stats.total_mult_adds / 1e9, 2.83, abs_tol=0.005)  # torchvision: 2.83
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_summary_makes_its_inputs_where_the_model_is(device):
+    seen = []
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)).to(device)
+    model[0].register_forward_hook(lambda m, args, out: seen.append(args[0].device))
+    stats = summary(model, input_size=(2, 3, 8, 8), verbose=0)
+    assert str(seen[0]) == str(model[2].weight.device)
+    assert stats.total_mult_adds == 2 * 6 * 6 * 4 * 3 * 9 + 2 * 144 * 2
+    stats = summary(model.double(), input_size=(2, 3, 8, 8), dtypes=[mg.float64], device=device,
+                    verbose=0)
+    assert stats.total_input == 2 * 3 * 8 * 8 * 8  # float64 inputs, as asked
