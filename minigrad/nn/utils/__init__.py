@@ -1,4 +1,4 @@
-"""`nn.utils`: clipping gradients, as torch.nn.utils does."""
+"""`nn.utils`: clipping gradients, as torch.nn.utils does; `nn.utils.prune` (prune.py)."""
 
 from __future__ import annotations
 
@@ -46,3 +46,6 @@ def clip_grad_value_(parameters, clip_value: float) -> None:
     for p in _with_grads(parameters):
         get_array_module(p.grad.array).clip(p.grad.array, -clip_value, clip_value,
                                             out=p.grad.array)
+
+
+from minigrad.nn.utils import prune, rnn  # noqa: E402, F401  (nn.utils.prune, nn.utils.rnn)
