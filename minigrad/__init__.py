@@ -20,6 +20,7 @@ from minigrad import (
     accelerator,
     amp,
     backends,
+    compression,
     cuda,
     data,
     kernels,

@@ -206,6 +206,18 @@ class Module:
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         return (buffer for _, buffer in self.named_buffers(recurse=recurse))
 
+    def get_submodule(self, target: str) -> Module:
+        """The submodule at the dotted path `target` ("" is this module), as torch's."""
+        module = self
+        for i, part in enumerate(target.split(".") if target else []):
+            child = module._modules.get(part)
+            if not isinstance(child, Module):
+                where = ".".join(target.split(".")[:i]) or type(self).__name__
+                raise AttributeError(f"get_submodule: {where} has no submodule '{part}' "
+                                     f"(looking for '{target}')")
+            module = child
+        return module
+
     # -- modes and devices --------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
         for module in self.modules():
