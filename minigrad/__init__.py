@@ -29,6 +29,7 @@ from minigrad import (
     nn,
     ops,
     optim,
+    quantization,
     training,
     utils,
     viz,
@@ -131,6 +132,7 @@ from minigrad.ops import (
     var,
     where,
 )
+from minigrad.quantization import qint8, quint8  # noqa: F401
 from minigrad.serialization import CheckpointError, load, save
 from minigrad.tensor import (
     Size,
