@@ -304,3 +304,27 @@ def test_architecture_study_without_cifar_says_how_to_get_it(tmp_path):
     assert result.returncode == 1
     assert "--data-dir" in result.stderr and "--download" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="apt-get install dataset-fashion-mnist (.ci/run installs it)")
+def test_compress_lenet5_example_measures_each_way_of_making_it_smaller(tmp_path):
+    out = run_example(EXAMPLES / "compress_lenet5.py", "--subset", 600, "--epochs", 1,
+                      "--finetune-epochs", 1, "--sparsities", 0.8, "--energies", 0.9,
+                      "--out", tmp_path, "--no-progress")
+    rows = {r["name"]: r for r in json.loads((tmp_path / "compression.json").read_text())}
+    assert list(rows) == ["float LeNet5", "pruned 80%", "int8 dynamic (linears)",
+                          "int8 static", "factorized, energy 0.9", "student alone",
+                          "student distilled"]
+    base = rows["float LeNet5"]
+    assert base["parameters"] == 61_706 and base["nonzero_parameters"] == 61_706
+    pruned = rows["pruned 80%"]  # 80% of the conv and linear weights, biases kept
+    weights = 6 * 25 + 16 * 6 * 25 + 400 * 120 + 120 * 84 + 84 * 10
+    assert pruned["nonzero_parameters"] <= 61_706 - round(0.8 * weights)
+    assert rows["int8 static"]["bytes"] < 0.35 * base["bytes"]
+    assert rows["int8 dynamic (linears)"]["bytes"] < 0.4 * base["bytes"]
+    assert rows["factorized, energy 0.9"]["parameters"] < base["parameters"]
+    assert rows["student alone"]["parameters"] <= base["parameters"] / 3.9
+    assert all(0 <= r["test_accuracy"] <= 1 for r in rows.values())
+    assert (tmp_path / "compression.png").stat().st_size > 10_000
+    assert "| int8 static |" in out and (tmp_path / "student_distilled" / "last.npz").is_file()
