@@ -17,8 +17,9 @@ here: each product is at most 127 * 255 and float64 holds every integer below 2^
 up to 2^53 / 32385 (2.8e11) terms are computed without a rounding.
 
 Two ways in:
-- Dynamic (`quantize_dynamic(model, {nn.Linear}, dtype=mg.qint8)`): the weights are quantized
-  once; each input's range is measured on the fly, batch by batch. Nothing to calibrate.
+- Dynamic (`quantize_dynamic(model, {nn.Linear, nn.LSTM}, dtype=mg.qint8)`): the weights are
+  quantized once; each input's range is measured on the fly, batch by batch (for a recurrent
+  layer, the hidden state's at every step too). Nothing to calibrate.
 - Static (`fuse_modules`, `prepare`, a few calibration batches, `convert`): observers record
   the range of every quantized layer's input and output on calibration data, and the scales
   are fixed from them. Conv + BatchNorm (+ ReLU) are fused first: the BN is folded into the
@@ -101,6 +102,15 @@ def integer_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # dynamic quantization
 
 
+def dynamic_linear(a: np.ndarray, q_w: np.ndarray, w_scale: np.ndarray, bias) -> np.ndarray:
+    """a @ W^T + b with W int8 (per-channel scales) and a quantized to uint8 from its own
+    range: the integer product, rescaled once."""
+    scale, zero_point = activation_qparams(a.min(), a.max())
+    codes = quantize(a, scale, zero_point).astype(np.int16) - zero_point
+    out = integer_matmul(codes, q_w.T) * (scale * w_scale)
+    return out if bias is None else out + bias
+
+
 class DynamicQuantizedLinear(nn.Module):
     """A Linear with int8 weights (per output channel) whose input is quantized to uint8 on
     the fly, from each batch's own range."""
@@ -128,17 +138,98 @@ class DynamicQuantizedLinear(nn.Module):
         if a.shape[-1] != self.in_features:
             raise ValueError(f"{type(self).__name__}: expected {self.in_features} features, "
                              f"got shape {tuple(a.shape)}")
-        scale, zero_point = activation_qparams(a.min(), a.max())
-        codes = quantize(a, scale, zero_point).astype(np.int16) - zero_point
-        acc = integer_matmul(codes.reshape(-1, self.in_features), self.weight_int8.numpy().T)
-        out = acc * (scale * self.weight_scale.numpy())
-        if self.bias is not None:
-            out = out + self.bias.numpy()
+        bias = None if self.bias is None else self.bias.numpy()
+        out = dynamic_linear(a.reshape(-1, self.in_features), self.weight_int8.numpy(),
+                             self.weight_scale.numpy(), bias)
         return Tensor(out.astype(a.dtype).reshape(*a.shape[:-1], self.out_features))
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 "dtype=qint8, dynamic")
+
+
+class DynamicQuantizedRNN(nn.Module):
+    """An RNN, LSTM or GRU with int8 weights (per gate row) whose inputs and hidden states are
+    quantized on the fly at every step: x W_ih^T and h W_hh^T are integer products; the gates
+    are ops/recurrent.py's, in float. (No PackedSequence; for inference.)"""
+
+    def __init__(self, rnn):
+        super().__init__()
+        for name in ("mode", "input_size", "hidden_size", "num_layers", "bias",
+                     "batch_first", "bidirectional"):
+            object.__setattr__(self, name, getattr(rnn, name))
+        self.float_type = type(rnn).__name__
+        for name, p in rnn.named_parameters():
+            if name.startswith("weight"):
+                q, scale = weight_qparams(p.numpy())
+                self.register_buffer(name + "_int8", Tensor(q))
+                self.register_buffer(name + "_scale", Tensor(scale))
+            else:
+                self.register_buffer(name, Tensor(p.numpy().copy()))
+
+    @classmethod
+    def from_float(cls, rnn) -> DynamicQuantizedRNN:
+        return cls(rnn)
+
+    def _product(self, a: np.ndarray, kind: str, suffix: str) -> np.ndarray:
+        bias = getattr(self, f"bias_{kind}{suffix}").numpy() if self.bias else None
+        return dynamic_linear(a, getattr(self, f"weight_{kind}{suffix}_int8").numpy(),
+                              getattr(self, f"weight_{kind}{suffix}_scale").numpy(), bias)
+
+    def forward(self, input, hx=None):  # noqa: A002
+        from minigrad.nn.utils.rnn import PackedSequence
+        from minigrad.ops import recurrent
+
+        if isinstance(input, PackedSequence):
+            raise NotImplementedError(f"quantized {self.float_type}: a PackedSequence is not "
+                                      "supported; pad the batch")
+        x = input.numpy()
+        unbatched = x.ndim == 2
+        x = x[:, None] if unbatched else (x.transpose(1, 0, 2) if self.batch_first else x)
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            raise ValueError(f"quantized {self.float_type}: expected input of size "
+                             f"{self.input_size} in its last dim, got shape {input.shape}")
+        steps, batch = x.shape[:2]
+        directions = 2 if self.bidirectional else 1
+        lstm = self.mode == "LSTM"
+        shape = (self.num_layers * directions, batch, self.hidden_size)
+        if hx is None:
+            h0 = c0 = np.zeros(shape, x.dtype)
+        else:
+            states = [s.numpy() for s in (hx if lstm else (hx,))]
+            states = [s[:, None] if unbatched else s for s in states]
+            h0, c0 = states[0], (states[1] if lstm else None)
+        h_n, c_n = [], []
+        with autograd.no_grad():
+            for layer in range(self.num_layers):
+                outputs = []
+                for direction in range(directions):
+                    k, suffix = layer * directions + direction, f"_l{layer}" + (
+                        "_reverse" if direction else "")
+                    parts = self._product(x.reshape(steps * batch, -1), "ih", suffix)
+                    parts = parts.reshape(steps, batch, -1).astype(x.dtype)
+                    h = Tensor(h0[k])
+                    c = Tensor(c0[k]) if lstm else None
+                    out = [None] * steps
+                    for t in (range(steps - 1, -1, -1) if direction else range(steps)):
+                        h_part = Tensor(self._product(h.numpy(), "hh", suffix).astype(x.dtype))
+                        h, c = recurrent.gates(self.mode, Tensor(parts[t]), h_part, h, c)
+                        out[t] = h.numpy()
+                    outputs.append(np.stack(out))
+                    h_n.append(h.numpy())
+                    c_n.append(None if c is None else c.numpy())
+                x = outputs[0] if directions == 1 else np.concatenate(outputs, 2)
+        state = (Tensor(np.stack(h_n)), Tensor(np.stack(c_n))) if lstm else Tensor(np.stack(h_n))
+        if unbatched:
+            x = x[:, 0]
+            state = tuple(s.squeeze(1) for s in state) if lstm else state.squeeze(1)
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)
+        return Tensor(np.ascontiguousarray(x)), state
+
+    def extra_repr(self) -> str:
+        return (f"{self.float_type} {self.input_size}, {self.hidden_size}, "
+                f"num_layers={self.num_layers}, dtype=qint8, dynamic")
 
 
 def quantize_dynamic(model: nn.Module, qconfig_spec=None, dtype=qint8,
@@ -149,13 +240,18 @@ def quantize_dynamic(model: nn.Module, qconfig_spec=None, dtype=qint8,
         raise ValueError(f"quantize_dynamic: dtype {dtype!r}; minigrad quantizes to "
                          "minigrad.qint8")
     spec = {nn.Linear} if qconfig_spec is None else set(qconfig_spec)
+    makers = {nn.Linear: DynamicQuantizedLinear.from_float, nn.LSTM: DynamicQuantizedRNN,
+              nn.GRU: DynamicQuantizedRNN, nn.RNN: DynamicQuantizedRNN}
     unsupported = [t.__name__ if isinstance(t, type) else repr(t) for t in spec
-                   if t is not nn.Linear]
+                   if t not in makers]
     if unsupported:
         raise NotImplementedError(f"quantize_dynamic: {', '.join(unsupported)} cannot be "
-                                  "quantized dynamically yet; nn.Linear can")
+                                  "quantized dynamically; nn.Linear, LSTM, GRU and RNN can")
     model = model if inplace else copy.deepcopy(model)
-    _replace(model, nn.Linear, DynamicQuantizedLinear.from_float)
+    if type(model) in makers and type(model) in spec:  # the model is one such layer
+        return makers[type(model)](model).eval()
+    for kind in spec:
+        _replace(model, kind, makers[kind])
     return model.eval()
 
 

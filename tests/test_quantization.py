@@ -59,8 +59,8 @@ def test_dynamic_linear_is_the_rounded_product_and_close_to_float():
     out, expected = quantized(x).numpy(), model(x).numpy()
     assert np.abs(out - expected).max() < 0.02 * np.abs(expected).max()
     assert not np.array_equal(out, expected)  # it is rounded
-    with pytest.raises(NotImplementedError, match="LSTM cannot be quantized dynamically"):
-        Q.quantize_dynamic(model, {nn.LSTM})
+    with pytest.raises(NotImplementedError, match="Conv2d cannot be quantized dynamically"):
+        Q.quantize_dynamic(model, {nn.Conv2d})
     with pytest.raises(ValueError, match="minigrad quantizes to minigrad.qint8"):
         Q.quantize_dynamic(model, dtype=mg.quint8)
 
@@ -137,3 +137,54 @@ def test_a_quantized_model_saves_about_4x_smaller_and_loads_back(tmp_path):
     fresh.load_state_dict(state)
     x = mg.randn(4, 256)
     np.testing.assert_array_equal(fresh(x).numpy(), quantized(x).numpy())
+
+
+def _fake_quant_lstm(x, lstm):
+    """A one-layer LSTM with both products rounded as the dynamic layer rounds them, in
+    float64 with NumPy (gates i, f, g, o)."""
+    def product(a, w, b):
+        s, zp = Q.activation_qparams(a.min(), a.max())
+        q, scale = Q.weight_qparams(w)
+        return Q.dequantize(Q.quantize(a, s, zp), s, zp) @ (q * scale[:, None]).T + b
+
+    def sigmoid(v):
+        return 1 / (1 + np.exp(-v))
+
+    w_ih, w_hh, b_ih, b_hh = (getattr(lstm, n).numpy().astype(np.float64) for n in (
+        "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
+    steps, batch, _ = x.shape
+    hidden = lstm.hidden_size
+    parts = product(x.reshape(steps * batch, -1), w_ih, b_ih).reshape(steps, batch, -1)
+    h, c, out = np.zeros((batch, hidden)), np.zeros((batch, hidden)), []
+    for t in range(steps):
+        g = parts[t] + product(h, w_hh, b_hh)
+        i, f = sigmoid(g[:, :hidden]), sigmoid(g[:, hidden:2 * hidden])
+        c = f * c + i * np.tanh(g[:, 2 * hidden:3 * hidden])
+        h = sigmoid(g[:, 3 * hidden:]) * np.tanh(c)
+        out.append(h)
+    return np.stack(out)
+
+
+def test_dynamic_recurrent_layers_round_both_products_at_every_step():
+    mg.manual_seed(6)
+    lstm = nn.LSTM(5, 6).double()
+    x = mg.randn(9, 3, 5, dtype=mg.float64)
+    quantized = Q.quantize_dynamic(lstm, {nn.LSTM})
+    assert isinstance(quantized, Q.DynamicQuantizedRNN)
+    out, (h, c) = quantized(x)
+    np.testing.assert_allclose(out.numpy(), _fake_quant_lstm(x.numpy(), lstm), atol=1e-10)
+    np.testing.assert_allclose(h.numpy()[0], out.numpy()[-1])
+    for kind, kwargs in [(nn.LSTM, dict(num_layers=2, batch_first=True)),
+                         (nn.GRU, dict(bidirectional=True)), (nn.RNN, {})]:
+        model = nn.Sequential(kind(5, 8, **kwargs))
+        q = Q.quantize_dynamic(model, {kind})
+        x = mg.randn(3, 7, 5)
+        (a, state_a), (b, state_b) = model[0](x), q[0](x)
+        assert a.shape == b.shape and not np.array_equal(a.numpy(), b.numpy())
+        assert np.abs(a.numpy() - b.numpy()).max() < 0.03 * np.abs(a.numpy()).max()
+        first = state_a[0] if kind is nn.LSTM else state_a
+        second = state_b[0] if kind is nn.LSTM else state_b
+        assert first.shape == second.shape
+    packed = mg.nn.utils.rnn.pack_padded_sequence(mg.randn(4, 2, 5), [4, 2])
+    with pytest.raises(NotImplementedError, match="PackedSequence is not supported"):
+        quantized(packed)

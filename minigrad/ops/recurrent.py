@@ -13,8 +13,13 @@ from minigrad.tensor import Tensor
 def cell(mode: str, x_part, h, c, w_hh, b_hh):
     """One step: x_part = x W_ih^T + b_ih for this step; returns (h', c') (c' None but for
     the LSTM). Gates in PyTorch's order: LSTM i, f, g, o; GRU r, z, n."""
+    return gates(mode, x_part, linear(h, w_hh, b_hh), h, c)
+
+
+def gates(mode: str, x_part, h_part, h, c):
+    """The step from the two products, x_part = x W_ih^T + b_ih and h_part = h W_hh^T + b_hh
+    (what a quantized layer computes its own way); returns (h', c')."""
     hidden = h.shape[-1]
-    h_part = linear(h, w_hh, b_hh)
     if mode == "LSTM":
         gates = x_part + h_part
         i, f = gates[:, :hidden].sigmoid(), gates[:, hidden:2 * hidden].sigmoid()
