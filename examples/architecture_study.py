@@ -43,8 +43,8 @@ from minigrad import cli, models
 from minigrad.data import DataLoader, Subset
 from minigrad.data import transforms as T
 from minigrad.metrics import accuracy
-from minigrad.serialization import atomic_write, atomic_write_text
-from minigrad.training import TrainingInterrupted, evaluate, fit
+from minigrad.serialization import atomic_write_text
+from minigrad.training import TrainingInterrupted, evaluate, fit, pyplot, save_figure
 
 CIFAR_MEAN, CIFAR_STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
 
@@ -183,12 +183,8 @@ def write_study(rows: list[dict], args) -> None:
 
 def plot(rows: list[dict], path: Path) -> bool:
     """Test accuracy against parameters, multiply-adds and seconds per epoch."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     figure, axes = plt.subplots(1, 3, figsize=(14, 4))
     for ax, key, label in zip(axes, ("parameters", "mult_adds", "seconds_per_epoch"),
@@ -205,10 +201,7 @@ def plot(rows: list[dict], path: Path) -> bool:
         ax.grid(alpha=0.3)
     figure.suptitle("size, cost and time against accuracy, the same budget for each")
     figure.tight_layout()
-    try:
-        atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
-    finally:
-        plt.close(figure)
+    save_figure(figure, path)
     return True
 
 

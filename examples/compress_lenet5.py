@@ -44,8 +44,8 @@ from minigrad.data import transforms as T
 from minigrad.metrics import accuracy
 from minigrad.models import LeNet5
 from minigrad.nn.utils import prune
-from minigrad.serialization import atomic_write, atomic_write_text
-from minigrad.training import evaluate, fit
+from minigrad.serialization import atomic_write_text
+from minigrad.training import evaluate, fit, pyplot, save_figure
 
 MEAN, STD = 0.2860, 0.3530
 
@@ -236,12 +236,8 @@ def table(rows) -> str:
 
 
 def plot(rows, path: Path) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     figure, (by_size, by_params) = plt.subplots(1, 2, figsize=(12, 4.5))
     for r in rows:
@@ -255,10 +251,7 @@ def plot(rows, path: Path) -> bool:
         ax.grid(alpha=0.3)
     figure.suptitle("LeNet5 on Fashion-MNIST, made smaller")
     figure.tight_layout()
-    try:
-        atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
-    finally:
-        plt.close(figure)
+    save_figure(figure, path)
     return True
 
 

@@ -574,18 +574,37 @@ def _finite_or_none(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def plot_history(history: list[dict], path, metric_name: str = "metric",
-                 val_label: str = "validation") -> bool:
-    """Draw train/val loss and the val metric per epoch to a PNG (whole-numbered epoch ticks);
-    False without matplotlib."""
+def pyplot():
+    """matplotlib.pyplot drawing to files (the Agg backend), or None without matplotlib."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
     except ImportError:
+        return None
+    return plt
+
+
+def save_figure(figure, path) -> None:
+    """Write `figure` to path atomically (its suffix gives the format: .png, .pdf) and close
+    it."""
+    try:
+        kind = Path(path).suffix.lstrip(".").lower() or "png"  # (curves.pdf is a PDF)
+        atomic_write(path, lambda file: figure.savefig(file, format=kind, dpi=100))
+    finally:
+        pyplot().close(figure)
+
+
+def plot_history(history: list[dict], path, metric_name: str = "metric",
+                 val_label: str = "validation") -> bool:
+    """Draw train/val loss and the val metric per epoch to a PNG (whole-numbered epoch ticks);
+    False without matplotlib."""
+    plt = pyplot()
+    if plt is None:
         return False
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [r["epoch"] for r in history]
     figure, (losses, scores) = plt.subplots(1, 2, figsize=(10, 4))
     losses.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
@@ -599,9 +618,5 @@ def plot_history(history: list[dict], path, metric_name: str = "metric",
     for axes in (losses, scores):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
-    try:
-        kind = Path(path).suffix.lstrip(".").lower() or "png"  # (curves.pdf is a PDF)
-        atomic_write(path, lambda file: figure.savefig(file, format=kind, dpi=100))
-    finally:
-        plt.close(figure)
+    save_figure(figure, path)
     return True
